@@ -16,7 +16,14 @@ namespace {
 std::string human_count(int64_t n) {
   if (n >= 1000000000) return fmt::format("{:.2f}B", n / 1e9);
   if (n >= 1000000) return fmt::format("{:.1f}M", n / 1e6);
+  if (n >= 1000) return fmt::format("{:.1f}K", n / 1e3);
   return fmt::format("{}", n);
+}
+
+std::string human_bytes(double n) {
+  if (n >= 1e9) return fmt::format("{:.2f} GB", n / 1e9);
+  if (n >= 1e6) return fmt::format("{:.2f} MB", n / 1e6);
+  return fmt::format("{:.1f} KB", n / 1e3);
 }
 
 std::string rope_summary(const RopeConfig& r) {
@@ -49,8 +56,8 @@ void print_summary(const ModelDir& m) {
   fmt::print("tied embeddings     {}\n", yes_no[c.tie_word_embeddings]);
   fmt::print("qkv bias            {}\n", yes_no[c.attention_bias]);
   fmt::print("parameters          {} ({})\n", human_count(parameter_count(c)), parameter_count(c));
-  fmt::print("weights             {} tensors, {:.2f} GB\n", m.tensors->all().size(),
-             m.tensors->total_bytes() / 1e9);
+  fmt::print("weights             {} tensors, {}\n", m.tensors->all().size(),
+             human_bytes(static_cast<double>(m.tensors->total_bytes())));
   fmt::print("KV bytes per token  {} (16-bit cache)\n", kv_bytes_per_token_16bit(c));
   fmt::print("supported           yes\n");
 }
