@@ -192,26 +192,58 @@ void Normalizer::add(const nlohmann::json& j) {
   }
 }
 
+namespace {
+
+// Appends the normalization of `in` in form `opts` (utf8proc options).
+void normalize_into(std::string_view in, int opts, std::string& out) {
+  utf8proc_uint8_t* dst = nullptr;
+  utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(in.data()),
+                                    static_cast<utf8proc_ssize_t>(in.size()), &dst,
+                                    static_cast<utf8proc_option_t>(opts));
+  if (n < 0) {
+    throw InvalidArgumentError(fmt::format("Unicode normalization failed: {}", utf8proc_errmsg(n)));
+  }
+  out.append(reinterpret_cast<const char*>(dst), static_cast<size_t>(n));
+  std::free(dst);
+}
+
+bool is_ascii(uint8_t c) {
+  return c < 0x80;
+}
+
+}  // namespace
+
 void Normalizer::apply(std::string& s) const {
   if (steps_.empty()) return;
-  bool ascii = true;
-  for (char c : s) ascii &= static_cast<uint8_t>(c) < 0x80;
-  if (ascii || s.empty()) return;  // ASCII is invariant under every Unicode normalization form
+  size_t first = 0;
+  while (first < s.size() && is_ascii(static_cast<uint8_t>(s[first]))) ++first;
+  if (first == s.size()) return;  // ASCII is invariant under every normalization form
   for (Form f : steps_) {
     int opts = UTF8PROC_STABLE;
     if (f == Form::NFC || f == Form::NFKC) opts |= UTF8PROC_COMPOSE;
     if (f == Form::NFD || f == Form::NFKD) opts |= UTF8PROC_DECOMPOSE;
     if (f == Form::NFKC || f == Form::NFKD) opts |= UTF8PROC_COMPAT;
-    utf8proc_uint8_t* dst = nullptr;
-    utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
-                                      static_cast<utf8proc_ssize_t>(s.size()), &dst,
-                                      static_cast<utf8proc_option_t>(opts));
-    if (n < 0) {
-      throw InvalidArgumentError(
-          fmt::format("Unicode normalization failed: {}", utf8proc_errmsg(n)));
+    // Normalize only the runs of non-ASCII text, each with the ASCII character before it (it may
+    // compose with a following mark, as "e" + U+0301). Splitting right before an ASCII character
+    // is exact: ASCII characters are starters that never compose with what precedes them.
+    std::string out;
+    out.reserve(s.size() + s.size() / 8);
+    size_t i = 0;
+    while (i < s.size()) {
+      size_t run = i;
+      while (run < s.size() && is_ascii(static_cast<uint8_t>(s[run]))) ++run;
+      if (run == s.size()) {
+        out.append(s, i, run - i);
+        break;
+      }
+      size_t begin = run > i ? run - 1 : run;  // keep the preceding ASCII character with the run
+      out.append(s, i, begin - i);
+      size_t end = run;
+      while (end < s.size() && !is_ascii(static_cast<uint8_t>(s[end]))) ++end;
+      normalize_into(std::string_view(s).substr(begin, end - begin), opts, out);
+      i = end;
     }
-    s.assign(reinterpret_cast<const char*>(dst), static_cast<size_t>(n));
-    std::free(dst);
+    s.swap(out);
   }
 }
 
@@ -285,7 +317,7 @@ void PreTokenizer::add(const nlohmann::json& j) {
 }
 
 void regex_split(const Regex& regex, std::string_view s, SplitBehavior behavior, bool invert,
-                 std::vector<std::string>& out) {
+                 std::vector<std::pair<size_t, size_t>>& out) {
   if (s.empty()) return;
   // Cover s with (begin, end, is_match) ranges, as HF's Pattern::find_matches does.
   thread_local std::vector<std::pair<size_t, size_t>> matches;
@@ -346,44 +378,50 @@ void regex_split(const Regex& regex, std::string_view s, SplitBehavior behavior,
       break;
   }
   for (auto r : merged) {
-    if (!r.match && r.e > r.b) out.emplace_back(s.substr(r.b, r.e - r.b));
+    if (!r.match && r.e > r.b) out.emplace_back(r.b, r.e);
   }
 }
 
-void PreTokenizer::apply(const Step& step, std::string& s, std::vector<std::string>& out) {
-  if (!step.is_byte_level) {
-    regex_split(*step.regex, s, step.behavior, step.invert, out);
+void PreTokenizer::run(size_t k, std::string_view s, const WordSink& sink) const {
+  if (s.empty()) return;
+  if (k == steps_.size()) {
+    sink(s);
     return;
   }
-  if (s.empty()) return;
-  if (step.add_prefix_space && s[0] != ' ') s.insert(s.begin(), ' ');
-  size_t first = out.size();
-  if (step.use_regex) {
-    regex_split(*step.regex, s, SplitBehavior::Isolated, false, out);
-  } else if (!s.empty()) {
-    out.push_back(std::move(s));
+  const Step& step = steps_[k];
+  std::vector<std::pair<size_t, size_t>> pieces;
+  if (!step.is_byte_level) {
+    regex_split(*step.regex, s, step.behavior, step.invert, pieces);
+    for (auto [b, e] : pieces) run(k + 1, s.substr(b, e - b), sink);
+    return;
+  }
+  std::string prefixed;
+  if (step.add_prefix_space && s[0] != ' ') {
+    prefixed.reserve(s.size() + 1);
+    prefixed += ' ';
+    prefixed += s;
+    s = prefixed;
   }
   std::string mapped;
-  for (size_t k = first; k < out.size(); ++k) {
+  auto emit = [&](std::string_view piece) {
     mapped.clear();
-    byte_level_encode(out[k], mapped);
-    out[k].swap(mapped);
+    byte_level_encode(piece, mapped);
+    run(k + 1, mapped, sink);
+  };
+  if (!step.use_regex) {
+    emit(s);
+    return;
   }
+  regex_split(*step.regex, s, SplitBehavior::Isolated, false, pieces);
+  for (auto [b, e] : pieces) emit(s.substr(b, e - b));
+}
+
+void PreTokenizer::split(std::string_view text, const WordSink& sink) const {
+  run(0, text, sink);
 }
 
 void PreTokenizer::split(std::string_view text, std::vector<std::string>& out) const {
-  if (text.empty()) return;
-  if (steps_.empty()) {
-    out.emplace_back(text);
-    return;
-  }
-  std::vector<std::string> cur{std::string(text)}, next;
-  for (const Step& step : steps_) {
-    next.clear();
-    for (std::string& s : cur) apply(step, s, next);
-    cur.swap(next);
-  }
-  for (std::string& s : cur) out.push_back(std::move(s));
+  split(text, [&](std::string_view w) { out.emplace_back(w); });
 }
 
 }  // namespace densekv

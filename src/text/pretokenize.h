@@ -4,6 +4,7 @@
 // their tokenizer.json objects; a component type not implemented here is an UnsupportedModelError
 // naming it, never silently different token ids.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -58,8 +59,11 @@ class PreTokenizer {
   PreTokenizer() = default;
   static PreTokenizer from_json(const nlohmann::json& j);  // j may be null
 
-  // Splits one normalized piece of text into pre-tokens (words), appended to `out`. Empty words
-  // are dropped, as HF does.
+  // Splits one normalized piece of text into pre-tokens (words) and passes each, in order, to
+  // `sink`. Empty words are dropped, as HF does. Thread-safe.
+  using WordSink = std::function<void(std::string_view word)>;
+  void split(std::string_view text, const WordSink& sink) const;
+  // The same, appending the words to `out`.
   void split(std::string_view text, std::vector<std::string>& out) const;
 
   // Whether a ByteLevel step maps the text to the byte-level alphabet.
@@ -75,14 +79,14 @@ class PreTokenizer {
     bool use_regex = false;         // ByteLevel
   };
   void add(const nlohmann::json& j);
-  static void apply(const Step& step, std::string& s, std::vector<std::string>& out);
+  void run(size_t step, std::string_view s, const WordSink& sink) const;
   std::vector<Step> steps_;
   bool byte_level_ = false;
 };
 
 // Splits `s` by the matches of `regex` the way HF's NormalizedString::split does for `behavior`
-// and `invert`; appends the non-empty kept pieces.
+// and `invert`; appends the [begin, end) byte ranges of the non-empty pieces it keeps.
 void regex_split(const Regex& regex, std::string_view s, SplitBehavior behavior, bool invert,
-                 std::vector<std::string>& out);
+                 std::vector<std::pair<size_t, size_t>>& out);
 
 }  // namespace densekv

@@ -219,9 +219,13 @@ void Tokenizer::load_config(const nlohmann::json& j) {
 
 void Tokenizer::encode_text(std::string_view text, bool parse_special,
                             std::vector<int32_t>& out) const {
-  thread_local std::vector<std::string> words;
-  std::string normalized(text);
-  normalizer_.apply(normalized);
+  std::string buffer;
+  std::string_view normalized = text;
+  if (!normalizer_.empty()) {
+    buffer.assign(text);
+    normalizer_.apply(buffer);
+    normalized = buffer;
+  }
   std::vector<TextPiece> pieces;
   added_.split(normalized, /*normalized_set=*/true, parse_special, pieces);
   for (const TextPiece& p : pieces) {
@@ -229,9 +233,8 @@ void Tokenizer::encode_text(std::string_view text, bool parse_special,
       out.push_back(p.id);
       continue;
     }
-    words.clear();
-    pre_tokenizer_.split(std::string_view(normalized).substr(p.begin, p.end - p.begin), words);
-    for (const std::string& w : words) model_->tokenize(w, out);
+    pre_tokenizer_.split(normalized.substr(p.begin, p.end - p.begin),
+                         [&](std::string_view word) { model_->tokenize(word, out); });
   }
 }
 

@@ -13,8 +13,10 @@ using Words = std::vector<std::string>;
 Words split(const std::string& pattern, const std::string& s, SplitBehavior b,
             bool invert = false) {
   Regex re(pattern);
+  std::vector<std::pair<size_t, size_t>> ranges;
+  regex_split(re, s, b, invert, ranges);
   Words out;
-  regex_split(re, s, b, invert, out);
+  for (auto [begin, end] : ranges) out.push_back(s.substr(begin, end - begin));
   return out;
 }
 
