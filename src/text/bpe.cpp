@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include <fmt/format.h>
+#include <xxhash.h>
 
 #include "core/errors.h"
 #include "text/utf8.h"
@@ -20,6 +21,55 @@ std::string opt_string(const nlohmann::json& j, const char* key) {
 }
 
 }  // namespace
+
+bool WordCache::find(std::string_view word, uint64_t hash, std::vector<int32_t>& out) const {
+  if (slots_.empty()) return false;
+  size_t mask = slots_.size() - 1;
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (!s.used) return false;
+    if (s.hash == hash && s.key_len == word.size() &&
+        std::string_view(keys_).substr(s.key, s.key_len) == word) {
+      out.insert(out.end(), vals_.begin() + s.val, vals_.begin() + s.val + s.val_len);
+      return true;
+    }
+  }
+}
+
+void WordCache::grow() {
+  std::vector<Slot> old;
+  old.swap(slots_);
+  slots_.resize(old.empty() ? 4096 : old.size() * 2);
+  size_t mask = slots_.size() - 1;
+  for (const Slot& s : old) {
+    if (!s.used) continue;
+    size_t i = s.hash & mask;
+    while (slots_[i].used) i = (i + 1) & mask;
+    slots_[i] = s;
+  }
+}
+
+void WordCache::insert(std::string_view word, uint64_t hash, const int32_t* ids, size_t n) {
+  if (size_ >= max_words_ || word.size() > UINT16_MAX || n > UINT16_MAX) return;
+  if (keys_.size() + word.size() > UINT32_MAX || vals_.size() + n > UINT32_MAX) return;
+  if (2 * (size_ + 1) > slots_.size()) grow();
+  size_t mask = slots_.size() - 1;
+  size_t i = hash & mask;
+  for (; slots_[i].used; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (s.hash == hash && std::string_view(keys_).substr(s.key, s.key_len) == word) return;
+  }
+  Slot& s = slots_[i];
+  s = Slot{hash,
+           static_cast<uint32_t>(keys_.size()),
+           static_cast<uint32_t>(vals_.size()),
+           static_cast<uint16_t>(word.size()),
+           static_cast<uint16_t>(n),
+           true};
+  keys_.append(word);
+  vals_.insert(vals_.end(), ids, ids + n);
+  ++size_;
+}
 
 BpeModel::BpeModel(const nlohmann::json& model) {
   if (!model.is_object())
@@ -221,21 +271,16 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
       return;
     }
   }
+  uint64_t hash = XXH3_64bits(word.data(), word.size());
   {
     std::shared_lock lock(cache_mutex_);
-    auto it = cache_.find(word);
-    if (it != cache_.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-      return;
-    }
+    if (cache_.find(word, hash, out)) return;
   }
   size_t first = out.size();
   merge_word(word, out);
   if (word.size() <= kMaxCachedWord) {
     std::unique_lock lock(cache_mutex_);
-    if (cache_.size() < kCacheCapacity) {
-      cache_.emplace(std::string(word), std::vector<int32_t>(out.begin() + first, out.end()));
-    }
+    cache_.insert(word, hash, out.data() + first, out.size() - first);
   }
 }
 

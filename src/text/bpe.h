@@ -22,6 +22,32 @@ struct StringHash {
 };
 using StringIdMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
 
+// The word cache of BpeModel: open addressing over slots, with all keys and ids in two arenas so
+// a lookup touches few cache lines. Stops growing at `max_words`. Not synchronized.
+class WordCache {
+ public:
+  explicit WordCache(size_t max_words) : max_words_(max_words) {}
+  // Appends the cached ids of `word` to `out`; false when absent.
+  bool find(std::string_view word, uint64_t hash, std::vector<int32_t>& out) const;
+  // Adds `word` -> ids (a no-op when full or already present).
+  void insert(std::string_view word, uint64_t hash, const int32_t* ids, size_t n);
+  size_t size() const { return size_; }
+
+ private:
+  struct Slot {
+    uint64_t hash = 0;
+    uint32_t key = 0, val = 0;  // offsets into keys_ / vals_
+    uint16_t key_len = 0, val_len = 0;
+    bool used = false;
+  };
+  void grow();
+  std::vector<Slot> slots_;  // power-of-two size, at most half full
+  std::string keys_;
+  std::vector<int32_t> vals_;
+  size_t size_ = 0;
+  size_t max_words_;
+};
+
 class BpeModel {
  public:
   // Builds from the "model" object; FileFormatError / UnsupportedModelError name the problem.
@@ -61,7 +87,7 @@ class BpeModel {
   static constexpr size_t kCacheCapacity = 1 << 18;  // words; the cache stops growing when full
   static constexpr size_t kMaxCachedWord = 256;      // bytes
   mutable std::shared_mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache_;
+  mutable WordCache cache_{kCacheCapacity};
 };
 
 }  // namespace densekv
