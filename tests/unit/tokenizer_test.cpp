@@ -4,6 +4,8 @@
 // comparison with HF tokenizers is tests/golden/tokenizer_golden_test.cpp.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "core/errors.h"
 #include "text/tokenizer.h"
 #include "text_test_util.h"
@@ -91,6 +93,30 @@ TEST(Tokenizer, RoundTripMixedText) {
       "I'll say it's DON'T   and \xE1\xA0\x8E!";
   EXPECT_EQ(qwen->decode(qwen->encode(text)), text);
   EXPECT_EQ(llama->decode(llama->encode(text)), text);
+}
+
+TEST(Tokenizer, ConcurrentEncodeIsConsistent) {
+  DENSEKV_LOAD_TOKENIZER_OR_SKIP(tok, "qwen3");
+  std::vector<std::string> texts;
+  for (int i = 0; i < 200; ++i) {
+    texts.push_back("line " + std::to_string(i * 7919) + ": The quick brown fox #" +
+                    std::to_string(i) + " jumps over the lazy dog " + std::string(i % 13, 'z'));
+  }
+  std::vector<Ids> expected;
+  for (const auto& t : texts) expected.push_back(tok->encode(t));
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(4, 0);
+  for (int w = 0; w < 4; ++w) {
+    threads.emplace_back([&, w] {
+      for (int round = 0; round < 5; ++round) {
+        for (size_t i = w; i < texts.size(); i += 1 + w) {
+          if (tok->encode(texts[i]) != expected[i]) ++mismatches[w];
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
 }
 
 // Minimal tokenizer.json documents exercising the loader.
