@@ -4,6 +4,9 @@
 // comparison with HF tokenizers is tests/golden/tokenizer_golden_test.cpp.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <fstream>
 #include <thread>
 
 #include "core/errors.h"
@@ -152,6 +155,34 @@ TEST(Tokenizer, AddedTokenFlags) {
   EXPECT_EQ(tok->encode("bab"), (Ids{1, 0, 1}));
   EXPECT_EQ(tok->encode("c  <m>"), (Ids{3, 6}));
   EXPECT_EQ(tok->encode("c  <m>", false), (Ids{3}));  // unparsed: "<", " ", "m" are not in vocab
+}
+
+TEST(Tokenizer, ConfigFolder) {
+  auto dir =
+      std::filesystem::temp_directory_path() / ("densekv_tok_cfg_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto write = [&](const char* name, const std::string& text) {
+    std::ofstream(dir / name, std::ios::binary) << text;
+  };
+  write("tokenizer.json",
+        tiny_json(R"("merges":[])", R"(,"added_tokens":[{"id":6,"content":"<s>","special":true,
+                  "normalized":false},{"id":7,"content":"</s>","special":true,"normalized":false}])"));
+  // bos/eos as {"content": ...} objects, a template list with a "default" entry.
+  write("tokenizer_config.json",
+        R"({"bos_token":{"content":"<s>","lstrip":false},"eos_token":"</s>","add_bos_token":true,
+            "chat_template":[{"name":"tool_use","template":"T"},{"name":"default","template":"D"}]})");
+  auto tok = Tokenizer::load(dir);
+  EXPECT_EQ(tok->config().bos_token, "<s>");
+  EXPECT_EQ(tok->config().eos_token, "</s>");
+  EXPECT_EQ(tok->bos_id(), 6);
+  EXPECT_EQ(tok->eos_id(), 7);
+  EXPECT_EQ(tok->config().add_bos_token, std::optional<bool>(true));
+  EXPECT_EQ(tok->config().chat_template, "D");
+  // chat_template.jinja, which newer folders ship, wins.
+  write("chat_template.jinja", "{{ bos_token }}J");
+  EXPECT_EQ(Tokenizer::load(dir)->config().chat_template, "{{ bos_token }}J");
+  std::filesystem::remove_all(dir);
+  EXPECT_THROW(Tokenizer::load(dir), FileFormatError);
 }
 
 TEST(Tokenizer, UnsupportedComponentsAreNamed) {
