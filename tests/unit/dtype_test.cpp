@@ -23,7 +23,7 @@ TEST(DType, F16Conversions) {
   EXPECT_EQ(f32_to_f16(65504.0f), 0x7bff);
   EXPECT_EQ(f32_to_f16(1e6f), 0x7c00);
   EXPECT_EQ(f32_to_f16(5.960464477539063e-08f), 0x0001);  // smallest subnormal
-  for (uint32_t h = 0; h < 0x7c00; ++h) {                  // every finite positive half round-trips
+  for (uint32_t h = 0; h < 0x7c00; ++h) {                 // every finite positive half round-trips
     ASSERT_EQ(f32_to_f16(f16_to_f32(static_cast<uint16_t>(h))), h);
   }
 }
