@@ -48,4 +48,16 @@ void KvCache::release(SeqBlocks& seq) {
   seq.table.clear();
 }
 
+KvCacheConfig kv_cache_config(const ModelConfig& model, KvFormat format, int num_blocks,
+                              int block_size) {
+  KvCacheConfig c;
+  c.format = format;
+  c.block_size = block_size;
+  c.num_blocks = num_blocks;
+  c.num_layers = model.num_layers;
+  c.n_kv_heads = model.num_kv_heads;
+  c.head_dim = model.head_dim;
+  return c;
+}
+
 }  // namespace densekv

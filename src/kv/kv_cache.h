@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "io/hf_config.h"
 #include "kv/kv_format.h"
 
 namespace densekv {
@@ -48,6 +49,10 @@ class KvCache {
   Buffer pool_;
   std::vector<int32_t> free_;  // stack of free block ids
 };
+
+// A cache shaped for the model with room for num_blocks blocks of block_size tokens.
+KvCacheConfig kv_cache_config(const ModelConfig& model, KvFormat format, int num_blocks,
+                              int block_size = 16);
 
 // Blocks needed for n_tokens.
 inline int kv_blocks_for(int n_tokens, int block_size) {

@@ -41,14 +41,15 @@ KvFormat parse_kv_cache_dtype(const std::string& name, DType model_dtype) {
   }
   if (name == "bf16" || name == "bfloat16") return KvFormat::BF16;
   if (name == "fp16" || name == "float16") return KvFormat::F16;
+  if (name == "fp32" || name == "float32") return KvFormat::F32;
   for (const char* later : {"fp8_e4m3", "fp8", "int8", "int4_kivi", "int2_kivi", "k4v2"}) {
     if (name == later) {
       throw InvalidArgumentError("--kv-cache-dtype " + name +
-                                 " is not supported yet (available: auto, bf16, fp16)");
+                                 " is not supported yet (available: auto, bf16, fp16, fp32)");
     }
   }
   throw InvalidArgumentError("unknown --kv-cache-dtype '" + name +
-                             "' (expected auto, bf16, fp16, fp8_e4m3, int8, int4_kivi, "
+                             "' (expected auto, bf16, fp16, fp32, fp8_e4m3, int8, int4_kivi, "
                              "int2_kivi or k4v2)");
 }
 
