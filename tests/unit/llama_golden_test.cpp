@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "core/errors.h"
 #include "io/npy.h"
 #include "model/generate.h"
 #include "model/llama.h"
@@ -139,6 +140,72 @@ TEST_P(LlamaGolden, GreedyWith16BitCacheAndChunkedPrefill) {
   EXPECT_GT(same, 0);
 }
 
+}  // namespace
+
+namespace {
+
+// Several sequences in one forward (a prefill chunk over a cached prefix, a fresh prefill, a
+// decode step), their blocks interleaved in one pool, equal the sequences run one by one.
+TEST_P(LlamaGolden, BatchedSequencesEqualSeparateRuns) {
+  const auto& prompts = golden_.json["prompts"];
+  std::vector<int32_t> a = ids_of(prompts[2]["ids"]);  // 37 tokens: 20 cached, then 17
+  std::vector<int32_t> b = ids_of(prompts[1]["ids"]);  // 5 tokens, fresh
+  std::vector<int32_t> c = ids_of(prompts[3]["ids"]);  // 300 tokens: 40 cached, then 1
+  c.resize(41);
+  const int vocab = model_->config().vocab_size;
+
+  KvCache cache(*backend_, kv_cache_config(model_->config(), KvFormat::F32, 64, 16));
+  SeqBlocks sa, sb, sc;
+  // Interleave the blocks of the sequences.
+  for (int n = 16; n <= 48; n += 16) {
+    ASSERT_TRUE(cache.reserve(sa, std::min<int>(n, a.size())));
+    ASSERT_TRUE(cache.reserve(sc, std::min<int>(n, c.size())));
+    ASSERT_TRUE(cache.reserve(sb, std::min<int>(n, b.size())));
+  }
+  // Cache the prefixes of a and c.
+  model_->forward({{a.data(), 20, 0, &sa.table}, {c.data(), 40, 0, &sc.table}}, cache, true);
+  Tensor t = model_->forward({{a.data() + 20, 17, 20, &sa.table},
+                              {b.data(), 5, 0, &sb.table},
+                              {c.data() + 40, 1, 40, &sc.table}},
+                             cache, /*last_only=*/false);
+  ASSERT_EQ(t.rows, 17 + 5 + 1);
+  std::vector<float> got(static_cast<size_t>(t.numel()));
+  backend_->download_f32(t, got.data());
+
+  std::vector<float> ra = prompt_logits(*model_, KvFormat::F32, a);
+  std::vector<float> rb = prompt_logits(*model_, KvFormat::F32, b);
+  std::vector<float> rc = prompt_logits(*model_, KvFormat::F32, c);
+  auto rows = [&](const std::vector<float>& v, int from, int n) {
+    return std::vector<float>(v.begin() + int64_t(from) * vocab,
+                              v.begin() + int64_t(from + n) * vocab);
+  };
+  auto part = [&](int from, int n) { return rows(got, from, n); };
+  EXPECT_LT(max_abs_diff(part(0, 17), rows(ra, 20, 17)), 1e-4f);
+  EXPECT_LT(max_abs_diff(part(17, 5), rb), 1e-4f);
+  EXPECT_LT(max_abs_diff(part(22, 1), rows(rc, 40, 1)), 1e-4f);
+
+  // last_only returns one row per sequence: the last new token's.
+  cache.release(sa);
+  cache.release(sb);
+  ASSERT_TRUE(cache.reserve(sa, 37));
+  ASSERT_TRUE(cache.reserve(sb, 5));
+  Tensor last =
+      model_->forward({{a.data(), 37, 0, &sa.table}, {b.data(), 5, 0, &sb.table}}, cache, true);
+  ASSERT_EQ(last.rows, 2);
+  std::vector<float> lg(static_cast<size_t>(last.numel()));
+  backend_->download_f32(last, lg.data());
+  EXPECT_LT(max_abs_diff(rows(lg, 0, 1), rows(ra, 36, 1)), 1e-4f);
+  EXPECT_LT(max_abs_diff(rows(lg, 1, 1), rows(rb, 4, 1)), 1e-4f);
+}
+
+TEST_P(LlamaGolden, RejectsTokenIdsOutsideTheVocabulary) {
+  std::vector<int32_t> ids = {1, model_->config().vocab_size};
+  EXPECT_THROW(prompt_logits(*model_, KvFormat::F32, ids), InvalidArgumentError);
+}
+
+}  // namespace
+
+namespace {
 INSTANTIATE_TEST_SUITE_P(Models, LlamaGolden,
                          ::testing::Values("llama31-tiny", "qwen25-tiny", "mistral-tiny-hd64"),
                          [](const auto& info) {
