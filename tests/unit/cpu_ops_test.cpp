@@ -7,6 +7,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "core/thread_pool.h"
+#include "model/generate.h"
 
 using namespace densekv;
 
@@ -127,4 +128,26 @@ TEST(CpuOps, UploadConvertsDtypes) {
   std::vector<uint16_t> h = {f32_to_f16(3.0f)};
   be.upload(dst.data(), DType::F32, h.data(), DType::F16, 1);
   EXPECT_EQ(dst[0], 3.0f);
+}
+
+TEST(Sampling, GreedyAndTemperature) {
+  std::vector<float> logits = {0.0f, 2.0f, 5.0f, 5.0f, -1.0f};
+  uint64_t rng = 7;
+  EXPECT_EQ(sample_token(logits.data(), 5, 0.0f, rng), 2);  // argmax, first on ties
+  // A very low temperature concentrates on the two maxima; never picks the others.
+  std::vector<int> hits(5, 0);
+  for (int i = 0; i < 200; ++i) hits[sample_token(logits.data(), 5, 0.05f, rng)]++;
+  EXPECT_EQ(hits[0] + hits[1] + hits[4], 0);
+  EXPECT_GT(hits[2], 50);
+  EXPECT_GT(hits[3], 50);
+  // Temperature 1 follows softmax: p(1) / p(0) = e^2; sample frequencies roughly agree.
+  std::vector<float> two = {0.0f, 2.0f};
+  int ones = 0;
+  for (int i = 0; i < 4000; ++i) ones += sample_token(two.data(), 2, 1.0f, rng);
+  EXPECT_NEAR(ones / 4000.0, std::exp(2.0) / (1 + std::exp(2.0)), 0.03);
+  // The same seed gives the same sequence.
+  uint64_t s1 = 3, s2 = 3;
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(sample_token(two.data(), 2, 1.0f, s1), sample_token(two.data(), 2, 1.0f, s2));
+  }
 }
