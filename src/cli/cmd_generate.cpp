@@ -31,6 +31,7 @@ void run(const GenerateArgs& a) {
     throw InvalidArgumentError("--prompt needs the tokenizer, which is not built yet; use --ids");
   }
   if (a.gen.temperature < 0) throw InvalidArgumentError("--temperature must be >= 0");
+  if (a.gen.max_tokens < 1) throw InvalidArgumentError("--max-tokens must be at least 1");
   std::vector<int32_t> ids = parse_id_list(a.ids);
   LoadedModel m = load_model(a.model);
   GenerateResult r = generate(*m.model, m.kv_format, ids, a.gen);
