@@ -1,0 +1,62 @@
+#include "backend/backend.h"
+
+#include "backend/cpu/cpu_backend.h"
+#include "core/check.h"
+#include "core/errors.h"
+
+namespace densekv {
+
+Tensor make_tensor(void* data, DType dtype, int64_t rows, int64_t cols) {
+  return Tensor{data, dtype, rows, cols, cols};
+}
+
+Tensor Tensor::slice_cols(int64_t col, int64_t n) const {
+  CHECK(col >= 0 && n >= 0 && col + n <= cols);
+  Tensor t = *this;
+  t.data = static_cast<char*>(data) + col * static_cast<int64_t>(dtype_size(dtype));
+  t.cols = n;
+  return t;
+}
+
+Tensor Tensor::slice_rows(int64_t row, int64_t n) const {
+  CHECK(row >= 0 && n >= 0 && row + n <= rows);
+  Tensor t = *this;
+  t.data = static_cast<char*>(data) + row * stride * static_cast<int64_t>(dtype_size(dtype));
+  t.rows = n;
+  return t;
+}
+
+Buffer::Buffer(Backend& backend, size_t bytes)
+    : backend_(&backend), data_(backend.alloc(bytes)), bytes_(bytes) {}
+
+Buffer::~Buffer() {
+  if (data_) backend_->release(data_);
+}
+
+Buffer::Buffer(Buffer&& o) noexcept : backend_(o.backend_), data_(o.data_), bytes_(o.bytes_) {
+  o.data_ = nullptr;
+  o.bytes_ = 0;
+}
+
+Buffer& Buffer::operator=(Buffer&& o) noexcept {
+  if (this != &o) {
+    if (data_) backend_->release(data_);
+    backend_ = o.backend_;
+    data_ = o.data_;
+    bytes_ = o.bytes_;
+    o.data_ = nullptr;
+    o.bytes_ = 0;
+  }
+  return *this;
+}
+
+std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {
+  if (device == "cpu") return std::make_unique<CpuBackend>(threads);
+  if (device == "cuda") {
+    throw InvalidArgumentError(
+        "--device cuda: the CUDA backend is not built yet (use --device cpu)");
+  }
+  throw InvalidArgumentError("unknown --device '" + device + "' (expected cpu or cuda)");
+}
+
+}  // namespace densekv

@@ -1,0 +1,140 @@
+// The compute backend: device memory plus the dozen ops the model forward needs. The CPU backend
+// (backend/cpu) is the fp32 reference; the CUDA backend implements the same interface later.
+//
+// Conventions: every Tensor is a non-owning 2-D row-major view into backend memory (vectors have
+// rows == 1); `stride` is the distance between rows in elements, so column slices of a wider
+// buffer (q/k/v inside a fused qkv projection) are views too. Index arrays passed to ops
+// (token ids, positions, slots, block tables) live in backend memory: upload_batch() puts them
+// there once per forward.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "kv/kv_format.h"
+
+namespace densekv {
+
+struct Tensor {
+  void* data = nullptr;
+  DType dtype = DType::F32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int64_t stride = 0;  // elements between consecutive rows (>= cols)
+
+  bool empty() const { return data == nullptr; }
+  int64_t numel() const { return rows * cols; }
+  // Columns [col, col + n) of every row.
+  Tensor slice_cols(int64_t col, int64_t n) const;
+  // Rows [row, row + n).
+  Tensor slice_rows(int64_t row, int64_t n) const;
+  template <class T>
+  T* ptr() const {
+    return static_cast<T*>(data);
+  }
+};
+
+Tensor make_tensor(void* data, DType dtype, int64_t rows, int64_t cols);
+
+// Host description of one forward: the new tokens of every sequence, concatenated.
+struct BatchLayout {
+  std::vector<int32_t> token_ids;     // [n_tokens]
+  std::vector<int32_t> positions;     // [n_tokens] position of each token in its sequence
+  std::vector<int32_t> slots;         // [n_tokens] KV slot: block_id * block_size + offset
+  std::vector<int32_t> seq_of_token;  // [n_tokens] index of the token's sequence
+  std::vector<int32_t> context_lens;  // [n_seqs] cached prefix + new tokens
+  std::vector<int32_t> block_tables;  // [n_seqs, max_blocks] (padded with -1)
+  std::vector<int32_t> out_rows;      // [n_out] token rows whose logits are returned
+  int max_blocks = 0;                 // block-table row length
+  int max_context = 0;                // largest context length
+};
+
+// The same, in backend memory (pointers valid until the next upload_batch) plus host scalars.
+struct BatchView {
+  const int32_t* token_ids = nullptr;
+  const int32_t* positions = nullptr;
+  const int32_t* slots = nullptr;
+  const int32_t* seq_of_token = nullptr;
+  const int32_t* context_lens = nullptr;
+  const int32_t* block_tables = nullptr;
+  const int32_t* out_rows = nullptr;
+  int n_tokens = 0;
+  int n_seqs = 0;
+  int n_out = 0;
+  int max_blocks = 0;
+  int max_context = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // ---- memory ----
+  virtual void* alloc(size_t bytes) = 0;  // zero-filled; throws on exhaustion
+  virtual void release(void* p) = 0;
+  // Copies n elements from host memory of type src_dtype into backend memory of type dst_dtype.
+  virtual void upload(void* dst, DType dst_dtype, const void* src, DType src_dtype, size_t n) = 0;
+  // Copies a tensor into host fp32 memory [rows, cols] (densely packed).
+  virtual void download_f32(const Tensor& src, float* dst) = 0;
+  // The dtype weights of file type `file_dtype` are stored in (the CPU backend: always F32).
+  virtual DType weight_dtype(DType file_dtype) const = 0;
+  // The dtype of activations between ops.
+  virtual DType activation_dtype() const = 0;
+  // Makes the batch's index arrays visible to ops.
+  virtual BatchView upload_batch(const BatchLayout& batch) = 0;
+
+  // ---- ops ----
+  // out[i] = src[idx[i]]  (embedding lookup; selecting the last row of each sequence)
+  virtual void gather_rows(const Tensor& src, const int32_t* idx, const Tensor& out) = 0;
+  // out = x / sqrt(mean(x^2) + eps) * w, per row; w [1, cols].
+  virtual void rmsnorm(const Tensor& x, const Tensor& w, float eps, const Tensor& out) = 0;
+  // out (+)= x @ w^T (+ bias): x [T, K], w [N, K], bias [1, N] or empty, out [T, N].
+  virtual void matmul(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out,
+                      bool accumulate = false) = 0;
+  // Rotary embedding in place on x [T, n_heads * head_dim] (rotate-half pairs i, i + head_dim/2)
+  // with angle positions[t] * inv_freq[i]; inv_freq [1, head_dim / 2] fp32.
+  virtual void rope(const Tensor& x, int head_dim, const int32_t* positions,
+                    const Tensor& inv_freq) = 0;
+  // Writes k, v [T, n_kv_heads * head_dim] of each token into its slot of the layer's cache.
+  virtual void kv_write(const KvLayerView& kv, const Tensor& k, const Tensor& v,
+                        const int32_t* slots) = 0;
+  // Causal attention of q [T, n_heads * head_dim] over each sequence's cached context (which
+  // already includes this chunk's tokens): token t of sequence s at position p attends to
+  // positions [0, p]. GQA: head h reads kv head h / (n_heads / n_kv_heads). out like q.
+  virtual void paged_attention(const Tensor& q, const KvLayerView& kv, const BatchView& batch,
+                               float scale, const Tensor& out) = 0;
+  // out = silu(gate) * up, where gate_up [T, 2 * I] = [gate | up], out [T, I].
+  virtual void swiglu(const Tensor& gate_up, const Tensor& out) = 0;
+  // out = a + b
+  virtual void add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+  // Index of the largest value of each row (first one on ties), to host.
+  virtual std::vector<int32_t> argmax(const Tensor& x) = 0;
+};
+
+// RAII owner of one backend allocation.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Backend& backend, size_t bytes);
+  ~Buffer();
+  Buffer(Buffer&& o) noexcept;
+  Buffer& operator=(Buffer&& o) noexcept;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  void* data() const { return data_; }
+  size_t size() const { return bytes_; }
+
+ private:
+  Backend* backend_ = nullptr;
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// "cpu" (threads <= 0: all hardware threads); "cuda" throws InvalidArgumentError until it exists.
+std::unique_ptr<Backend> make_backend(const std::string& device, int threads = 0);
+
+}  // namespace densekv

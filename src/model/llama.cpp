@@ -1,0 +1,140 @@
+#include "model/llama.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "core/check.h"
+#include "core/errors.h"
+#include "io/model_dir.h"
+#include "model/rope.h"
+
+namespace densekv {
+
+LlamaModel::LlamaModel(Backend& backend, const ModelConfig& cfg, ModelWeights weights)
+    : backend_(backend), cfg_(cfg), weights_(std::move(weights)) {
+  std::vector<float> inv = rope_inv_freq(cfg.rope, cfg.head_dim);
+  inv_freq_buf_ = Buffer(backend_, inv.size() * sizeof(float));
+  backend_.upload(inv_freq_buf_.data(), DType::F32, inv.data(), DType::F32, inv.size());
+  inv_freq_ = make_tensor(inv_freq_buf_.data(), DType::F32, 1, static_cast<int64_t>(inv.size()));
+}
+
+BatchLayout LlamaModel::make_layout(const std::vector<SeqChunk>& batch, const KvCache& cache,
+                                    bool last_only) const {
+  const int bs = cache.config().block_size;
+  BatchLayout lay;
+  for (const SeqChunk& s : batch) {
+    CHECK(s.n_ids > 0 && s.start_pos >= 0 && s.block_table != nullptr);
+    const int ctx = s.start_pos + s.n_ids;
+    CHECK_MSG(static_cast<int>(s.block_table->size()) >= kv_blocks_for(ctx, bs),
+              "block table too short for the sequence");
+    lay.max_blocks = std::max(lay.max_blocks, static_cast<int>(s.block_table->size()));
+    lay.max_context = std::max(lay.max_context, ctx);
+  }
+  for (size_t si = 0; si < batch.size(); ++si) {
+    const SeqChunk& s = batch[si];
+    const auto& table = *s.block_table;
+    for (int i = 0; i < s.n_ids; ++i) {
+      const int32_t id = s.ids[i];
+      if (id < 0 || id >= cfg_.vocab_size) {
+        throw InvalidArgumentError("token id " + std::to_string(id) +
+                                   " is outside the vocabulary [0, " +
+                                   std::to_string(cfg_.vocab_size) + ")");
+      }
+      const int pos = s.start_pos + i;
+      lay.token_ids.push_back(id);
+      lay.positions.push_back(pos);
+      lay.slots.push_back(table[pos / bs] * bs + pos % bs);
+      lay.seq_of_token.push_back(static_cast<int32_t>(si));
+    }
+    if (last_only) lay.out_rows.push_back(static_cast<int32_t>(lay.token_ids.size()) - 1);
+    lay.context_lens.push_back(s.start_pos + s.n_ids);
+    lay.block_tables.insert(lay.block_tables.end(), table.begin(), table.end());
+    lay.block_tables.resize(lay.block_tables.size() + (lay.max_blocks - table.size()), -1);
+  }
+  return lay;
+}
+
+void LlamaModel::reserve_workspace(int64_t n_tokens, int64_t n_out) {
+  const size_t es = dtype_size(backend_.activation_dtype());
+  auto grow = [&](Buffer& b, int64_t rows, int64_t cols, size_t elem = 0) {
+    size_t bytes = static_cast<size_t>(rows * cols) * (elem ? elem : es);
+    if (b.size() < bytes) b = Buffer(backend_, bytes);
+  };
+  const int64_t qkv_dim = int64_t(cfg_.num_heads + 2 * cfg_.num_kv_heads) * cfg_.head_dim;
+  if (n_tokens > ws_.tokens) {
+    grow(ws_.x, n_tokens, cfg_.hidden_size);
+    grow(ws_.h, n_tokens, cfg_.hidden_size);
+    grow(ws_.qkv, n_tokens, qkv_dim);
+    grow(ws_.attn, n_tokens, int64_t(cfg_.num_heads) * cfg_.head_dim);
+    grow(ws_.gate_up, n_tokens, 2 * int64_t(cfg_.intermediate_size));
+    grow(ws_.act, n_tokens, cfg_.intermediate_size);
+    ws_.tokens = n_tokens;
+  }
+  if (n_out > ws_.outs) {
+    grow(ws_.last, n_out, cfg_.hidden_size);
+    grow(ws_.logits, n_out, cfg_.vocab_size, sizeof(float));
+    ws_.outs = n_out;
+  }
+}
+
+Tensor LlamaModel::forward(const std::vector<SeqChunk>& batch, KvCache& cache, bool last_only) {
+  CHECK(!batch.empty());
+  CHECK(cache.config().num_layers == cfg_.num_layers && cache.config().head_dim == cfg_.head_dim &&
+        cache.config().n_kv_heads == cfg_.num_kv_heads);
+  layout_ = make_layout(batch, cache, last_only);
+  const BatchView bv = backend_.upload_batch(layout_);
+  const int64_t T = bv.n_tokens;
+  const int64_t R = last_only ? bv.n_out : T;
+  reserve_workspace(T, R);
+
+  const DType at = backend_.activation_dtype();
+  const int64_t hidden = cfg_.hidden_size, hd = cfg_.head_dim;
+  const int64_t q_dim = cfg_.num_heads * hd, kv_dim = cfg_.num_kv_heads * hd;
+  const int64_t inter = cfg_.intermediate_size;
+  Tensor x = make_tensor(ws_.x.data(), at, T, hidden);
+  Tensor h = make_tensor(ws_.h.data(), at, T, hidden);
+  Tensor qkv = make_tensor(ws_.qkv.data(), at, T, q_dim + 2 * kv_dim);
+  Tensor q = qkv.slice_cols(0, q_dim);
+  Tensor k = qkv.slice_cols(q_dim, kv_dim);
+  Tensor v = qkv.slice_cols(q_dim + kv_dim, kv_dim);
+  Tensor attn = make_tensor(ws_.attn.data(), at, T, q_dim);
+  Tensor gate_up = make_tensor(ws_.gate_up.data(), at, T, 2 * inter);
+  Tensor act = make_tensor(ws_.act.data(), at, T, inter);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+
+  backend_.gather_rows(weights_.embed, bv.token_ids, x);
+  for (int l = 0; l < cfg_.num_layers; ++l) {
+    const LayerWeights& w = weights_.layers[l];
+    const KvLayerView kv = cache.layer(l);
+    backend_.rmsnorm(x, w.attn_norm, cfg_.rms_norm_eps, h);
+    backend_.matmul(h, w.qkv, w.qkv_bias, qkv);
+    backend_.rope(qkv.slice_cols(0, q_dim + kv_dim), static_cast<int>(hd), bv.positions,
+                  inv_freq_);  // q and k heads are adjacent columns
+    backend_.kv_write(kv, k, v, bv.slots);
+    backend_.paged_attention(q, kv, bv, scale, attn);
+    backend_.matmul(attn, w.o, Tensor{}, x, /*accumulate=*/true);
+    backend_.rmsnorm(x, w.mlp_norm, cfg_.rms_norm_eps, h);
+    backend_.matmul(h, w.gate_up, Tensor{}, gate_up);
+    backend_.swiglu(gate_up, act);
+    backend_.matmul(act, w.down, Tensor{}, x, /*accumulate=*/true);
+  }
+  Tensor out_in = x;
+  if (last_only) {
+    out_in = make_tensor(ws_.last.data(), at, R, hidden);
+    backend_.gather_rows(x, bv.out_rows, out_in);
+  }
+  Tensor normed = h.slice_rows(0, R);  // h has T >= R rows and is free now
+  backend_.rmsnorm(out_in, weights_.final_norm, cfg_.rms_norm_eps, normed);
+  Tensor logits = make_tensor(ws_.logits.data(), DType::F32, R, cfg_.vocab_size);
+  backend_.matmul(normed, weights_.lm_head, Tensor{}, logits);
+  return logits;
+}
+
+std::unique_ptr<LlamaModel> load_llama(Backend& backend, const std::string& model_dir) {
+  ModelDir dir = open_model_dir(model_dir);
+  ModelWeights weights = load_weights(backend, dir.config, *dir.tensors);
+  return std::make_unique<LlamaModel>(backend, dir.config, std::move(weights));
+}
+
+}  // namespace densekv

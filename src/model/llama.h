@@ -1,0 +1,65 @@
+// The one forward for Llama-3 / Qwen2.5 / Mistral (differences are config flags: q/k/v bias, tied
+// embeddings, rope scaling). Per layer, on [T, hidden] activations of all new tokens:
+//   h = rmsnorm(x); qkv = h @ Wqkv^T (+ b); rope(q, k); kv_write(k, v);
+//   x += paged_attention(q) @ Wo^T; h = rmsnorm(x); x += swiglu(h @ Wgate_up^T) @ Wdown^T
+// then logits = rmsnorm(x) @ lm_head^T. A batch mixes sequences at any stage: a prefill chunk
+// (start_pos = tokens already cached) and a decode step (one new token) are the same thing.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "io/hf_config.h"
+#include "kv/kv_cache.h"
+#include "model/weights.h"
+
+namespace densekv {
+
+// The new tokens of one sequence in a forward.
+struct SeqChunk {
+  const int32_t* ids = nullptr;  // [n_ids]
+  int n_ids = 0;
+  int start_pos = 0;  // tokens of this sequence already in the cache
+  // The sequence's blocks, covering at least start_pos + n_ids tokens.
+  const std::vector<int32_t>* block_table = nullptr;
+};
+
+class LlamaModel {
+ public:
+  LlamaModel(Backend& backend, const ModelConfig& cfg, ModelWeights weights);
+
+  // Runs every sequence's new tokens, writing their K/V into `cache`. Returns fp32 logits in
+  // backend memory, valid until the next forward: [total new tokens, vocab] in batch order, or
+  // with last_only [n_seqs, vocab] (the last new token of each sequence). Token ids outside the
+  // vocabulary throw InvalidArgumentError.
+  Tensor forward(const std::vector<SeqChunk>& batch, KvCache& cache, bool last_only);
+
+  const ModelConfig& config() const { return cfg_; }
+  const ModelWeights& weights() const { return weights_; }
+  Backend& backend() { return backend_; }
+
+ private:
+  BatchLayout make_layout(const std::vector<SeqChunk>& batch, const KvCache& cache,
+                          bool last_only) const;
+  void reserve_workspace(int64_t n_tokens, int64_t n_out);
+
+  Backend& backend_;
+  ModelConfig cfg_;
+  ModelWeights weights_;
+  Buffer inv_freq_buf_;
+  Tensor inv_freq_;  // [1, head_dim / 2]
+
+  // Activations, sized for the largest forward so far.
+  struct Workspace {
+    int64_t tokens = 0, outs = 0;
+    Buffer x, h, qkv, attn, gate_up, act, last, logits;
+  } ws_;
+  BatchLayout layout_;  // kept alive for the BatchView of the current forward
+};
+
+// Opens a model folder (config + weights validated, see io/model_dir.h) and loads it onto backend.
+std::unique_ptr<LlamaModel> load_llama(Backend& backend, const std::string& model_dir);
+
+}  // namespace densekv

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# densekv logits / generate on the tiny test models against the transformers goldens
+# (tests/data/models/*/golden.json). Usage: logits_generate.sh <densekv-binary> <repo-root>
+set -euo pipefail
+BIN=$1
+ROOT=$2
+MODELS=$ROOT/tests/data/models
+if [ ! -f "$MODELS/llama31-tiny/golden.json" ]; then
+  echo "skip: $MODELS missing"
+  exit 77
+fi
+if ! command -v python3 > /dev/null; then
+  echo "skip: python3 missing"
+  exit 77
+fi
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+for m in llama31-tiny qwen25-tiny mistral-tiny-hd64; do
+  dir=$MODELS/$m
+  # Logits of the 37-token prompt, fp32 cache, in chunks of 10: within 1e-3 of transformers.
+  ids=$(python3 -c "import json; print(','.join(map(str, json.load(open('$dir/golden.json'))['prompts'][2]['ids'])))")
+  "$BIN" logits "$dir" --ids "$ids" --out "$TMP/$m.npy" --kv-cache-dtype fp32 --prefill-chunk 10 --threads 2
+  python3 - "$TMP/$m.npy" "$dir/logits_2.npy" <<'PY'
+import struct, sys
+def load(p):
+    b = open(p, 'rb').read()
+    assert b[:6] == b'\x93NUMPY', p
+    hl = struct.unpack('<H', b[8:10])[0]
+    h = b[10:10 + hl].decode()
+    assert "'<f4'" in h, h
+    d = b[10 + hl:]
+    shape = h.split("'shape': (")[1].split(")")[0]
+    return [int(x) for x in shape.split(',') if x.strip()], struct.unpack('<%df' % (len(d) // 4), d)
+sa, a = load(sys.argv[1])
+sb, b = load(sys.argv[2])
+assert sa == sb, (sa, sb)
+diff = max(abs(x - y) for x, y in zip(a, b))
+print(sys.argv[1], sa, 'max |diff|', diff)
+assert diff < 1e-3, diff
+PY
+  # Greedy generation through the paged cache equals transformers' 64 greedy tokens.
+  read -r prompt want < <(python3 -c "
+import json; g = json.load(open('$dir/golden.json'))['greedy'][0]
+print(','.join(map(str, g['prompt_ids'])), ','.join(map(str, g['token_ids'])))")
+  out=$("$BIN" generate "$dir" --ids "$prompt" --max-tokens 64 --ignore-eos --kv-cache-dtype fp32 --json --threads 2 2> "$TMP/err")
+  got=$(python3 -c "import json,sys; print(','.join(map(str, json.loads(sys.argv[1])['token_ids'])))" "$out")
+  if [ "$got" != "$want" ]; then
+    echo "$m greedy mismatch:"; echo " got  $got"; echo " want $want"; exit 1
+  fi
+  grep -q "prefill: .* tok/s" "$TMP/err" && grep -q "decode: 63 tokens .* tok/s, .* GB/s" "$TMP/err" || {
+    echo "missing speed report:"; cat "$TMP/err"; exit 1; }
+done
+
+# Clear errors (exit 2) for what is not there yet or is wrong.
+expect_error() {
+  local pattern=$1; shift
+  set +e
+  "$@" > "$TMP/out" 2> "$TMP/err"
+  local rc=$?
+  set -e
+  if [ $rc -ne 2 ] || ! grep -q "$pattern" "$TMP/err"; then
+    echo "expected exit 2 and '$pattern' from: $*"; echo "rc=$rc"; cat "$TMP/err"; exit 1
+  fi
+}
+M=$MODELS/llama31-tiny
+expect_error "not built yet" "$BIN" generate "$M" --ids 1,2 --max-tokens 2 --device cuda
+expect_error "not supported yet" "$BIN" generate "$M" --ids 1,2 --max-tokens 2 --kv-cache-dtype int4_kivi
+expect_error "unknown --kv-cache-dtype" "$BIN" logits "$M" --ids 1 --out "$TMP/x.npy" --kv-cache-dtype int5
+expect_error "outside the vocabulary" "$BIN" logits "$M" --ids 1,99999 --out "$TMP/x.npy"
+expect_error "not a token id" "$BIN" logits "$M" --ids 1,x --out "$TMP/x.npy"
+expect_error "needs the tokenizer" "$BIN" generate "$M" --prompt hello --max-tokens 2
+expect_error "exactly one of --ids and --prompt" "$BIN" generate "$M" --max-tokens 2
+echo ok
