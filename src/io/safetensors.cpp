@@ -297,7 +297,7 @@ ModelTensors::ModelTensors(const std::string& model_dir) {
       throw FileFormatError(fmt::format("{}: no \"weight_map\" object", where));
     }
     // Load each shard once (in sorted order), then check that every listed tensor is in its shard.
-    std::map<std::string, const SafetensorsFile*> shards;
+    std::set<std::string> shards;
     for (const auto& [name, shard] : index["weight_map"].items()) {
       if (!shard.is_string()) {
         throw FileFormatError(
@@ -308,19 +308,16 @@ ModelTensors::ModelTensors(const std::string& model_dir) {
         throw FileFormatError(fmt::format(
             "{}: weight_map entry '{}' names shard '{}' outside the model folder", where, name, s));
       }
-      shards.emplace(s, nullptr);
+      shards.insert(s);
     }
-    for (auto& [s, file] : shards) file = &add_file(dir / s);
+    for (const std::string& s : shards) add_file(dir / s);
     for (const auto& [name, shard] : index["weight_map"].items()) {
-      const SafetensorsFile* file = shards.at(shard.get<std::string>());
-      const auto& in_shard = file->tensors();
-      bool found = std::any_of(in_shard.begin(), in_shard.end(),
-                               [&](const TensorInfo& t) { return t.name == name; });
-      if (!found) {
-        throw FileFormatError(fmt::format(
-            "{}: tensor '{}' is listed in shard {} but {} has no such "
-            "tensor",
-            where, name, shard.get<std::string>(), (dir / shard.get<std::string>()).string()));
+      const std::string path = (dir / shard.get<std::string>()).string();
+      auto it = by_name_.find(name);
+      if (it == by_name_.end() || it->second->file != path) {
+        throw FileFormatError(
+            fmt::format("{}: tensor '{}' is listed in shard {} but {} has no such tensor", where,
+                        name, shard.get<std::string>(), path));
       }
     }
   } else if (fs::exists(single_path, ec)) {
