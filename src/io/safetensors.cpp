@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
+#include "io/json_file.h"
 
 namespace densekv {
 namespace fs = std::filesystem;
@@ -104,7 +105,8 @@ TensorInfo parse_entry(const std::string& name, const json& e, size_t data_size,
   for (const json& d : *sh) {
     int64_t v = as_index(d);
     if (v < 0) {
-      throw bad(fmt::format("has a shape entry {} that is not a non-negative integer", d.dump()));
+      throw bad(
+          fmt::format("has a shape entry {} that is not a non-negative integer", json_brief(d)));
     }
     t.shape.push_back(v);
     has_zero = has_zero || v == 0;
@@ -249,25 +251,6 @@ SafetensorsFile::~SafetensorsFile() {
 
 // ---- ModelTensors ----
 
-namespace {
-
-json read_json_file(const fs::path& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    throw FileFormatError(fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)));
-  }
-  std::string text;
-  char buf[65536];
-  size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, got);
-  std::fclose(f);
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) throw FileFormatError(fmt::format("{}: not valid JSON", path.string()));
-  return j;
-}
-
-}  // namespace
-
 ModelTensors::ModelTensors(const std::string& model_dir) {
   const fs::path dir(model_dir);
   std::error_code ec;
@@ -291,7 +274,7 @@ ModelTensors::ModelTensors(const std::string& model_dir) {
   };
 
   if (fs::exists(index_path, ec)) {
-    const json index = read_json_file(index_path);
+    const json index = read_json_file(index_path.string());
     const std::string where = index_path.string();
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
       throw FileFormatError(fmt::format("{}: no \"weight_map\" object", where));
