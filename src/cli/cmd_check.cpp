@@ -55,6 +55,8 @@ void print_summary(const ModelDir& m) {
   fmt::print("rope                {}\n", rope_summary(c.rope));
   fmt::print("tied embeddings     {}\n", yes_no[c.tie_word_embeddings]);
   fmt::print("qkv bias            {}\n", yes_no[c.attention_bias]);
+  fmt::print("bos / eos token ids {} / {}\n", c.bos_token_id,
+             c.eos_token_ids.empty() ? "none" : fmt::format("{}", fmt::join(c.eos_token_ids, ",")));
   fmt::print("parameters          {} ({})\n", human_count(parameter_count(c)), parameter_count(c));
   fmt::print("weights             {} tensors, {}\n", m.tensors->all().size(),
              human_bytes(static_cast<double>(m.tensors->total_bytes())));

@@ -1,14 +1,14 @@
 #include "io/hf_config.h"
 
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
+#include <filesystem>
 #include <set>
 
 #include <fmt/format.h>
 
 #include "core/errors.h"
+#include "io/json_file.h"
 #include "io/safetensors.h"
 
 namespace densekv {
@@ -27,16 +27,20 @@ bool has(const json& c, const char* key) {
   return c.contains(key) && !c[key].is_null();
 }
 
-// A positive integer field that fits in an int; `def` <= 0 means required.
-int positive_int(const json& c, const char* key, int def = 0) {
+// A positive integer field, at most `max`; `def` <= 0 means required.
+int positive_int(const json& c, const char* key, int def = 0, int64_t max = INT32_MAX) {
   if (!has(c, key)) {
     if (def > 0) return def;
     unsupported(fmt::format("config.json has no '{}': required for this architecture", key));
   }
   const json& v = c[key];
-  if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > INT32_MAX) {
-    unsupported(
-        fmt::format("config.json field '{}' must be a positive integer, found {}", key, v.dump()));
+  if (!v.is_number_integer() || v.get<int64_t>() <= 0) {
+    unsupported(fmt::format("config.json field '{}' must be a positive integer, found {}", key,
+                            json_brief(v)));
+  }
+  if (v.get<int64_t>() > max) {
+    unsupported(fmt::format("config.json field '{}' = {} is larger than the supported maximum {}",
+                            key, v.get<int64_t>(), max));
   }
   return static_cast<int>(v.get<int64_t>());
 }
@@ -48,8 +52,8 @@ float positive_float(const json& c, const char* key, float def, const char* wher
   }
   const json& v = c[key];
   if (!v.is_number() || !(v.get<double>() > 0) || !std::isfinite(v.get<double>())) {
-    unsupported(
-        fmt::format("{} field '{}' must be a positive number, found {}", where, key, v.dump()));
+    unsupported(fmt::format("{} field '{}' must be a positive number, found {}", where, key,
+                            json_brief(v)));
   }
   return static_cast<float>(v.get<double>());
 }
@@ -57,8 +61,8 @@ float positive_float(const json& c, const char* key, float def, const char* wher
 bool boolean(const json& c, const char* key, bool def) {
   if (!has(c, key)) return def;
   if (!c[key].is_boolean()) {
-    unsupported(
-        fmt::format("config.json field '{}' must be true or false, found {}", key, c[key].dump()));
+    unsupported(fmt::format("config.json field '{}' must be true or false, found {}", key,
+                            json_brief(c[key])));
   }
   return c[key].get<bool>();
 }
@@ -72,7 +76,7 @@ std::vector<int> token_ids(const json& c, const char* key) {
     if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
       unsupported(
           fmt::format("config.json field '{}' must be a token id or a list of token ids, found {}",
-                      key, v.dump()));
+                      key, json_brief(v)));
     }
     ids.push_back(static_cast<int>(id.get<int64_t>()));
   }
@@ -122,7 +126,7 @@ void parse_dtype(const json& c, ModelConfig& cfg) {
     cfg.dtype_from_config = false;  // open_model_dir takes it from the weights
     return;
   }
-  std::string name = c[key].is_string() ? c[key].get<std::string>() : c[key].dump();
+  std::string name = c[key].is_string() ? c[key].get<std::string>() : json_brief(c[key]);
   if (name.rfind("torch.", 0) == 0) name = name.substr(6);
   if (name == "bfloat16")
     cfg.dtype = DType::BF16;
@@ -147,7 +151,7 @@ void parse_rope(const json& c, ModelConfig& cfg) {
   static const json kEmpty = json::object();
   const json& rp = key ? c[key] : kEmpty;
   if (!rp.is_object())
-    unsupported(fmt::format("config.json {} must be an object, found {}", key, rp.dump()));
+    unsupported(fmt::format("config.json {} must be an object, found {}", key, json_brief(rp)));
   const std::string where = key ? fmt::format("config.json {}", key) : "config.json";
 
   const bool theta_in_rp = has(rp, "rope_theta");
@@ -156,7 +160,7 @@ void parse_rope(const json& c, ModelConfig& cfg) {
   const json& type = has(rp, "rope_type") ? rp["rope_type"]
                      : has(rp, "type")    ? rp["type"]
                                           : json("default");
-  cfg.rope.type = type.is_string() ? type.get<std::string>() : type.dump();
+  cfg.rope.type = type.is_string() ? type.get<std::string>() : json_brief(type);
   if (cfg.rope.type != "default" && cfg.rope.type != "llama3") {
     unsupported(fmt::format("{} type '{}' is not supported (supported: default, llama3)",
                             key ? key : "rope", cfg.rope.type));
@@ -165,7 +169,7 @@ void parse_rope(const json& c, ModelConfig& cfg) {
     if (has(*src, "partial_rotary_factor") && (*src)["partial_rotary_factor"] != 1.0) {
       unsupported(
           fmt::format("partial_rotary_factor {} is not supported (only full rotary embeddings)",
-                      (*src)["partial_rotary_factor"].dump()));
+                      json_brief((*src)["partial_rotary_factor"])));
     }
   }
   if (cfg.rope.type == "llama3") {
@@ -189,7 +193,7 @@ void reject_sliding_window(const json& c, const ModelConfig& cfg) {
         fmt::format("sliding window attention (sliding_window {}) is not supported: {}; "
                     "Mistral models with \"sliding_window\": null (e.g. Mistral-7B-Instruct-v0.3) "
                     "are supported",
-                    c["sliding_window"].dump(), hint));
+                    json_brief(c["sliding_window"]), hint));
   }
   if (cfg.model_type == "qwen2" && boolean(c, "use_sliding_window", false)) {
     unsupported(
@@ -200,7 +204,7 @@ void reject_sliding_window(const json& c, const ModelConfig& cfg) {
   if (has(c, "layer_types") && c["layer_types"].is_array()) {  // transformers 5
     for (const json& t : c["layer_types"]) {
       if (t != "full_attention") {
-        unsupported(fmt::format("layer_types contains {}: {}", t.dump(), hint));
+        unsupported(fmt::format("layer_types contains {}: {}", json_brief(t), hint));
       }
     }
   }
@@ -235,14 +239,16 @@ ModelConfig parse_model_config(const json& c) {
 
   const json& act = has(c, "hidden_act") ? c["hidden_act"] : json("silu");
   if (act != "silu") {
-    unsupported(fmt::format("hidden_act {} is not supported (supported: \"silu\")", act.dump()));
+    unsupported(
+        fmt::format("hidden_act {} is not supported (supported: \"silu\")", json_brief(act)));
   }
-  cfg.hidden_size = positive_int(c, "hidden_size");
-  cfg.intermediate_size = positive_int(c, "intermediate_size");
-  cfg.num_layers = positive_int(c, "num_hidden_layers");
-  cfg.num_heads = positive_int(c, "num_attention_heads");
-  cfg.num_kv_heads = positive_int(c, "num_key_value_heads", cfg.num_heads);
-  cfg.vocab_size = positive_int(c, "vocab_size");
+  // Sanity bounds (far above any released model) keep every size product inside int64.
+  cfg.hidden_size = positive_int(c, "hidden_size", 0, 1 << 17);
+  cfg.intermediate_size = positive_int(c, "intermediate_size", 0, 1 << 20);
+  cfg.num_layers = positive_int(c, "num_hidden_layers", 0, 1 << 12);
+  cfg.num_heads = positive_int(c, "num_attention_heads", 0, 1 << 12);
+  cfg.num_kv_heads = positive_int(c, "num_key_value_heads", cfg.num_heads, 1 << 12);
+  cfg.vocab_size = positive_int(c, "vocab_size", 0, 1 << 24);
   const int default_max_pos = cfg.model_type == "llama"   ? 2048
                               : cfg.model_type == "qwen2" ? 32768
                                                           : 131072;
@@ -288,19 +294,11 @@ ModelConfig parse_model_config(const json& c) {
 
 ModelConfig load_model_config(const std::string& model_dir) {
   const std::string path = model_dir + "/config.json";
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    throw FileFormatError(fmt::format("cannot open {}: {} (expected a Hugging Face model folder)",
-                                      path, std::strerror(errno)));
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    throw FileFormatError(fmt::format("missing {} (expected a Hugging Face model folder)", path));
   }
-  std::string text;
-  char buf[65536];
-  size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, got);
-  std::fclose(f);
-  json c = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (c.is_discarded()) throw FileFormatError(fmt::format("{}: not valid JSON", path));
-  return parse_model_config(c);
+  return parse_model_config(read_json_file(path));
 }
 
 std::string layer_tensor_name(int layer, const char* suffix) {

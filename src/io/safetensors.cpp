@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
+#include "io/json_file.h"
 
 namespace densekv {
 namespace fs = std::filesystem;
@@ -104,7 +105,8 @@ TensorInfo parse_entry(const std::string& name, const json& e, size_t data_size,
   for (const json& d : *sh) {
     int64_t v = as_index(d);
     if (v < 0) {
-      throw bad(fmt::format("has a shape entry {} that is not a non-negative integer", d.dump()));
+      throw bad(
+          fmt::format("has a shape entry {} that is not a non-negative integer", json_brief(d)));
     }
     t.shape.push_back(v);
     has_zero = has_zero || v == 0;
@@ -249,25 +251,6 @@ SafetensorsFile::~SafetensorsFile() {
 
 // ---- ModelTensors ----
 
-namespace {
-
-json read_json_file(const fs::path& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    throw FileFormatError(fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)));
-  }
-  std::string text;
-  char buf[65536];
-  size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, got);
-  std::fclose(f);
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) throw FileFormatError(fmt::format("{}: not valid JSON", path.string()));
-  return j;
-}
-
-}  // namespace
-
 ModelTensors::ModelTensors(const std::string& model_dir) {
   const fs::path dir(model_dir);
   std::error_code ec;
@@ -291,13 +274,13 @@ ModelTensors::ModelTensors(const std::string& model_dir) {
   };
 
   if (fs::exists(index_path, ec)) {
-    const json index = read_json_file(index_path);
+    const json index = read_json_file(index_path.string());
     const std::string where = index_path.string();
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
       throw FileFormatError(fmt::format("{}: no \"weight_map\" object", where));
     }
     // Load each shard once (in sorted order), then check that every listed tensor is in its shard.
-    std::map<std::string, const SafetensorsFile*> shards;
+    std::set<std::string> shards;
     for (const auto& [name, shard] : index["weight_map"].items()) {
       if (!shard.is_string()) {
         throw FileFormatError(
@@ -308,19 +291,16 @@ ModelTensors::ModelTensors(const std::string& model_dir) {
         throw FileFormatError(fmt::format(
             "{}: weight_map entry '{}' names shard '{}' outside the model folder", where, name, s));
       }
-      shards.emplace(s, nullptr);
+      shards.insert(s);
     }
-    for (auto& [s, file] : shards) file = &add_file(dir / s);
+    for (const std::string& s : shards) add_file(dir / s);
     for (const auto& [name, shard] : index["weight_map"].items()) {
-      const SafetensorsFile* file = shards.at(shard.get<std::string>());
-      const auto& in_shard = file->tensors();
-      bool found = std::any_of(in_shard.begin(), in_shard.end(),
-                               [&](const TensorInfo& t) { return t.name == name; });
-      if (!found) {
-        throw FileFormatError(fmt::format(
-            "{}: tensor '{}' is listed in shard {} but {} has no such "
-            "tensor",
-            where, name, shard.get<std::string>(), (dir / shard.get<std::string>()).string()));
+      const std::string path = (dir / shard.get<std::string>()).string();
+      auto it = by_name_.find(name);
+      if (it == by_name_.end() || it->second->file != path) {
+        throw FileFormatError(
+            fmt::format("{}: tensor '{}' is listed in shard {} but {} has no such tensor", where,
+                        name, shard.get<std::string>(), path));
       }
     }
   } else if (fs::exists(single_path, ec)) {

@@ -178,6 +178,10 @@ TEST(HfConfig, RejectsBadFields) {
                      {"'num_hidden_layers' must be a positive integer, found 0"});
   expect_unsupported(with("intermediate_size", -5), {"'intermediate_size'", "found -5"});
   expect_unsupported(with("vocab_size", "128256"), {"'vocab_size'", "found \"128256\""});
+  expect_unsupported(with("hidden_size", int64_t{1} << 40),
+                     {"'hidden_size' = 1099511627776 is larger than the supported maximum"});
+  expect_unsupported(with("num_key_value_heads", json::array({json::array({1})})),
+                     {"'num_key_value_heads'", "found (an array of 1 items)"});
   expect_unsupported(with("num_key_value_heads", 5), {"not divisible by num_key_value_heads 5"});
   expect_unsupported(with("hidden_act", "gelu"), {"hidden_act \"gelu\" is not supported"});
   expect_unsupported(with("mlp_bias", true), {"mlp_bias"});
@@ -233,7 +237,7 @@ TEST(HfConfig, Defaults) {
 TEST(HfConfig, MissingOrInvalidConfigFile) {
   auto dir = fresh_dir("cfg_missing");
   expect_error<FileFormatError>([&] { load_model_config(dir.string()); },
-                                {"config.json", "No such file"});
+                                {"missing", "config.json", "expected a Hugging Face model folder"});
   write_file(dir / "config.json", "{\"architectures\": [");
   expect_error<FileFormatError>([&] { load_model_config(dir.string()); },
                                 {"config.json", "not valid JSON"});
