@@ -63,7 +63,7 @@ size_t py_len(const Value& v) {
 
 Value dict_items(const Value& d) {
   Array out;
-  for (const auto& [k, v] : d.obj->items) out.push_back(Value::array({Value::string(k), v}));
+  for (const auto& [k, v] : d.obj->items) out.push_back(Value::tuple({Value::string(k), v}));
   return Value::array(std::move(out));
 }
 
@@ -608,7 +608,10 @@ Value get_slice(const Value& obj, const Value& start, const Value& stop, const V
     if (obj.is_array()) items.push_back((*obj.arr)[k]);
     else utf8_append(s, cps[k]);
   }
-  return obj.is_array() ? Value::array(std::move(items)) : Value::string(std::move(s));
+  if (!obj.is_array()) return Value::string(std::move(s));
+  Value out = Value::array(std::move(items));
+  out.is_tuple = obj.is_tuple;
+  return out;
 }
 
 Array iterate(const Value& v) {

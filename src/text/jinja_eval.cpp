@@ -232,7 +232,7 @@ class Interp {
       case Expr::Kind::Tuple: {
         Array items;
         for (const auto& x : e.args) items.push_back(eval(*x));
-        return Value::array(std::move(items));
+        return e.kind == Expr::Kind::Tuple ? Value::tuple(std::move(items)) : Value::array(std::move(items));
       }
       case Expr::Kind::Dict: {
         Value d = Value::object();

@@ -255,11 +255,12 @@ struct Lexer {
     }
     size_t e = digits(p);
     bool is_float = false;
-    if (e + 1 < src.size() && src[e] == '.' && std::isdigit(static_cast<unsigned char>(src[e + 1]))) {
+    bool after_dot = p > 0 && src[p - 1] == '.';  // x.0.1 is two integer subscripts, as in jinja2
+    if (!after_dot && e + 1 < src.size() && src[e] == '.' && std::isdigit(static_cast<unsigned char>(src[e + 1]))) {
       e = digits(e + 1);
       is_float = true;
     }
-    if (e < src.size() && (src[e] == 'e' || src[e] == 'E')) {
+    if (!after_dot && e < src.size() && (src[e] == 'e' || src[e] == 'E')) {
       size_t k = e + 1;
       if (k < src.size() && (src[k] == '+' || src[k] == '-')) ++k;
       if (k < src.size() && std::isdigit(static_cast<unsigned char>(src[k]))) {

@@ -16,6 +16,12 @@ Value Value::array(Array items) {
   return v;
 }
 
+Value Value::tuple(Array items) {
+  Value v = array(std::move(items));
+  v.is_tuple = true;
+  return v;
+}
+
 Value Value::object() {
   Value v = with_kind(Kind::Object);
   v.obj = std::make_shared<Object>();
@@ -89,7 +95,7 @@ bool equals(const Value& a, const Value& b) {
     case Value::Kind::None: return true;
     case Value::Kind::String: return a.s == b.s;
     case Value::Kind::Array: {
-      if (a.arr->size() != b.arr->size()) return false;
+      if (a.is_tuple != b.is_tuple || a.arr->size() != b.arr->size()) return false;
       for (size_t k = 0; k < a.arr->size(); ++k)
         if (!equals((*a.arr)[k], (*b.arr)[k])) return false;
       return true;
@@ -286,12 +292,13 @@ std::string repr(const Value& v) {
     case Value::Kind::String: return repr_string(v.s);
     case Value::Kind::Undefined: return "Undefined";
     case Value::Kind::Array: {
-      std::string out = "[";
+      std::string out = v.is_tuple ? "(" : "[";
       for (size_t k = 0; k < v.arr->size(); ++k) {
         if (k) out += ", ";
         out += repr((*v.arr)[k]);
       }
-      return out + "]";
+      if (v.is_tuple && v.arr->size() == 1) out += ",";
+      return out + (v.is_tuple ? ")" : "]");
     }
     case Value::Kind::Object: {
       std::string out = "{";

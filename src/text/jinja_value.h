@@ -47,6 +47,7 @@ struct Value {
   double f = 0;
   std::string s;                 // String; for Undefined: what was missing (for error messages)
   std::shared_ptr<Array> arr;    // Array (lists and tuples)
+  bool is_tuple = false;         // an Array that Python would hold as a tuple (repr, ==)
   std::shared_ptr<Object> obj;   // Object (dicts, namespaces, the loop object)
   std::shared_ptr<Function> fn;  // Function (globals, macros, bound methods)
 
@@ -78,6 +79,7 @@ struct Value {
     return v;
   }
   static Value array(Array items = {});
+  static Value tuple(Array items);
   static Value object();            // an empty dict
   static Value namespace_object();  // an empty namespace()
   static Value function(std::string name, std::function<Value(Args&)> call);

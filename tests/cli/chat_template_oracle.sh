@@ -21,7 +21,8 @@ if ! "$py" -c 'import jinja2' 2>/dev/null; then
   exit 77
 fi
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap '[[ -n ${KEEP_TMP:-} ]] || rm -rf "$tmp"' EXIT
+[[ -n ${KEEP_TMP:-} ]] && echo "work dir: $tmp"
 export DENSEKV_CHAT_TEMPLATE_NOW=1721995200  # strftime_now: 26 Jul 2024 12:00 UTC, both sides
 export TZ=UTC
 
@@ -30,6 +31,7 @@ export TZ=UTC
 import glob, json, os, shutil, sys
 repo, tmp = sys.argv[1:]
 sys.path.insert(0, os.path.join(repo, "tools"))
+import jinja2
 import render_chat_template as ref
 
 data = os.path.join(repo, "tests", "data", "chat_templates")
@@ -86,6 +88,8 @@ for path in sorted(glob.glob(os.path.join(data, "cases", "*.json"))):
             text = ref.render(os.path.join(models, model), case["messages"], case.get("tools"),
                               case.get("extra_context"), bool(case.get("add_generation_prompt")))
             open(out, "wb").write(text.encode("utf-8"))
+        except jinja2.TemplateSyntaxError as e:  # test data must parse; only render errors compare
+            sys.exit(f"{model}: Jinja2 cannot parse this template: {e}")
         except Exception as e:
             open(out + ".error", "w").write(f"{type(e).__name__}: {e}\n")
 PY
