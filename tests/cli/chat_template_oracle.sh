@@ -51,6 +51,14 @@ for path in templates:
     shutil.copy(path, os.path.join(d, "chat_template.jinja"))
     write_json(os.path.join(d, "tokenizer_config.json"), tokens.get(name, {"bos_token": "<s>", "eos_token": "</s>"}))
 
+# The same feature template with \r\n line ends and with two trailing newlines.
+for variant, transform in (("crlf", lambda t: t.replace("\n", "\r\n")), ("trailing_newlines", lambda t: t + "\n\n")):
+    d = os.path.join(models, "whitespace_" + variant)
+    os.makedirs(d)
+    text = open(os.path.join(data, "features", "whitespace.jinja"), encoding="utf-8").read()
+    open(os.path.join(d, "chat_template.jinja"), "w", encoding="utf-8", newline="").write(transform(text))
+    write_json(os.path.join(d, "tokenizer_config.json"), {})
+
 # tokenizer_config.json with named templates: "tool_use" must be picked when tools are given.
 d = os.path.join(models, "named_list")
 os.makedirs(d)
