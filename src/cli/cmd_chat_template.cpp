@@ -20,7 +20,8 @@ nlohmann::ordered_json read_json(const std::string& path, const char* what) {
   try {
     return nlohmann::ordered_json::parse(ss.str());
   } catch (const nlohmann::ordered_json::parse_error& e) {
-    throw InvalidArgumentError(std::string(what) + " file " + path + " is not valid JSON: " + e.what());
+    throw InvalidArgumentError(std::string(what) + " file " + path +
+                               " is not valid JSON: " + e.what());
   }
 }
 
@@ -33,8 +34,10 @@ struct Options {
 
 void register_chat_template(CLI::App& app) {
   auto opt = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("chat-template", "Render a model's chat template for a conversation");
-  cmd->add_option("dir", opt->dir, "Hugging Face model folder (tokenizer_config.json / chat_template.jinja)")
+  auto* cmd =
+      app.add_subcommand("chat-template", "Render a model's chat template for a conversation");
+  cmd->add_option("dir", opt->dir,
+                  "Hugging Face model folder (tokenizer_config.json / chat_template.jinja)")
       ->required();
   cmd->add_option("--messages", opt->messages, "JSON file with the message list")->required();
   cmd->add_option("--tools", opt->tools, "JSON file with the tool list");
@@ -44,10 +47,12 @@ void register_chat_template(CLI::App& app) {
   cmd->callback([opt] {
     ChatTemplate tmpl = ChatTemplate::load(opt->dir);
     nlohmann::ordered_json messages = read_json(opt->messages, "messages");
-    if (!messages.is_array()) throw InvalidArgumentError("messages file " + opt->messages + " must hold a JSON array");
-    nlohmann::ordered_json tools = opt->tools.empty() ? nlohmann::ordered_json() : read_json(opt->tools, "tools");
-    nlohmann::ordered_json extra =
-        opt->extra.empty() ? nlohmann::ordered_json::object() : read_json(opt->extra, "extra context");
+    if (!messages.is_array())
+      throw InvalidArgumentError("messages file " + opt->messages + " must hold a JSON array");
+    nlohmann::ordered_json tools =
+        opt->tools.empty() ? nlohmann::ordered_json() : read_json(opt->tools, "tools");
+    nlohmann::ordered_json extra = opt->extra.empty() ? nlohmann::ordered_json::object()
+                                                      : read_json(opt->extra, "extra context");
     std::string text = tmpl.render(messages, opt->add_generation_prompt, tools, extra);
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);

@@ -43,9 +43,9 @@ long long now_override() {
   return t;
 }
 
-std::string render_with(const jinja::Template& tmpl, const ojson& messages, bool add_generation_prompt,
-                        const ojson& tools, const std::string& bos, const std::string& eos,
-                        const ojson& extra_context) {
+std::string render_with(const jinja::Template& tmpl, const ojson& messages,
+                        bool add_generation_prompt, const ojson& tools, const std::string& bos,
+                        const std::string& eos, const ojson& extra_context) {
   if (!messages.is_array()) throw InvalidArgumentError("chat messages must be a JSON array");
   if (!tools.is_null() && !tools.is_array())
     throw InvalidArgumentError("chat tools must be a JSON array (or null for none)");
@@ -112,8 +112,9 @@ ChatTemplate ChatTemplate::load(const std::string& model_dir) {
       for (const ojson& item : ct) {
         if (!item.is_object() || !item.contains("name") || !item.contains("template") ||
             !item["name"].is_string() || !item["template"].is_string())
-          throw FileFormatError(config_path.string() +
-                                ": chat_template list entries must be {\"name\": str, \"template\": str}");
+          throw FileFormatError(
+              config_path.string() +
+              ": chat_template list entries must be {\"name\": str, \"template\": str}");
         named.emplace_back(item["name"].get<std::string>(), item["template"].get<std::string>());
       }
     } else {
@@ -121,9 +122,10 @@ ChatTemplate ChatTemplate::load(const std::string& model_dir) {
     }
   }
   if (named.empty())
-    throw UnsupportedModelError(model_dir +
-                                " has no chat template (neither chat_template.jinja nor a chat_template "
-                                "in tokenizer_config.json)");
+    throw UnsupportedModelError(
+        model_dir +
+        " has no chat template (neither chat_template.jinja nor a chat_template "
+        "in tokenizer_config.json)");
   return ChatTemplate(named, bos, eos);
 }
 
@@ -138,19 +140,23 @@ const ChatTemplate::Named& ChatTemplate::select(bool with_tools) const {
   throw UnsupportedModelError("the model's chat templates have no \"default\" template");
 }
 
-const std::string& ChatTemplate::source(bool with_tools) const { return select(with_tools).source; }
-
-std::string ChatTemplate::render(const ojson& messages, bool add_generation_prompt, const ojson& tools,
-                                 const ojson& extra_context) const {
-  return render_with(*select(!tools.is_null()).compiled, messages, add_generation_prompt, tools, bos_,
-                     eos_, extra_context);
+const std::string& ChatTemplate::source(bool with_tools) const {
+  return select(with_tools).source;
 }
 
-std::string render_chat_template(const std::string& tmpl, const ojson& messages, bool add_generation_prompt,
-                                 const ojson& tools, const std::string& bos_token,
-                                 const std::string& eos_token, const ojson& extra_context) {
+std::string ChatTemplate::render(const ojson& messages, bool add_generation_prompt,
+                                 const ojson& tools, const ojson& extra_context) const {
+  return render_with(*select(!tools.is_null()).compiled, messages, add_generation_prompt, tools,
+                     bos_, eos_, extra_context);
+}
+
+std::string render_chat_template(const std::string& tmpl, const ojson& messages,
+                                 bool add_generation_prompt, const ojson& tools,
+                                 const std::string& bos_token, const std::string& eos_token,
+                                 const ojson& extra_context) {
   jinja::Template compiled(tmpl);
-  return render_with(compiled, messages, add_generation_prompt, tools, bos_token, eos_token, extra_context);
+  return render_with(compiled, messages, add_generation_prompt, tools, bos_token, eos_token,
+                     extra_context);
 }
 
 }  // namespace densekv

@@ -37,9 +37,10 @@ class ChatTemplate {
   // schemas; picks the "tool_use" template when the model has one). Throws
   // jinja::TemplateRaisedError when the template calls raise_exception (e.g. roles that do not
   // alternate), jinja::TemplateError on other render failures (both InvalidArgumentError).
-  std::string render(const nlohmann::ordered_json& messages, bool add_generation_prompt,
-                     const nlohmann::ordered_json& tools = nullptr,
-                     const nlohmann::ordered_json& extra_context = nlohmann::ordered_json::object()) const;
+  std::string render(
+      const nlohmann::ordered_json& messages, bool add_generation_prompt,
+      const nlohmann::ordered_json& tools = nullptr,
+      const nlohmann::ordered_json& extra_context = nlohmann::ordered_json::object()) const;
 
   const std::string& bos_token() const { return bos_; }
   const std::string& eos_token() const { return eos_; }
@@ -58,9 +59,9 @@ class ChatTemplate {
 };
 
 // One-shot render of a template string (parses it every call; prefer ChatTemplate to reuse).
-std::string render_chat_template(const std::string& tmpl, const nlohmann::ordered_json& messages,
-                                 bool add_generation_prompt, const nlohmann::ordered_json& tools,
-                                 const std::string& bos_token, const std::string& eos_token,
-                                 const nlohmann::ordered_json& extra_context = nlohmann::ordered_json::object());
+std::string render_chat_template(
+    const std::string& tmpl, const nlohmann::ordered_json& messages, bool add_generation_prompt,
+    const nlohmann::ordered_json& tools, const std::string& bos_token, const std::string& eos_token,
+    const nlohmann::ordered_json& extra_context = nlohmann::ordered_json::object());
 
 }  // namespace densekv

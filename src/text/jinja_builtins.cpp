@@ -15,17 +15,19 @@ namespace densekv::jinja {
 namespace {
 
 const char* kPyStrMethods[] = {
-    "capitalize", "casefold", "center",     "count",        "encode",       "endswith",  "expandtabs",
-    "find",       "format",   "format_map", "index",        "isalnum",      "isalpha",   "isascii",
-    "isdecimal",  "isdigit",  "isidentifier", "islower",    "isnumeric",    "isprintable", "isspace",
-    "istitle",    "isupper",  "join",       "ljust",        "lower",        "lstrip",    "maketrans",
-    "partition",  "removeprefix", "removesuffix", "replace", "rfind",       "rindex",    "rjust",
-    "rpartition", "rsplit",   "rstrip",     "split",        "splitlines",   "startswith", "strip",
-    "swapcase",   "title",    "translate",  "upper",        "zfill"};
+    "capitalize",   "casefold",    "center",    "count",      "encode",       "endswith",
+    "expandtabs",   "find",        "format",    "format_map", "index",        "isalnum",
+    "isalpha",      "isascii",     "isdecimal", "isdigit",    "isidentifier", "islower",
+    "isnumeric",    "isprintable", "isspace",   "istitle",    "isupper",      "join",
+    "ljust",        "lower",       "lstrip",    "maketrans",  "partition",    "removeprefix",
+    "removesuffix", "replace",     "rfind",     "rindex",     "rjust",        "rpartition",
+    "rsplit",       "rstrip",      "split",     "splitlines", "startswith",   "strip",
+    "swapcase",     "title",       "translate", "upper",      "zfill"};
 const char* kDictMethods[] = {"items", "keys", "values", "get", "copy"};
 const char* kDictUnsafe[] = {"clear", "fromkeys", "pop", "popitem", "setdefault", "update"};
 const char* kListMethods[] = {"count", "index", "copy"};
-const char* kListUnsafe[] = {"append", "clear", "extend", "insert", "pop", "remove", "reverse", "sort"};
+const char* kListUnsafe[] = {"append", "clear",  "extend",  "insert",
+                             "pop",    "remove", "reverse", "sort"};
 
 template <size_t N>
 bool in_list(const char* (&list)[N], const std::string& name) {
@@ -50,13 +52,17 @@ const std::string& as_str(const Value& v, const char* what) {
 
 size_t py_len(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::String: return utf8_length(v.s);
-    case Value::Kind::Array: return v.arr->size();
+    case Value::Kind::String:
+      return utf8_length(v.s);
+    case Value::Kind::Array:
+      return v.arr->size();
     case Value::Kind::Object:
       if (!v.obj->is_namespace) return v.obj->items.size();
       break;
-    case Value::Kind::Undefined: return 0;
-    default: break;
+    case Value::Kind::Undefined:
+      return 0;
+    default:
+      break;
   }
   fail("object of type '" + type_name(v) + "' has no len()");
 }
@@ -83,14 +89,16 @@ Value call_str_method(const std::string& s, const std::string& name, Args& a) {
     Array options = p.is_array() ? *p.arr : Array{p};
     for (const Value& o : options) {
       const std::string& x = as_str(o, (name + " arg").c_str());
-      bool hit = name == "startswith" ? s.compare(0, x.size(), x) == 0
-                                      : s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
+      bool hit = name == "startswith"
+                     ? s.compare(0, x.size(), x) == 0
+                     : s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
       if (hit) return Value::boolean(true);
     }
     return Value::boolean(false);
   }
   if (name == "split" || name == "rsplit")
-    return Value::array(py_split(s, str_arg(0, "sep"), as_int(arg_or(a, 1, "maxsplit", Value::integer(-1)), "maxsplit"),
+    return Value::array(py_split(s, str_arg(0, "sep"),
+                                 as_int(arg_or(a, 1, "maxsplit", Value::integer(-1)), "maxsplit"),
                                  name == "rsplit"));
   if (name == "splitlines") {
     Array out;
@@ -111,17 +119,20 @@ Value call_str_method(const std::string& s, const std::string& name, Args& a) {
     if (at < 0 && name.find("index") != std::string::npos) fail("substring not found");
     return Value::integer(at);
   }
-  if (name == "count") return Value::integer(py_count(s, as_str(arg_or(a, 0, "sub", {}), "argument")));
+  if (name == "count")
+    return Value::integer(py_count(s, as_str(arg_or(a, 0, "sub", {}), "argument")));
   if (name == "format") return Value::string(py_format(s, a));
   if (name == "join") {
     std::string out;
     Array items = iterate(arg_or(a, 0, "iterable", {}));
-    for (size_t k = 0; k < items.size(); ++k) out += (k ? s : "") + as_str(items[k], "sequence item");
+    for (size_t k = 0; k < items.size(); ++k)
+      out += (k ? s : "") + as_str(items[k], "sequence item");
     return Value::string(out);
   }
   if (name == "removeprefix" || name == "removesuffix") {
     const std::string& x = as_str(arg_or(a, 0, "affix", {}), "argument");
-    if (name == "removeprefix" && s.compare(0, x.size(), x) == 0) return Value::string(s.substr(x.size()));
+    if (name == "removeprefix" && s.compare(0, x.size(), x) == 0)
+      return Value::string(s.substr(x.size()));
     if (name == "removesuffix" && !x.empty() && s.size() >= x.size() &&
         s.compare(s.size() - x.size(), x.size(), x) == 0)
       return Value::string(s.substr(0, s.size() - x.size()));
@@ -137,7 +148,8 @@ Value call_method(const Value& self, const std::string& name, Args& a) {
     if (name == "items") return dict_items(self);
     if (name == "keys" || name == "values") {
       Array out;
-      for (const auto& [k, v] : self.obj->items) out.push_back(name == "keys" ? Value::string(k) : v);
+      for (const auto& [k, v] : self.obj->items)
+        out.push_back(name == "keys" ? Value::string(k) : v);
       return Value::array(std::move(out));
     }
     if (name == "get") {
@@ -175,7 +187,9 @@ Value bound(const Value& self, const std::string& name) {
 using FilterFn = std::function<Value(const Value&, Args&)>;
 using TestFn = std::function<bool(const Value&, Args&)>;
 
-Value to_list(const Value& v) { return Value::array(iterate(v)); }
+Value to_list(const Value& v) {
+  return Value::array(iterate(v));
+}
 
 // Jinja's make_attrgetter: "a.b" and "a.0" walk nested items; missing -> undefined.
 Value attr_path(const Value& v, const std::string& path) {
@@ -183,7 +197,8 @@ Value attr_path(const Value& v, const std::string& path) {
   size_t start = 0;
   while (true) {
     size_t dot = path.find('.', start);
-    std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    std::string part =
+        path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     bool digits = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
     cur = get_item(cur, digits ? Value::integer(std::stoll(part)) : Value::string(part));
     if (dot == std::string::npos) return cur;
@@ -232,7 +247,8 @@ Value filter_tojson(const Value& v, Args& a) {
   if (opt.indent >= 0 || opt.indent_is_string) opt.item_sep = ",";
   Value seps = arg_or(a, 2, "separators", Value::none());
   if (!seps.is_none()) {
-    if (!seps.is_array() || seps.arr->size() != 2) fail("tojson separators must be a pair of strings");
+    if (!seps.is_array() || seps.arr->size() != 2)
+      fail("tojson separators must be a pair of strings");
     opt.item_sep = as_str((*seps.arr)[0], "separator");
     opt.key_sep = as_str((*seps.arr)[1], "separator");
   }
@@ -244,7 +260,8 @@ Value filter_int(const Value& v, Args& a) {
   Value def = arg_or(a, 0, "default", Value::integer(0));
   if (v.kind == Value::Kind::Int) return v;
   if (v.kind == Value::Kind::Bool) return Value::integer(v.b);
-  if (v.kind == Value::Kind::Float) return std::isfinite(v.f) ? Value::integer(static_cast<int64_t>(v.f)) : def;
+  if (v.kind == Value::Kind::Float)
+    return std::isfinite(v.f) ? Value::integer(static_cast<int64_t>(v.f)) : def;
   if (!v.is_string()) return def;
   std::string s = py_strip(v.s, Value::undefined(), true, true);
   s.erase(std::remove(s.begin(), s.end(), '_'), s.end());
@@ -281,67 +298,86 @@ Value filter_round(const Value& v, Args& a) {
 
 const std::unordered_map<std::string, FilterFn>& filters() {
   static const std::unordered_map<std::string, FilterFn> table = {
-      {"abs", [](const Value& v, Args&) {
+      {"abs",
+       [](const Value& v, Args&) {
          if (v.kind == Value::Kind::Float) return Value::number(std::fabs(v.f));
          return Value::integer(std::llabs(as_int(v, "abs() argument")));
        }},
-      {"attr", [](const Value& v, Args& a) { return get_attr(v, as_str(arg_or(a, 0, "name", {}), "attribute name")); }},
+      {"attr",
+       [](const Value& v, Args& a) {
+         return get_attr(v, as_str(arg_or(a, 0, "name", {}), "attribute name"));
+       }},
       {"capitalize", [](const Value& v, Args&) { return Value::string(py_capitalize(to_str(v))); }},
-      {"default", [](const Value& v, Args& a) {
+      {"default",
+       [](const Value& v, Args& a) {
          bool boolean = truthy(arg_or(a, 1, "boolean", Value::boolean(false)));
          bool use_default = v.is_undefined() || (boolean && !truthy(v));
          return use_default ? arg_or(a, 0, "default_value", Value::string("")) : v;
        }},
-      {"dictsort", [](const Value& v, Args& a) {
+      {"dictsort",
+       [](const Value& v, Args& a) {
          if (!v.is_dict()) fail("dictsort: a mapping is required");
          bool cs = truthy(arg_or(a, 0, "case_sensitive", Value::boolean(false)));
          bool by_value = arg_or(a, 1, "by", Value::string("key")).s == "value";
          bool reverse = truthy(arg_or(a, 2, "reverse", Value::boolean(false)));
          Array items = *dict_items(v).arr;
          std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
-           int c = compare(sort_key((*x.arr)[by_value], cs, ""), sort_key((*y.arr)[by_value], cs, ""));
+           int c =
+               compare(sort_key((*x.arr)[by_value], cs, ""), sort_key((*y.arr)[by_value], cs, ""));
            return reverse ? c > 0 : c < 0;
          });
          return Value::array(std::move(items));
        }},
       {"escape", [](const Value& v, Args&) { return Value::string(html_escape(to_str(v))); }},
-      {"first", [](const Value& v, Args&) {
+      {"first",
+       [](const Value& v, Args&) {
          Array items = iterate(v);
-         return items.empty() ? Value::undefined("No first item, sequence was empty.") : items.front();
+         return items.empty() ? Value::undefined("No first item, sequence was empty.")
+                              : items.front();
        }},
       {"float", filter_float},
-      {"format", [](const Value& v, Args& a) {
+      {"format",
+       [](const Value& v, Args& a) {
          Value args = a.kw.empty() ? Value::array(a.pos) : Value::object();
          for (auto& [k, x] : a.kw) args.obj->set(k, x);
          return Value::string(py_percent(to_str(v), args));
        }},
-      {"indent", [](const Value& v, Args& a) {
+      {"indent",
+       [](const Value& v, Args& a) {
          return Value::string(jinja_indent(to_str(v), arg_or(a, 0, "width", Value::integer(4)),
-                                           truthy(arg_or(a, 1, "first", {})), truthy(arg_or(a, 2, "blank", {}))));
+                                           truthy(arg_or(a, 1, "first", {})),
+                                           truthy(arg_or(a, 2, "blank", {}))));
        }},
       {"int", filter_int},
-      {"items", [](const Value& v, Args&) {
+      {"items",
+       [](const Value& v, Args&) {
          if (v.is_undefined()) return Value::array();
          if (!v.is_dict()) fail("Can only get item pairs from a mapping.");
          return dict_items(v);
        }},
-      {"join", [](const Value& v, Args& a) {
+      {"join",
+       [](const Value& v, Args& a) {
          std::string sep = to_str(arg_or(a, 0, "d", Value::string("")));
          Value attr = arg_or(a, 1, "attribute", Value::none());
          std::string out;
          Array items = iterate(v);
          for (size_t k = 0; k < items.size(); ++k)
-           out += (k ? sep : "") + to_str(attr.is_none() ? items[k] : attr_path(items[k], to_str(attr)));
+           out += (k ? sep : "") +
+                  to_str(attr.is_none() ? items[k] : attr_path(items[k], to_str(attr)));
          return Value::string(out);
        }},
-      {"last", [](const Value& v, Args&) {
+      {"last",
+       [](const Value& v, Args&) {
          Array items = iterate(v);
-         return items.empty() ? Value::undefined("No last item, sequence was empty.") : items.back();
+         return items.empty() ? Value::undefined("No last item, sequence was empty.")
+                              : items.back();
        }},
-      {"length", [](const Value& v, Args&) { return Value::integer(static_cast<int64_t>(py_len(v))); }},
+      {"length",
+       [](const Value& v, Args&) { return Value::integer(static_cast<int64_t>(py_len(v))); }},
       {"list", [](const Value& v, Args&) { return to_list(v); }},
       {"lower", [](const Value& v, Args&) { return Value::string(py_lower(to_str(v))); }},
-      {"map", [](const Value& v, Args& a) {
+      {"map",
+       [](const Value& v, Args& a) {
          Array out;
          const Value* attr = find_arg(a, 99, "attribute");
          for (const Value& item : iterate(v)) {
@@ -351,12 +387,14 @@ const std::unordered_map<std::string, FilterFn>& filters() {
              out.push_back(x);
            } else {
              Args fargs = rest_args(a, 1);
-             out.push_back(apply_filter(as_str(arg_or(a, 0, "filter", {}), "filter name"), item, fargs));
+             out.push_back(
+                 apply_filter(as_str(arg_or(a, 0, "filter", {}), "filter name"), item, fargs));
            }
          }
          return Value::array(std::move(out));
        }},
-      {"max", [](const Value& v, Args& a) {
+      {"max",
+       [](const Value& v, Args& a) {
          bool cs = truthy(arg_or(a, 0, "case_sensitive", {}));
          std::string attr = to_str(arg_or(a, 1, "attribute", Value::string("")));
          Array items = iterate(v);
@@ -365,7 +403,8 @@ const std::unordered_map<std::string, FilterFn>& filters() {
            return compare(sort_key(x, cs, attr), sort_key(y, cs, attr)) < 0;
          });
        }},
-      {"min", [](const Value& v, Args& a) {
+      {"min",
+       [](const Value& v, Args& a) {
          bool cs = truthy(arg_or(a, 0, "case_sensitive", {}));
          std::string attr = to_str(arg_or(a, 1, "attribute", Value::string("")));
          Array items = iterate(v);
@@ -376,12 +415,15 @@ const std::unordered_map<std::string, FilterFn>& filters() {
        }},
       {"reject", [](const Value& v, Args& a) { return select_items(v, a, false, false); }},
       {"rejectattr", [](const Value& v, Args& a) { return select_items(v, a, true, false); }},
-      {"replace", [](const Value& v, Args& a) {
+      {"replace",
+       [](const Value& v, Args& a) {
          Value count = arg_or(a, 2, "count", Value::none());
-         return Value::string(py_replace(to_str(v), to_str(arg_or(a, 0, "old", {})), to_str(arg_or(a, 1, "new", {})),
+         return Value::string(py_replace(to_str(v), to_str(arg_or(a, 0, "old", {})),
+                                         to_str(arg_or(a, 1, "new", {})),
                                          count.is_none() ? -1 : as_int(count, "count")));
        }},
-      {"reverse", [](const Value& v, Args&) {
+      {"reverse",
+       [](const Value& v, Args&) {
          if (v.is_string()) {
            std::vector<uint32_t> cps = utf8_decode(v.s);
            std::reverse(cps.begin(), cps.end());
@@ -395,7 +437,8 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       {"safe", [](const Value& v, Args&) { return v; }},
       {"select", [](const Value& v, Args& a) { return select_items(v, a, false, true); }},
       {"selectattr", [](const Value& v, Args& a) { return select_items(v, a, true, true); }},
-      {"sort", [](const Value& v, Args& a) {
+      {"sort",
+       [](const Value& v, Args& a) {
          bool reverse = truthy(arg_or(a, 0, "reverse", {}));
          bool cs = truthy(arg_or(a, 1, "case_sensitive", {}));
          std::string attr = to_str(arg_or(a, 2, "attribute", Value::string("")));
@@ -407,24 +450,30 @@ const std::unordered_map<std::string, FilterFn>& filters() {
          return Value::array(std::move(items));
        }},
       {"string", [](const Value& v, Args&) { return Value::string(to_str(v)); }},
-      {"sum", [](const Value& v, Args& a) {
+      {"sum",
+       [](const Value& v, Args& a) {
          std::string attr = to_str(arg_or(a, 0, "attribute", Value::string("")));
          Value total = arg_or(a, 1, "start", Value::integer(0));
-         for (const Value& item : iterate(v)) total = binary_op("+", total, attr.empty() ? item : attr_path(item, attr));
+         for (const Value& item : iterate(v))
+           total = binary_op("+", total, attr.empty() ? item : attr_path(item, attr));
          return total;
        }},
       {"title", [](const Value& v, Args&) { return Value::string(jinja_title(to_str(v))); }},
       {"tojson", filter_tojson},
-      {"trim", [](const Value& v, Args& a) {
-         return Value::string(py_strip(to_str(v), arg_or(a, 0, "chars", Value::none()), true, true));
+      {"trim",
+       [](const Value& v, Args& a) {
+         return Value::string(
+             py_strip(to_str(v), arg_or(a, 0, "chars", Value::none()), true, true));
        }},
-      {"unique", [](const Value& v, Args& a) {
+      {"unique",
+       [](const Value& v, Args& a) {
          bool cs = truthy(arg_or(a, 0, "case_sensitive", {}));
          std::string attr = to_str(arg_or(a, 1, "attribute", Value::string("")));
          Array out, seen;
          for (const Value& item : iterate(v)) {
            Value key = sort_key(item, cs, attr);
-           if (std::none_of(seen.begin(), seen.end(), [&](const Value& s) { return equals(s, key); })) {
+           if (std::none_of(seen.begin(), seen.end(),
+                            [&](const Value& s) { return equals(s, key); })) {
              seen.push_back(key);
              out.push_back(item);
            }
@@ -432,8 +481,10 @@ const std::unordered_map<std::string, FilterFn>& filters() {
          return Value::array(std::move(out));
        }},
       {"upper", [](const Value& v, Args&) { return Value::string(py_upper(to_str(v))); }},
-      {"wordcount", [](const Value& v, Args&) {
-         return Value::integer(static_cast<int64_t>(py_split(to_str(v), Value::none(), -1, false).size()));
+      {"wordcount",
+       [](const Value& v, Args&) {
+         return Value::integer(
+             static_cast<int64_t>(py_split(to_str(v), Value::none(), -1, false).size()));
        }},
   };
   return table;
@@ -447,7 +498,9 @@ const std::unordered_map<std::string, std::string>& filter_aliases() {
 
 // ---- tests ----
 
-bool is_int(const Value& v) { return v.kind == Value::Kind::Int; }
+bool is_int(const Value& v) {
+  return v.kind == Value::Kind::Int;
+}
 
 const std::unordered_map<std::string, TestFn>& tests() {
   auto arg0 = [](Args& a) { return arg_or(a, 0, "other", {}); };
@@ -463,10 +516,17 @@ const std::unordered_map<std::string, TestFn>& tests() {
       {"number", [](const Value& v, Args&) { return v.is_number(); }},
       {"string", [](const Value& v, Args&) { return v.is_string(); }},
       {"mapping", [](const Value& v, Args&) { return v.is_dict(); }},
-      {"iterable", [](const Value& v, Args&) { return v.is_string() || v.is_array() || v.is_dict() || v.is_undefined(); }},
-      {"sequence", [](const Value& v, Args&) { return v.is_string() || v.is_array() || v.is_dict() || v.is_undefined(); }},
+      {"iterable",
+       [](const Value& v, Args&) {
+         return v.is_string() || v.is_array() || v.is_dict() || v.is_undefined();
+       }},
+      {"sequence",
+       [](const Value& v, Args&) {
+         return v.is_string() || v.is_array() || v.is_dict() || v.is_undefined();
+       }},
       {"callable", [](const Value& v, Args&) { return v.kind == Value::Kind::Function; }},
-      {"sameas", [arg0](const Value& v, Args& a) {
+      {"sameas",
+       [arg0](const Value& v, Args& a) {
          Value o = arg0(a);
          if (v.kind != o.kind) return false;
          if (v.is_array()) return v.arr == o.arr;
@@ -475,9 +535,14 @@ const std::unordered_map<std::string, TestFn>& tests() {
        }},
       {"lower", [](const Value& v, Args&) { return v.is_string() && py_lower(v.s) == v.s; }},
       {"upper", [](const Value& v, Args&) { return v.is_string() && py_upper(v.s) == v.s; }},
-      {"odd", [](const Value& v, Args&) { int64_t n = as_int(v, "odd test value"); return ((n % 2) + 2) % 2 == 1; }},
+      {"odd",
+       [](const Value& v, Args&) {
+         int64_t n = as_int(v, "odd test value");
+         return ((n % 2) + 2) % 2 == 1;
+       }},
       {"even", [](const Value& v, Args&) { return as_int(v, "even test value") % 2 == 0; }},
-      {"divisibleby", [](const Value& v, Args& a) {
+      {"divisibleby",
+       [](const Value& v, Args& a) {
          int64_t d = as_int(arg_or(a, 0, "num", {}), "divisor");
          if (d == 0) fail("integer division or modulo by zero");
          return as_int(v, "divisibleby test value") % d == 0;
@@ -498,8 +563,8 @@ const std::unordered_map<std::string, TestFn>& tests() {
 
 const std::unordered_map<std::string, std::string>& test_aliases() {
   static const std::unordered_map<std::string, std::string> aliases = {
-      {"equalto", "eq"}, {"==", "eq"},      {"!=", "ne"}, {"lessthan", "lt"}, {"<", "lt"},
-      {"<=", "le"},      {"greaterthan", "gt"}, {">", "gt"}, {">=", "ge"}};
+      {"equalto", "eq"}, {"==", "eq"},          {"!=", "ne"}, {"lessthan", "lt"}, {"<", "lt"},
+      {"<=", "le"},      {"greaterthan", "gt"}, {">", "gt"},  {">=", "ge"}};
   return aliases;
 }
 
@@ -523,8 +588,12 @@ Value arg_or(const Args& args, size_t index, const char* name, Value def) {
   return v ? *v : def;
 }
 
-bool is_filter(const std::string& name) { return lookup(filters(), filter_aliases(), name) != filters().end(); }
-bool is_test(const std::string& name) { return lookup(tests(), test_aliases(), name) != tests().end(); }
+bool is_filter(const std::string& name) {
+  return lookup(filters(), filter_aliases(), name) != filters().end();
+}
+bool is_test(const std::string& name) {
+  return lookup(tests(), test_aliases(), name) != tests().end();
+}
 
 Value apply_filter(const std::string& name, const Value& v, Args& args) {
   auto it = lookup(filters(), filter_aliases(), name);
@@ -542,7 +611,8 @@ bool apply_test(const std::string& name, const Value& v, Args& args) {
 
 Value get_attr(const Value& obj, const std::string& name) {
   switch (obj.kind) {
-    case Value::Kind::Undefined: fail(obj.s.empty() ? "undefined value has no attribute '" + name + "'" : obj.s);
+    case Value::Kind::Undefined:
+      fail(obj.s.empty() ? "undefined value has no attribute '" + name + "'" : obj.s);
     case Value::Kind::String:
       if (in_list(kPyStrMethods, name)) return bound(obj, name);
       break;
@@ -557,14 +627,16 @@ Value get_attr(const Value& obj, const std::string& name) {
       }
       if (const Value* v = obj.obj->find(name)) return *v;
       break;
-    default: break;
+    default:
+      break;
   }
   return Value::undefined("'" + object_desc(obj) + "' has no attribute '" + name + "'");
 }
 
 Value get_item(const Value& obj, const Value& key) {
   if (obj.is_undefined()) fail(obj.s.empty() ? "undefined value has no item " + repr(key) : obj.s);
-  if ((obj.is_array() || obj.is_string()) && (key.kind == Value::Kind::Int || key.kind == Value::Kind::Bool)) {
+  if ((obj.is_array() || obj.is_string()) &&
+      (key.kind == Value::Kind::Int || key.kind == Value::Kind::Bool)) {
     int64_t idx = as_int(key, "index");
     if (obj.is_array()) {
       int64_t n = static_cast<int64_t>(obj.arr->size());
@@ -586,10 +658,12 @@ Value get_item(const Value& obj, const Value& key) {
 
 Value get_slice(const Value& obj, const Value& start, const Value& stop, const Value& step) {
   if (obj.is_undefined()) fail(obj.s.empty() ? "undefined value cannot be sliced" : obj.s);
-  if (!obj.is_array() && !obj.is_string()) fail("'" + type_name(obj) + "' object is not subscriptable");
+  if (!obj.is_array() && !obj.is_string())
+    fail("'" + type_name(obj) + "' object is not subscriptable");
   std::vector<uint32_t> cps;
   if (obj.is_string()) cps = utf8_decode(obj.s);
-  int64_t n = obj.is_array() ? static_cast<int64_t>(obj.arr->size()) : static_cast<int64_t>(cps.size());
+  int64_t n =
+      obj.is_array() ? static_cast<int64_t>(obj.arr->size()) : static_cast<int64_t>(cps.size());
   auto given = [](const Value& v) { return !v.is_undefined() && !v.is_none(); };
   int64_t st = given(step) ? as_int(step, "slice step") : 1;
   if (st == 0) fail("slice step cannot be zero");
@@ -597,16 +671,20 @@ Value get_slice(const Value& obj, const Value& start, const Value& stop, const V
   auto adjust = [&](const Value& v, int64_t def) {
     if (!given(v)) return def;
     int64_t x = as_int(v, "slice index");
-    if (x < 0) x = std::max<int64_t>(x + n, st < 0 ? -1 : 0);
-    else if (x >= n) x = st < 0 ? n - 1 : n;
+    if (x < 0)
+      x = std::max<int64_t>(x + n, st < 0 ? -1 : 0);
+    else if (x >= n)
+      x = st < 0 ? n - 1 : n;
     return x;
   };
   int64_t b = adjust(start, st < 0 ? n - 1 : 0), e = adjust(stop, st < 0 ? -1 : n);
   Array items;
   std::string s;
   for (int64_t k = b; st > 0 ? k < e : k > e; k += st) {
-    if (obj.is_array()) items.push_back((*obj.arr)[k]);
-    else utf8_append(s, cps[k]);
+    if (obj.is_array())
+      items.push_back((*obj.arr)[k]);
+    else
+      utf8_append(s, cps[k]);
   }
   if (!obj.is_array()) return Value::string(std::move(s));
   Value out = Value::array(std::move(items));
@@ -616,12 +694,15 @@ Value get_slice(const Value& obj, const Value& start, const Value& stop, const V
 
 Array iterate(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::Undefined: return {};
-    case Value::Kind::Array: return *v.arr;
+    case Value::Kind::Undefined:
+      return {};
+    case Value::Kind::Array:
+      return *v.arr;
     case Value::Kind::String: {
       Array out;
       std::vector<uint32_t> cps = utf8_decode(v.s);
-      for (size_t k = 0; k < cps.size(); ++k) out.push_back(Value::string(utf8_encode(cps, k, k + 1)));
+      for (size_t k = 0; k < cps.size(); ++k)
+        out.push_back(Value::string(utf8_encode(cps, k, k + 1)));
       return out;
     }
     case Value::Kind::Object:
@@ -631,7 +712,8 @@ Array iterate(const Value& v) {
         return out;
       }
       break;
-    default: break;
+    default:
+      break;
   }
   fail("'" + type_name(v) + "' object is not iterable");
 }
@@ -676,7 +758,8 @@ void add_globals(Object& g, long long now_override) {
           if (step == 0) fail("range() arg 3 must not be zero");
           Array out;
           for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) {
-            if (out.size() >= 100000) fail("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
+            if (out.size() >= 100000)
+              fail("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
             out.push_back(Value::integer(k));
           }
           return Value::array(std::move(out));
@@ -685,7 +768,8 @@ void add_globals(Object& g, long long now_override) {
           throw TemplateRaisedError(to_str(arg_or(a, 0, "message", Value::string(""))));
         }));
   g.set("strftime_now", Value::function("strftime_now", [now_override](Args& a) {
-          std::time_t t = now_override >= 0 ? static_cast<std::time_t>(now_override) : std::time(nullptr);
+          std::time_t t =
+              now_override >= 0 ? static_cast<std::time_t>(now_override) : std::time(nullptr);
           std::tm tm{};
           localtime_r(&t, &tm);
           std::string fmt = as_str(arg_or(a, 0, "format", {}), "strftime_now format");

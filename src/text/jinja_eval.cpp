@@ -19,13 +19,18 @@ namespace {
   if (b.is_undefined()) fail_undefined(b);
   if (op == "+" && a.is_string())
     fail("can only concatenate str (not \"" + type_name(b) + "\") to str");
-  if (op == "+" && a.is_array()) fail("can only concatenate list (not \"" + type_name(b) + "\") to list");
-  fail("unsupported operand type(s) for " + op + ": '" + type_name(a) + "' and '" + type_name(b) + "'");
+  if (op == "+" && a.is_array())
+    fail("can only concatenate list (not \"" + type_name(b) + "\") to list");
+  fail("unsupported operand type(s) for " + op + ": '" + type_name(a) + "' and '" + type_name(b) +
+       "'");
 }
 
-int64_t ival(const Value& v) { return v.kind == Value::Kind::Bool ? v.b : v.i; }
+int64_t ival(const Value& v) {
+  return v.kind == Value::Kind::Bool ? v.b : v.i;
+}
 bool both_ints(const Value& a, const Value& b) {
-  return a.is_number() && b.is_number() && a.kind != Value::Kind::Float && b.kind != Value::Kind::Float;
+  return a.is_number() && b.is_number() && a.kind != Value::Kind::Float &&
+         b.kind != Value::Kind::Float;
 }
 
 Value repeat(const Value& seq, int64_t n) {
@@ -47,6 +52,7 @@ const char kLineTag[] = " (chat template line ";
 class Interp {
  public:
   std::vector<Frame> frames;
+  int macro_depth = 0;
 
   Flow exec(const Body& body, std::string& out) {
     for (const auto& s : body) {
@@ -78,20 +84,29 @@ class Interp {
 
   Flow exec(const Stmt& s, std::string& out) {
     switch (s.kind) {
-      case Stmt::Kind::Text: out += s.text; break;
-      case Stmt::Kind::Print: out += to_str(eval(*s.expr)); break;
+      case Stmt::Kind::Text:
+        out += s.text;
+        break;
+      case Stmt::Kind::Print:
+        out += to_str(eval(*s.expr));
+        break;
       case Stmt::Kind::If:
         for (const auto& [cond, body] : s.branches)
           if (!cond || truthy(eval(*cond))) return exec(body, out);
         break;
-      case Stmt::Kind::For: return exec_for(s, out);
-      case Stmt::Kind::Set: assign(*s.target, eval(*s.expr)); break;
+      case Stmt::Kind::For:
+        return exec_for(s, out);
+      case Stmt::Kind::Set:
+        assign(*s.target, eval(*s.expr));
+        break;
       case Stmt::Kind::SetBlock: {
         Value text = Value::string(render_body(s.body));
         assign(*s.target, s.expr ? filter(*s.expr, &text) : text);
         break;
       }
-      case Stmt::Kind::Macro: frames.back()[s.text] = make_macro(s); break;
+      case Stmt::Kind::Macro:
+        frames.back()[s.text] = make_macro(s);
+        break;
       case Stmt::Kind::With: {
         Frame f;
         for (const auto& [name, expr] : s.params) f[name] = eval(*expr);
@@ -105,9 +120,12 @@ class Interp {
         out += to_str(filter(*s.expr, &text));
         break;
       }
-      case Stmt::Kind::Scope: return exec(s.body, out);
-      case Stmt::Kind::Break: return Flow::Break;
-      case Stmt::Kind::Continue: return Flow::Continue;
+      case Stmt::Kind::Scope:
+        return exec(s.body, out);
+      case Stmt::Kind::Break:
+        return Flow::Break;
+      case Stmt::Kind::Continue:
+        return Flow::Continue;
     }
     return Flow::Normal;
   }
@@ -175,29 +193,35 @@ class Interp {
     const Stmt* macro = &s;
     return Value::function(s.text, [this, macro](Args& a) {
       if (a.pos.size() > macro->params.size())
-        fail("macro '" + macro->text + "' takes not more than " + std::to_string(macro->params.size()) +
-             " argument(s)");
+        fail("macro '" + macro->text + "' takes not more than " +
+             std::to_string(macro->params.size()) + " argument(s)");
       Frame f;
       for (size_t k = 0; k < macro->params.size(); ++k) {
         const auto& [name, def] = macro->params[k];
         const Value* given = find_arg(a, k, name.c_str());
-        f[name] = given ? *given : def ? eval(*def) : Value::undefined("'" + name + "' is undefined");
+        f[name] = given ? *given
+                  : def ? eval(*def)
+                        : Value::undefined("'" + name + "' is undefined");
       }
       for (const auto& [key, v] : a.kw) {
         bool known = false;
         for (const auto& p : macro->params) known |= p.first == key;
         if (!known) fail("macro '" + macro->text + "' takes no keyword argument '" + key + "'");
       }
+      if (macro_depth >= 100) fail("macro '" + macro->text + "' recursed more than 100 calls deep");
       std::vector<Frame> saved = std::move(frames);
       frames = {saved[0], saved.size() > 1 ? saved[1] : Frame{}, std::move(f)};
       std::string out;
+      ++macro_depth;
       try {
         exec(macro->body, out);
       } catch (...) {
         frames = std::move(saved);
+        --macro_depth;
         throw;
       }
       frames = std::move(saved);
+      --macro_depth;
       return Value::string(out);
     });
   }
@@ -226,13 +250,16 @@ class Interp {
 
   Value eval(const Expr& e) {
     switch (e.kind) {
-      case Expr::Kind::Const: return e.value;
-      case Expr::Kind::Name: return lookup(e.name);
+      case Expr::Kind::Const:
+        return e.value;
+      case Expr::Kind::Name:
+        return lookup(e.name);
       case Expr::Kind::List:
       case Expr::Kind::Tuple: {
         Array items;
         for (const auto& x : e.args) items.push_back(eval(*x));
-        return e.kind == Expr::Kind::Tuple ? Value::tuple(std::move(items)) : Value::array(std::move(items));
+        return e.kind == Expr::Kind::Tuple ? Value::tuple(std::move(items))
+                                           : Value::array(std::move(items));
       }
       case Expr::Kind::Dict: {
         Value d = Value::object();
@@ -243,7 +270,8 @@ class Interp {
         }
         return d;
       }
-      case Expr::Kind::Attr: return get_attr(eval(*e.args[0]), e.name);
+      case Expr::Kind::Attr:
+        return get_attr(eval(*e.args[0]), e.name);
       case Expr::Kind::Item: {
         Value obj = eval(*e.args[0]);
         const Expr& idx = *e.args[1];
@@ -251,13 +279,15 @@ class Interp {
         auto part = [&](size_t k) { return idx.args[k] ? eval(*idx.args[k]) : Value::none(); };
         return get_slice(obj, part(0), part(1), part(2));
       }
-      case Expr::Kind::Slice: fail("a slice can only be used as a subscript");
+      case Expr::Kind::Slice:
+        fail("a slice can only be used as a subscript");
       case Expr::Kind::Call: {
         Value callee = eval(*e.args[0]);
         Args a = eval_args(e, 1);
         return call_value(callee, a);
       }
-      case Expr::Kind::Filter: return filter(e, nullptr);
+      case Expr::Kind::Filter:
+        return filter(e, nullptr);
       case Expr::Kind::Test: {
         Value v = eval(*e.args[0]);
         Args a = eval_args(e, 1);
@@ -268,12 +298,16 @@ class Interp {
         Value v = eval(*e.args[0]);
         bool neg = e.kind == Expr::Kind::Neg;
         if (v.kind == Value::Kind::Float) return Value::number(neg ? -v.f : v.f);
-        if (v.kind == Value::Kind::Int || v.kind == Value::Kind::Bool) return Value::integer(neg ? -ival(v) : ival(v));
+        if (v.kind == Value::Kind::Int || v.kind == Value::Kind::Bool)
+          return Value::integer(neg ? -ival(v) : ival(v));
         if (v.is_undefined()) fail_undefined(v);
-        fail(std::string("bad operand type for unary ") + (neg ? "-" : "+") + ": '" + type_name(v) + "'");
+        fail(std::string("bad operand type for unary ") + (neg ? "-" : "+") + ": '" + type_name(v) +
+             "'");
       }
-      case Expr::Kind::Not: return Value::boolean(!truthy(eval(*e.args[0])));
-      case Expr::Kind::BinOp: return binary_op(e.name, eval(*e.args[0]), eval(*e.args[1]));
+      case Expr::Kind::Not:
+        return Value::boolean(!truthy(eval(*e.args[0])));
+      case Expr::Kind::BinOp:
+        return binary_op(e.name, eval(*e.args[0]), eval(*e.args[1]));
       case Expr::Kind::And: {
         Value a = eval(*e.args[0]);
         return truthy(a) ? eval(*e.args[1]) : a;
@@ -292,14 +326,14 @@ class Interp {
         for (size_t k = 0; k < e.ops.size(); ++k) {
           Value right = eval(*e.args[k + 1]);
           const std::string& op = e.ops[k];
-          bool ok = op == "==" ? equals(left, right)
-                  : op == "!=" ? !equals(left, right)
-                  : op == "in" ? contains(right, left)
-                  : op == "not in" ? !contains(right, left)
-                  : op == "<" ? compare(left, right) < 0
-                  : op == "<=" ? compare(left, right) <= 0
-                  : op == ">" ? compare(left, right) > 0
-                  : compare(left, right) >= 0;
+          bool ok = op == "=="       ? equals(left, right)
+                    : op == "!="     ? !equals(left, right)
+                    : op == "in"     ? contains(right, left)
+                    : op == "not in" ? !contains(right, left)
+                    : op == "<"      ? compare(left, right) < 0
+                    : op == "<="     ? compare(left, right) <= 0
+                    : op == ">"      ? compare(left, right) > 0
+                                     : compare(left, right) >= 0;
           if (!ok) return Value::boolean(false);
           left = std::move(right);
         }
@@ -307,7 +341,10 @@ class Interp {
       }
       case Expr::Kind::CondExpr:
         if (truthy(eval(*e.args[0]))) return eval(*e.args[1]);
-        return e.args[2] ? eval(*e.args[2]) : Value::undefined("the inline if expression evaluated to false and no else section was defined");
+        return e.args[2] ? eval(*e.args[2])
+                         : Value::undefined(
+                               "the inline if expression evaluated to false and no else section "
+                               "was defined");
     }
     fail("unknown expression");
   }
@@ -356,9 +393,11 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     out.insert(out.end(), b.arr->begin(), b.arr->end());
     return Value::array(std::move(out));
   }
-  if (op == "*" && (a.is_string() || a.is_array()) && (b.kind == Value::Kind::Int || b.kind == Value::Kind::Bool))
+  if (op == "*" && (a.is_string() || a.is_array()) &&
+      (b.kind == Value::Kind::Int || b.kind == Value::Kind::Bool))
     return repeat(a, ival(b));
-  if (op == "*" && (b.is_string() || b.is_array()) && (a.kind == Value::Kind::Int || a.kind == Value::Kind::Bool))
+  if (op == "*" && (b.is_string() || b.is_array()) &&
+      (a.kind == Value::Kind::Int || a.kind == Value::Kind::Bool))
     return repeat(b, ival(a));
   if (op == "%" && a.is_string()) return Value::string(py_percent(a.s, b));
   unsupported_operands(op, a, b);
@@ -366,9 +405,11 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
 
 bool contains(const Value& container, const Value& item) {
   switch (container.kind) {
-    case Value::Kind::Undefined: return false;
+    case Value::Kind::Undefined:
+      return false;
     case Value::Kind::String:
-      if (!item.is_string()) fail("'in <string>' requires string as left operand, not " + type_name(item));
+      if (!item.is_string())
+        fail("'in <string>' requires string as left operand, not " + type_name(item));
       return container.s.find(item.s) != std::string::npos;
     case Value::Kind::Array:
       for (const Value& x : *container.arr)
@@ -377,7 +418,8 @@ bool contains(const Value& container, const Value& item) {
     case Value::Kind::Object:
       if (container.obj->is_namespace) break;
       return item.is_string() && container.obj->find(item.s) != nullptr;
-    default: break;
+    default:
+      break;
   }
   fail("argument of type '" + type_name(container) + "' is not iterable");
 }

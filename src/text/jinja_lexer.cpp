@@ -46,9 +46,13 @@ std::string rstrip_ws(const std::string& s) {
   return s.substr(0, end);
 }
 
-bool all_ws(const std::string& s, size_t from) { return skip_ws(s, from) == s.size(); }
+bool all_ws(const std::string& s, size_t from) {
+  return skip_ws(s, from) == s.size();
+}
 
-bool starts(const std::string& s, size_t k, const char* lit) { return s.compare(k, std::strlen(lit), lit) == 0; }
+bool starts(const std::string& s, size_t k, const char* lit) {
+  return s.compare(k, std::strlen(lit), lit) == 0;
+}
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -67,17 +71,38 @@ std::string unescape(const std::string& body, int line) {
     }
     char c = body[++k];
     switch (c) {
-      case '\n': break;  // line continuation
-      case '\\': out += '\\'; break;
-      case '\'': out += '\''; break;
-      case '"': out += '"'; break;
-      case 'a': out += '\a'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
-      case 'v': out += '\v'; break;
+      case '\n':
+        break;  // line continuation
+      case '\\':
+        out += '\\';
+        break;
+      case '\'':
+        out += '\'';
+        break;
+      case '"':
+        out += '"';
+        break;
+      case 'a':
+        out += '\a';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'v':
+        out += '\v';
+        break;
       case 'x':
       case 'u':
       case 'U': {
@@ -85,7 +110,8 @@ std::string unescape(const std::string& body, int line) {
         uint32_t cp = 0;
         for (size_t j = 1; j <= digits; ++j) {
           int h = k + j < body.size() ? hex_value(body[k + j]) : -1;
-          if (h < 0) syntax_error(std::string("truncated \\") + c + " escape in string literal", line);
+          if (h < 0)
+            syntax_error(std::string("truncated \\") + c + " escape in string literal", line);
           cp = cp * 16 + h;
         }
         if (cp > 0x10FFFF) syntax_error("illegal Unicode character in string literal", line);
@@ -93,11 +119,13 @@ std::string unescape(const std::string& body, int line) {
         k += digits;
         break;
       }
-      case 'N': syntax_error("\\N{...} escapes are not supported", line);
+      case 'N':
+        syntax_error("\\N{...} escapes are not supported", line);
       default:
         if (c >= '0' && c <= '7') {
           uint32_t cp = c - '0';
-          for (int j = 0; j < 2 && k + 1 < body.size() && body[k + 1] >= '0' && body[k + 1] <= '7'; ++j)
+          for (int j = 0; j < 2 && k + 1 < body.size() && body[k + 1] >= '0' && body[k + 1] <= '7';
+               ++j)
             cp = cp * 8 + (body[++k] - '0');
           utf8_append(out, cp);
         } else {  // unknown escape: Python keeps the backslash
@@ -199,7 +227,9 @@ struct Lexer {
         p = lex_number(p);
       } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
         size_t e = p;
-        while (e < src.size() && (std::isalnum(static_cast<unsigned char>(src[e])) || src[e] == '_')) ++e;
+        while (e < src.size() &&
+               (std::isalnum(static_cast<unsigned char>(src[e])) || src[e] == '_'))
+          ++e;
         emit(TokKind::Name, src.substr(p, e - p), p);
         p = e;
       } else if (c == '\'' || c == '"') {
@@ -209,9 +239,9 @@ struct Lexer {
         emit(TokKind::String, unescape(src.substr(p + 1, e - p - 1), line_at(p)), p);
         p = e + 1;
       } else {
-        static const char* ops[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "/", "*", "%",
-                                    "~",  "[",  "]",  "(",  ")",  "{",  "}", "<", ">", "=", ".",
-                                    ":",  "|",  ",",  ";"};
+        static const char* ops[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "/",
+                                    "*",  "%",  "~",  "[",  "]",  "(",  ")", "{", "}",
+                                    "<",  ">",  "=",  ".",  ":",  "|",  ",", ";"};
         const char* op = nullptr;
         for (const char* o : ops)
           if (starts(src, p, o)) {
@@ -220,7 +250,8 @@ struct Lexer {
           }
         if (!op) syntax_error(std::string("unexpected character '") + c + "'", line_at(p));
         std::string s = op;
-        if (s == "(" || s == "[" || s == "{") balance.push_back(s == "(" ? ')' : s == "[" ? ']' : '}');
+        if (s == "(" || s == "[" || s == "{")
+          balance.push_back(s == "(" ? ')' : s == "[" ? ']' : '}');
         if (s == ")" || s == "]" || s == "}") {
           if (balance.empty()) syntax_error("unexpected '" + s + "'", line_at(p));
           if (balance.back() != s[0])
@@ -236,7 +267,8 @@ struct Lexer {
   size_t lex_number(size_t p) {
     auto digits = [&](size_t k) {
       while (k < src.size() && (std::isdigit(static_cast<unsigned char>(src[k])) ||
-                                (src[k] == '_' && k + 1 < src.size() && std::isdigit(static_cast<unsigned char>(src[k + 1])))))
+                                (src[k] == '_' && k + 1 < src.size() &&
+                                 std::isdigit(static_cast<unsigned char>(src[k + 1])))))
         ++k;
       return k;
     };
@@ -256,7 +288,8 @@ struct Lexer {
     size_t e = digits(p);
     bool is_float = false;
     bool after_dot = p > 0 && src[p - 1] == '.';  // x.0.1 is two integer subscripts, as in jinja2
-    if (!after_dot && e + 1 < src.size() && src[e] == '.' && std::isdigit(static_cast<unsigned char>(src[e + 1]))) {
+    if (!after_dot && e + 1 < src.size() && src[e] == '.' &&
+        std::isdigit(static_cast<unsigned char>(src[e + 1]))) {
       e = digits(e + 1);
       is_float = true;
     }

@@ -8,9 +8,20 @@
 namespace densekv::jinja {
 namespace {
 
+constexpr int kMaxNesting = 256;  // deeper expressions or blocks are refused, not a stack overflow
+
 struct Parser {
   const std::vector<Token>& toks;
   size_t pos = 0;
+  int depth = 0;
+
+  struct Nest {
+    Parser& p;
+    explicit Nest(Parser& parser) : p(parser) {
+      if (++p.depth > kMaxNesting) p.error("expressions or blocks nested deeper than 256 levels");
+    }
+    ~Nest() { --p.depth; }
+  };
 
   const Token& cur() const { return toks[pos]; }
   const Token& look() const { return toks[std::min(pos + 1, toks.size() - 1)]; }
@@ -27,11 +38,16 @@ struct Parser {
 
   std::string describe(const Token& t) const {
     switch (t.kind) {
-      case TokKind::Eof: return "end of template";
-      case TokKind::VarEnd: return "end of print statement";
-      case TokKind::BlockEnd: return "end of statement block";
-      case TokKind::Data: return "template data";
-      default: return "'" + t.text + "'";
+      case TokKind::Eof:
+        return "end of template";
+      case TokKind::VarEnd:
+        return "end of print statement";
+      case TokKind::BlockEnd:
+        return "end of statement block";
+      case TokKind::Data:
+        return "template data";
+      default:
+        return "'" + t.text + "'";
     }
   }
 
@@ -64,13 +80,15 @@ struct Parser {
 
   // Parses until a block tag whose name is in `ends`; leaves that name as the current token.
   Body subparse(std::initializer_list<const char*> ends) {
+    Nest nest(*this);
     Body body;
     for (;;) {
       const Token& t = cur();
       if (t.kind == TokKind::Eof) {
         if (ends.size() == 0) return body;
         std::string names;
-        for (const char* e : ends) names += std::string(names.empty() ? "" : " or ") + "'" + e + "'";
+        for (const char* e : ends)
+          names += std::string(names.empty() ? "" : " or ") + "'" + e + "'";
         error("unexpected end of template, expected " + names);
       }
       if (t.kind == TokKind::Data) {
@@ -226,17 +244,19 @@ struct Parser {
       expect(TokKind::BlockEnd, "'%}'");
       return s;
     }
-    static const char* unsupported[] = {"include", "extends", "import", "from", "block",
-                                        "call",    "autoescape", "do", "trans"};
+    static const char* unsupported[] = {"include", "extends",    "import", "from", "block",
+                                        "call",    "autoescape", "do",     "trans"};
     for (const char* u : unsupported)
-      if (tag == u) error("the '" + tag + "' tag is not supported by densekv's Jinja interpreter", line);
+      if (tag == u)
+        error("the '" + tag + "' tag is not supported by densekv's Jinja interpreter", line);
     error("encountered unknown tag '" + tag + "'", line);
   }
 
   // A name, a tuple of names (for/set unpacking), or ns.attr (set on a namespace).
   ExprPtr parse_assign_target(bool with_namespace, std::initializer_list<const char*> extra_end) {
     int line = cur().line;
-    if (with_namespace && cur().kind == TokKind::Name && look().kind == TokKind::Op && look().text == ".") {
+    if (with_namespace && cur().kind == TokKind::Name && look().kind == TokKind::Op &&
+        look().text == ".") {
       ExprPtr ns = node(Expr::Kind::Name, line);
       ns->name = next().text;
       next();
@@ -292,6 +312,7 @@ struct Parser {
   }
 
   ExprPtr parse_expression(bool with_condexpr) {
+    Nest nest(*this);
     if (!with_condexpr) return parse_or();
     int line = cur().line;
     ExprPtr expr = parse_or();
@@ -325,6 +346,7 @@ struct Parser {
 
   ExprPtr parse_not() {
     if (is_name("not")) {
+      Nest nest(*this);
       int line = next().line;
       return node(Expr::Kind::Not, line, parse_not());
     }
@@ -337,8 +359,9 @@ struct Parser {
     ExprPtr cmp = node(Expr::Kind::Compare, line);
     for (;;) {
       std::string op;
-      if (cur().kind == TokKind::Op && (cur().text == "==" || cur().text == "!=" || cur().text == "<" ||
-                                        cur().text == "<=" || cur().text == ">" || cur().text == ">=")) {
+      if (cur().kind == TokKind::Op &&
+          (cur().text == "==" || cur().text == "!=" || cur().text == "<" || cur().text == "<=" ||
+           cur().text == ">" || cur().text == ">=")) {
         op = next().text;
       } else if (skip_name("in")) {
         op = "in";
@@ -386,6 +409,7 @@ struct Parser {
   ExprPtr parse_unary_filtered() { return parse_unary(true); }
 
   ExprPtr parse_unary(bool with_filter) {
+    Nest nest(*this);
     int line = cur().line;
     ExprPtr e;
     if (skip_op("-"))
@@ -419,9 +443,14 @@ struct Parser {
         e->value = Value::string(std::move(s));
         return e;
       }
-      case TokKind::Int: e->value = Value::integer(next().i); return e;
-      case TokKind::Float: e->value = Value::number(next().f); return e;
-      default: break;
+      case TokKind::Int:
+        e->value = Value::integer(next().i);
+        return e;
+      case TokKind::Float:
+        e->value = Value::number(next().f);
+        return e;
+      default:
+        break;
     }
     if (skip_op("(")) {
       ExprPtr inner = parse_tuple(true, {}, true);
@@ -495,7 +524,8 @@ struct Parser {
     next();  // the first ':'
     ExprPtr slice = node(Expr::Kind::Slice, line);
     slice->args.push_back(std::move(start));
-    slice->args.push_back(is_op(":") || is_op("]") || is_op(",") ? nullptr : parse_expression(true));
+    slice->args.push_back(is_op(":") || is_op("]") || is_op(",") ? nullptr
+                                                                 : parse_expression(true));
     ExprPtr step;
     if (skip_op(":") && !is_op("]") && !is_op(",")) step = parse_expression(true);
     slice->args.push_back(std::move(step));
@@ -550,10 +580,10 @@ struct Parser {
           e = node(Expr::Kind::Test, line, std::move(e));
           e->name = name;
           const Token& t = cur();
-          bool arg_follows = t.kind == TokKind::String || t.kind == TokKind::Int ||
-                             t.kind == TokKind::Float || is_op("[") || is_op("{") ||
-                             (t.kind == TokKind::Name && t.text != "else" && t.text != "or" &&
-                              t.text != "and");
+          bool arg_follows =
+              t.kind == TokKind::String || t.kind == TokKind::Int || t.kind == TokKind::Float ||
+              is_op("[") || is_op("{") ||
+              (t.kind == TokKind::Name && t.text != "else" && t.text != "or" && t.text != "and");
           if (arg_follows) {
             if (is_name("is")) error("you cannot chain multiple tests with 'is'");
             e->args.push_back(parse_postfix(parse_primary()));

@@ -13,16 +13,36 @@ namespace {
 
 using CodePoints = std::vector<uint32_t>;
 
-uint32_t upper(uint32_t c) { return static_cast<uint32_t>(utf8proc_toupper(static_cast<utf8proc_int32_t>(c))); }
-uint32_t lower(uint32_t c) { return static_cast<uint32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))); }
-uint32_t title(uint32_t c) { return static_cast<uint32_t>(utf8proc_totitle(static_cast<utf8proc_int32_t>(c))); }
-utf8proc_category_t category(uint32_t c) { return utf8proc_category(static_cast<utf8proc_int32_t>(c)); }
-bool is_upper(uint32_t c) { return category(c) == UTF8PROC_CATEGORY_LU; }
-bool is_lower(uint32_t c) { return category(c) == UTF8PROC_CATEGORY_LL; }
-bool is_titlecase(uint32_t c) { return category(c) == UTF8PROC_CATEGORY_LT; }
-bool is_alpha(uint32_t c) { return category(c) >= UTF8PROC_CATEGORY_LU && category(c) <= UTF8PROC_CATEGORY_LO; }
-bool is_digit(uint32_t c) { return category(c) == UTF8PROC_CATEGORY_ND; }
-bool is_numeric(uint32_t c) { return category(c) >= UTF8PROC_CATEGORY_ND && category(c) <= UTF8PROC_CATEGORY_NO; }
+uint32_t upper(uint32_t c) {
+  return static_cast<uint32_t>(utf8proc_toupper(static_cast<utf8proc_int32_t>(c)));
+}
+uint32_t lower(uint32_t c) {
+  return static_cast<uint32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c)));
+}
+uint32_t title(uint32_t c) {
+  return static_cast<uint32_t>(utf8proc_totitle(static_cast<utf8proc_int32_t>(c)));
+}
+utf8proc_category_t category(uint32_t c) {
+  return utf8proc_category(static_cast<utf8proc_int32_t>(c));
+}
+bool is_upper(uint32_t c) {
+  return category(c) == UTF8PROC_CATEGORY_LU;
+}
+bool is_lower(uint32_t c) {
+  return category(c) == UTF8PROC_CATEGORY_LL;
+}
+bool is_titlecase(uint32_t c) {
+  return category(c) == UTF8PROC_CATEGORY_LT;
+}
+bool is_alpha(uint32_t c) {
+  return category(c) >= UTF8PROC_CATEGORY_LU && category(c) <= UTF8PROC_CATEGORY_LO;
+}
+bool is_digit(uint32_t c) {
+  return category(c) == UTF8PROC_CATEGORY_ND;
+}
+bool is_numeric(uint32_t c) {
+  return category(c) >= UTF8PROC_CATEGORY_ND && category(c) <= UTF8PROC_CATEGORY_NO;
+}
 
 std::string map_chars(const std::string& s, uint32_t (*f)(uint32_t)) {
   std::string out;
@@ -129,8 +149,12 @@ std::vector<std::string> py_splitlines(const std::string& s, bool keepends) {
   return lines;
 }
 
-std::string py_upper(const std::string& s) { return map_chars(s, upper); }
-std::string py_lower(const std::string& s) { return map_chars(s, lower); }
+std::string py_upper(const std::string& s) {
+  return map_chars(s, upper);
+}
+std::string py_lower(const std::string& s) {
+  return map_chars(s, lower);
+}
 
 std::string py_title(const std::string& s) {
   std::string out;
@@ -169,7 +193,8 @@ std::string jinja_title(const std::string& s) {
     size_t b = k;
     bool delim = is_delim(cps[k]);
     while (k < cps.size() && is_delim(cps[k]) == delim) ++k;
-    for (size_t j = b; j < k; ++j) utf8_append(out, delim ? cps[j] : j == b ? upper(cps[j]) : lower(cps[j]));
+    for (size_t j = b; j < k; ++j)
+      utf8_append(out, delim ? cps[j] : j == b ? upper(cps[j]) : lower(cps[j]));
   }
   return out;
 }
@@ -222,9 +247,13 @@ bool py_predicate(const std::string& name, const std::string& s) {
   if (name == "isalnum") return all([](uint32_t c) { return is_alpha(c) || is_numeric(c); });
   if (name == "isspace") return all(py_isspace);
   if (name == "isascii") return all([](uint32_t c) { return c < 0x80; });
-  bool any_cased = std::any_of(cps.begin(), cps.end(), [](uint32_t c) { return is_upper(c) || is_lower(c) || is_titlecase(c); });
-  if (name == "isupper") return any_cased && all([](uint32_t c) { return !is_lower(c) && !is_titlecase(c); });
-  if (name == "islower") return any_cased && all([](uint32_t c) { return !is_upper(c) && !is_titlecase(c); });
+  bool any_cased = std::any_of(cps.begin(), cps.end(), [](uint32_t c) {
+    return is_upper(c) || is_lower(c) || is_titlecase(c);
+  });
+  if (name == "isupper")
+    return any_cased && all([](uint32_t c) { return !is_lower(c) && !is_titlecase(c); });
+  if (name == "islower")
+    return any_cased && all([](uint32_t c) { return !is_upper(c) && !is_titlecase(c); });
   fail("str." + name + "() is not supported");
 }
 
@@ -234,8 +263,10 @@ std::string py_format(const std::string& fmt, const Args& args) {
   for (size_t k = 0; k < fmt.size(); ++k) {
     char c = fmt[k];
     if (c == '}') {
-      if (k + 1 < fmt.size() && fmt[k + 1] == '}') ++k;
-      else fail("Single '}' encountered in format string");
+      if (k + 1 < fmt.size() && fmt[k + 1] == '}')
+        ++k;
+      else
+        fail("Single '}' encountered in format string");
       out += '}';
       continue;
     }
@@ -258,12 +289,14 @@ std::string py_format(const std::string& fmt, const Args& args) {
       conv = bang + 1 < field.size() ? field[bang + 1] : 0;
       field.resize(bang);
     }
-    if (field.find(':') != std::string::npos) fail("format specs in str.format() are not supported");
+    if (field.find(':') != std::string::npos)
+      fail("format specs in str.format() are not supported");
     if (field.find_first_of(".[") != std::string::npos)
       fail("attribute/index lookups in str.format() fields are not supported");
     const Value* v = nullptr;
     if (field.empty()) {
-      if (auto_index >= args.pos.size()) fail("Replacement index " + std::to_string(auto_index) + " out of range");
+      if (auto_index >= args.pos.size())
+        fail("Replacement index " + std::to_string(auto_index) + " out of range");
       v = &args.pos[auto_index++];
     } else if (std::all_of(field.begin(), field.end(), ::isdigit)) {
       size_t idx = std::stoul(field);
@@ -329,7 +362,10 @@ std::string py_percent(const std::string& fmt, const Value& args) {
 }
 
 std::string jinja_indent(const std::string& s, const Value& width, bool first, bool blank) {
-  std::string ind = width.is_string() ? width.s : std::string(width.is_number() ? static_cast<size_t>(to_double(width)) : 4, ' ');
+  std::string ind =
+      width.is_string()
+          ? width.s
+          : std::string(width.is_number() ? static_cast<size_t>(to_double(width)) : 4, ' ');
   std::vector<std::string> lines = py_splitlines(s + "\n", false);
   std::string rv;
   for (size_t k = 0; k < lines.size(); ++k) {
@@ -347,12 +383,23 @@ std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&#34;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&#34;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;

@@ -8,7 +8,9 @@
 
 namespace densekv::jinja {
 
-[[noreturn]] void fail(const std::string& message) { throw TemplateError(message); }
+[[noreturn]] void fail(const std::string& message) {
+  throw TemplateError(message);
+}
 
 Value Value::array(Array items) {
   Value v = with_kind(Kind::Array);
@@ -40,8 +42,12 @@ Value Value::function(std::string name, std::function<Value(Args&)> call) {
   return v;
 }
 
-bool Value::is_dict() const { return kind == Kind::Object && !obj->is_namespace; }
-bool Value::is_namespace() const { return kind == Kind::Object && obj->is_namespace; }
+bool Value::is_dict() const {
+  return kind == Kind::Object && !obj->is_namespace;
+}
+bool Value::is_namespace() const {
+  return kind == Kind::Object && obj->is_namespace;
+}
 
 const Value* Object::find(const std::string& key) const {
   for (const auto& [k, v] : items)
@@ -64,14 +70,22 @@ void Object::set(const std::string& key, Value v) {
 bool truthy(const Value& v) {
   switch (v.kind) {
     case Value::Kind::Undefined:
-    case Value::Kind::None: return false;
-    case Value::Kind::Bool: return v.b;
-    case Value::Kind::Int: return v.i != 0;
-    case Value::Kind::Float: return v.f != 0;
-    case Value::Kind::String: return !v.s.empty();
-    case Value::Kind::Array: return !v.arr->empty();
-    case Value::Kind::Object: return v.obj->is_namespace || !v.obj->items.empty();
-    case Value::Kind::Function: return true;
+    case Value::Kind::None:
+      return false;
+    case Value::Kind::Bool:
+      return v.b;
+    case Value::Kind::Int:
+      return v.i != 0;
+    case Value::Kind::Float:
+      return v.f != 0;
+    case Value::Kind::String:
+      return !v.s.empty();
+    case Value::Kind::Array:
+      return !v.arr->empty();
+    case Value::Kind::Object:
+      return v.obj->is_namespace || !v.obj->items.empty();
+    case Value::Kind::Function:
+      return true;
   }
   return false;
 }
@@ -82,7 +96,9 @@ double to_double(const Value& v) {
   return v.f;
 }
 
-static int64_t to_int(const Value& v) { return v.kind == Value::Kind::Bool ? v.b : v.i; }
+static int64_t to_int(const Value& v) {
+  return v.kind == Value::Kind::Bool ? v.b : v.i;
+}
 
 bool equals(const Value& a, const Value& b) {
   if (a.is_number() && b.is_number()) {
@@ -92,8 +108,10 @@ bool equals(const Value& a, const Value& b) {
   if (a.kind != b.kind) return false;
   switch (a.kind) {
     case Value::Kind::Undefined:
-    case Value::Kind::None: return true;
-    case Value::Kind::String: return a.s == b.s;
+    case Value::Kind::None:
+      return true;
+    case Value::Kind::String:
+      return a.s == b.s;
     case Value::Kind::Array: {
       if (a.is_tuple != b.is_tuple || a.arr->size() != b.arr->size()) return false;
       for (size_t k = 0; k < a.arr->size(); ++k)
@@ -110,8 +128,10 @@ bool equals(const Value& a, const Value& b) {
       }
       return true;
     }
-    case Value::Kind::Function: return a.fn == b.fn;
-    default: return false;
+    case Value::Kind::Function:
+      return a.fn == b.fn;
+    default:
+      return false;
   }
 }
 
@@ -134,21 +154,29 @@ int compare(const Value& a, const Value& b) {
   if (a.is_undefined() || b.is_undefined())
     fail("an undefined value was compared" +
          std::string(a.is_undefined() && !a.s.empty() ? " (" + a.s + ")" : ""));
-  fail("'<' not supported between instances of '" + type_name(a) + "' and '" + type_name(b) +
-       "'");
+  fail("'<' not supported between instances of '" + type_name(a) + "' and '" + type_name(b) + "'");
 }
 
 std::string type_name(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::Undefined: return "Undefined";
-    case Value::Kind::None: return "NoneType";
-    case Value::Kind::Bool: return "bool";
-    case Value::Kind::Int: return "int";
-    case Value::Kind::Float: return "float";
-    case Value::Kind::String: return "str";
-    case Value::Kind::Array: return "list";
-    case Value::Kind::Object: return v.obj->is_namespace ? "Namespace" : "dict";
-    case Value::Kind::Function: return "function";
+    case Value::Kind::Undefined:
+      return "Undefined";
+    case Value::Kind::None:
+      return "NoneType";
+    case Value::Kind::Bool:
+      return "bool";
+    case Value::Kind::Int:
+      return "int";
+    case Value::Kind::Float:
+      return "float";
+    case Value::Kind::String:
+      return "str";
+    case Value::Kind::Array:
+      return "list";
+    case Value::Kind::Object:
+      return v.obj->is_namespace ? "Namespace" : "dict";
+    case Value::Kind::Function:
+      return "function";
   }
   return "?";
 }
@@ -289,8 +317,10 @@ static std::string repr_string(const std::string& s) {
 
 std::string repr(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::String: return repr_string(v.s);
-    case Value::Kind::Undefined: return "Undefined";
+    case Value::Kind::String:
+      return repr_string(v.s);
+    case Value::Kind::Undefined:
+      return "Undefined";
     case Value::Kind::Array: {
       std::string out = v.is_tuple ? "(" : "[";
       for (size_t k = 0; k < v.arr->size(); ++k) {
@@ -311,20 +341,29 @@ std::string repr(const Value& v) {
       out += "}";
       return v.obj->is_namespace ? "<Namespace " + out + ">" : out;
     }
-    default: return to_str(v);
+    default:
+      return to_str(v);
   }
 }
 
 std::string to_str(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::Undefined: return "";
-    case Value::Kind::None: return "None";
-    case Value::Kind::Bool: return v.b ? "True" : "False";
-    case Value::Kind::Int: return std::to_string(v.i);
-    case Value::Kind::Float: return float_repr(v.f);
-    case Value::Kind::String: return v.s;
-    case Value::Kind::Function: return "<function " + v.fn->name + ">";
-    default: return repr(v);
+    case Value::Kind::Undefined:
+      return "";
+    case Value::Kind::None:
+      return "None";
+    case Value::Kind::Bool:
+      return v.b ? "True" : "False";
+    case Value::Kind::Int:
+      return std::to_string(v.i);
+    case Value::Kind::Float:
+      return float_repr(v.f);
+    case Value::Kind::String:
+      return v.s;
+    case Value::Kind::Function:
+      return "<function " + v.fn->name + ">";
+    default:
+      return repr(v);
   }
 }
 
@@ -334,13 +373,27 @@ static void json_string(std::string& out, const std::string& s, bool ensure_asci
   out += '"';
   for (uint32_t cp : utf8_decode(s)) {
     switch (cp) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default: {
         char buf[16];
         if (cp < 0x20 || (ensure_ascii && cp > 0x7E && cp < 0x10000)) {
@@ -348,7 +401,8 @@ static void json_string(std::string& out, const std::string& s, bool ensure_asci
           out += buf;
         } else if (ensure_ascii && cp >= 0x10000) {
           uint32_t c = cp - 0x10000;
-          std::snprintf(buf, sizeof(buf), "\\u%04x\\u%04x", 0xD800 + (c >> 10), 0xDC00 + (c & 0x3FF));
+          std::snprintf(buf, sizeof(buf), "\\u%04x\\u%04x", 0xD800 + (c >> 10),
+                        0xDC00 + (c & 0x3FF));
           out += buf;
         } else {
           utf8_append(out, cp);
@@ -363,18 +417,30 @@ static void json_value(std::string& out, const Value& v, const JsonOptions& opt,
   bool pretty = opt.indent >= 0 || opt.indent_is_string;
   auto newline = [&](int d) {
     out += '\n';
-    for (int k = 0; k < d; ++k) out += opt.indent_is_string ? opt.indent_str : std::string(opt.indent, ' ');
+    for (int k = 0; k < d; ++k)
+      out += opt.indent_is_string ? opt.indent_str : std::string(opt.indent, ' ');
   };
   switch (v.kind) {
-    case Value::Kind::None: out += "null"; return;
-    case Value::Kind::Bool: out += v.b ? "true" : "false"; return;
-    case Value::Kind::Int: out += std::to_string(v.i); return;
-    case Value::Kind::Float:
-      if (std::isnan(v.f)) out += "NaN";
-      else if (std::isinf(v.f)) out += v.f < 0 ? "-Infinity" : "Infinity";
-      else out += float_repr(v.f);
+    case Value::Kind::None:
+      out += "null";
       return;
-    case Value::Kind::String: json_string(out, v.s, opt.ensure_ascii); return;
+    case Value::Kind::Bool:
+      out += v.b ? "true" : "false";
+      return;
+    case Value::Kind::Int:
+      out += std::to_string(v.i);
+      return;
+    case Value::Kind::Float:
+      if (std::isnan(v.f))
+        out += "NaN";
+      else if (std::isinf(v.f))
+        out += v.f < 0 ? "-Infinity" : "Infinity";
+      else
+        out += float_repr(v.f);
+      return;
+    case Value::Kind::String:
+      json_string(out, v.s, opt.ensure_ascii);
+      return;
     case Value::Kind::Array: {
       if (v.arr->empty()) {
         out += "[]";
@@ -413,7 +479,8 @@ static void json_value(std::string& out, const Value& v, const JsonOptions& opt,
       out += '}';
       return;
     }
-    default: fail("Object of type " + type_name(v) + " is not JSON serializable");
+    default:
+      fail("Object of type " + type_name(v) + " is not JSON serializable");
   }
 }
 
@@ -423,26 +490,34 @@ std::string to_json(const Value& v, const JsonOptions& opt) {
   return out;
 }
 
-Value from_json(const nlohmann::ordered_json& j) {
+Value from_json(const nlohmann::ordered_json& j, int depth) {
+  if (depth > 512) fail("template input JSON is nested deeper than 512 levels");
   switch (j.type()) {
-    case nlohmann::ordered_json::value_t::null: return Value::none();
-    case nlohmann::ordered_json::value_t::boolean: return Value::boolean(j.get<bool>());
-    case nlohmann::ordered_json::value_t::number_integer: return Value::integer(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::null:
+      return Value::none();
+    case nlohmann::ordered_json::value_t::boolean:
+      return Value::boolean(j.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer:
+      return Value::integer(j.get<int64_t>());
     case nlohmann::ordered_json::value_t::number_unsigned:
       return Value::integer(static_cast<int64_t>(j.get<uint64_t>()));
-    case nlohmann::ordered_json::value_t::number_float: return Value::number(j.get<double>());
-    case nlohmann::ordered_json::value_t::string: return Value::string(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::number_float:
+      return Value::number(j.get<double>());
+    case nlohmann::ordered_json::value_t::string:
+      return Value::string(j.get<std::string>());
     case nlohmann::ordered_json::value_t::array: {
       Array items;
-      for (const auto& e : j) items.push_back(from_json(e));
+      for (const auto& e : j) items.push_back(from_json(e, depth + 1));
       return Value::array(std::move(items));
     }
     case nlohmann::ordered_json::value_t::object: {
       Value v = Value::object();
-      for (auto it = j.begin(); it != j.end(); ++it) v.obj->set(it.key(), from_json(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it)
+        v.obj->set(it.key(), from_json(it.value(), depth + 1));
       return v;
     }
-    default: fail("unsupported JSON value in template input");
+    default:
+      fail("unsupported JSON value in template input");
   }
 }
 

@@ -114,17 +114,17 @@ struct Function {
 };
 
 // ---- Python semantics ----
-bool truthy(const Value& v);                     // bool(v); undefined is false
-bool equals(const Value& a, const Value& b);     // a == b (1 == 1.0 == True, deep for lists/dicts)
-int compare(const Value& a, const Value& b);     // <0, 0, >0 for a < b; throws on unorderable types
-std::string type_name(const Value& v);           // 'str', 'int', 'dict', 'NoneType', ...
-std::string to_str(const Value& v);              // str(v); undefined prints as ""
-std::string repr(const Value& v);                // repr(v)
-std::string float_repr(double d);                // repr(float): shortest round-trip digits
-double to_double(const Value& v);                // numeric value of Bool/Int/Float
+bool truthy(const Value& v);                  // bool(v); undefined is false
+bool equals(const Value& a, const Value& b);  // a == b (1 == 1.0 == True, deep for lists/dicts)
+int compare(const Value& a, const Value& b);  // <0, 0, >0 for a < b; throws on unorderable types
+std::string type_name(const Value& v);        // 'str', 'int', 'dict', 'NoneType', ...
+std::string to_str(const Value& v);           // str(v); undefined prints as ""
+std::string repr(const Value& v);             // repr(v)
+std::string float_repr(double d);             // repr(float): shortest round-trip digits
+double to_double(const Value& v);             // numeric value of Bool/Int/Float
 
 struct JsonOptions {
-  int indent = -1;  // -1: none (compact, separators ", " and ": ")
+  int indent = -1;         // -1: none (compact, separators ", " and ": ")
   std::string indent_str;  // used when indent_is_string
   bool indent_is_string = false;
   bool ensure_ascii = false;
@@ -133,7 +133,7 @@ struct JsonOptions {
 };
 std::string to_json(const Value& v, const JsonOptions& opt);  // json.dumps(v, ...)
 
-Value from_json(const nlohmann::ordered_json& j);
+Value from_json(const nlohmann::ordered_json& j, int depth = 0);  // throws past 512 levels
 
 // ---- UTF-8 strings as sequences of code points (Python str semantics) ----
 std::vector<uint32_t> utf8_decode(const std::string& s);
