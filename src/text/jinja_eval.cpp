@@ -356,9 +356,17 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
   if (a.is_number() && b.is_number()) {
     bool ints = both_ints(a, b);
     double x = to_double(a), y = to_double(b);
-    if (op == "+") return ints ? Value::integer(ival(a) + ival(b)) : Value::number(x + y);
-    if (op == "-") return ints ? Value::integer(ival(a) - ival(b)) : Value::number(x - y);
-    if (op == "*") return ints ? Value::integer(ival(a) * ival(b)) : Value::number(x * y);
+    int64_t r = 0;
+    if (ints && (op == "+" || op == "-" || op == "*")) {
+      bool overflow = op == "+"   ? __builtin_add_overflow(ival(a), ival(b), &r)
+                      : op == "-" ? __builtin_sub_overflow(ival(a), ival(b), &r)
+                                  : __builtin_mul_overflow(ival(a), ival(b), &r);
+      if (overflow) fail("integer overflow (templates here use 64-bit integers) in " + op);
+      return Value::integer(r);
+    }
+    if (op == "+") return Value::number(x + y);
+    if (op == "-") return Value::number(x - y);
+    if (op == "*") return Value::number(x * y);
     if ((op == "/" || op == "//" || op == "%") && y == 0)
       fail(ints && op != "/" ? "integer division or modulo by zero" : "division by zero");
     if (op == "/") return Value::number(x / y);
@@ -380,8 +388,14 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
     }
     if (op == "**") {
       if (ints && ival(b) >= 0) {
-        int64_t r = 1;
-        for (int64_t k = 0; k < ival(b); ++k) r *= ival(a);
+        r = 1;  // exponentiation by squaring, refusing overflow
+        int64_t base = ival(a);
+        bool overflow = false;
+        for (int64_t e = ival(b); e > 0; e >>= 1) {
+          if (e & 1) overflow |= __builtin_mul_overflow(r, base, &r);
+          if (e > 1) overflow |= __builtin_mul_overflow(base, base, &base);
+        }
+        if (overflow) fail("integer overflow (templates here use 64-bit integers) in **");
         return Value::integer(r);
       }
       return Value::number(std::pow(x, y));
