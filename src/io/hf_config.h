@@ -39,8 +39,9 @@ struct ModelConfig {
   float rms_norm_eps = 1e-6f;
   RopeConfig rope;
   bool tie_word_embeddings = false;
-  bool attention_bias = false;  // q/k/v biases (always for Qwen2)
-  DType dtype = DType::BF16;    // torch_dtype / dtype of the checkpoint
+  bool attention_bias = false;    // q/k/v biases (always for Qwen2)
+  DType dtype = DType::BF16;      // torch_dtype / dtype of the checkpoint
+  bool dtype_from_config = true;  // false: config.json names none; open_model_dir uses the weights'
   int bos_token_id = -1;
   std::vector<int> eos_token_ids;
 };

@@ -16,18 +16,19 @@ namespace densekv {
 struct TensorInfo {
   std::string name;
   DType dtype = DType::F32;
-  std::vector<int64_t> shape;    // row-major, as in the file
-  size_t offset = 0;             // byte offset of the data from the start of the data section
+  std::vector<int64_t> shape;  // row-major, as in the file
+  size_t offset = 0;           // byte offset of the data from the start of the data section
   size_t nbytes = 0;
-  const void* data = nullptr;    // into the mmap (null when only the header was parsed)
-  std::string file;              // file name, for error messages
+  const void* data = nullptr;  // into the mmap (null when only the header was parsed)
+  std::string file;            // file name, for error messages
   int64_t numel() const;
 };
 
 // Parses and validates a whole safetensors file image (8-byte little-endian header length, JSON
 // header, data). `file` names it in errors. Never reads outside [bytes, bytes + size). Returned
 // infos point into `bytes`. Unsupported dtypes (I8, F8_E4M3, ...) throw UnsupportedModelError.
-std::vector<TensorInfo> parse_safetensors(const uint8_t* bytes, size_t size, const std::string& file);
+std::vector<TensorInfo> parse_safetensors(const uint8_t* bytes, size_t size,
+                                          const std::string& file);
 
 // One mmap'd .safetensors file.
 class SafetensorsFile {
@@ -48,7 +49,7 @@ class SafetensorsFile {
 // model.safetensors.index.json (every listed tensor must be found in its shard).
 class ModelTensors {
  public:
-  explicit ModelTensors(const std::string& model_dir);  // throws FileFormatError
+  explicit ModelTensors(const std::string& model_dir);    // throws FileFormatError
   const TensorInfo* find(const std::string& name) const;  // null if absent
   const std::map<std::string, const TensorInfo*>& all() const { return by_name_; }
   size_t total_bytes() const;
