@@ -113,6 +113,11 @@ struct KvLayerView {
   int n_kv_heads = 0;
   int head_dim = 0;
   size_t block_bytes = 0;
+  // Quantized formats: this layer's 16-bit tails (kv_paged.h), tail t at
+  // tail_base + t * tail_block_bytes, laid out like a plain block of block_size tokens.
+  void* tail_base = nullptr;
+  KvFormat tail_format = KvFormat::BF16;
+  size_t tail_block_bytes = 0;
 };
 
 }  // namespace densekv
