@@ -10,5 +10,6 @@ void register_logits(CLI::App& app);         // cmd_logits.cpp
 void register_generate(CLI::App& app);       // cmd_generate.cpp
 void register_tokenize(CLI::App& app);       // cmd_tokenize.cpp
 void register_chat_template(CLI::App& app);  // cmd_chat_template.cpp
+void register_capacity(CLI::App& app);       // cmd_capacity.cpp
 
 }  // namespace densekv::cli
