@@ -3,12 +3,18 @@
 #include "core/check.h"
 #include "core/errors.h"
 
+#include <string>
+
 namespace densekv {
 
 KvCache::KvCache(Backend& backend, const KvCacheConfig& cfg) : cfg_(cfg) {
   if (cfg.block_size <= 0 || cfg.num_blocks <= 0 || cfg.num_layers <= 0 || cfg.n_kv_heads <= 0 ||
       cfg.head_dim <= 0) {
     throw InvalidArgumentError("KV cache needs positive block size, block count and model shape");
+  }
+  if (kv_format_is_quantized(cfg.format)) {
+    throw InvalidArgumentError(std::string("--kv-cache-dtype ") + kv_format_name(cfg.format) +
+                               " is not supported yet by the model forward (use bf16, fp16 or fp32)");
   }
   block_bytes_ = kv_block_bytes(cfg.format, cfg.block_size, cfg.n_kv_heads, cfg.head_dim);
   pool_ = Buffer(backend, block_bytes_ * cfg.num_blocks * cfg.num_layers);

@@ -313,6 +313,8 @@ KvFormat parse_kv_cache_dtype(const std::string& name, DType model_dtype) {
   }
   if (name == "bf16" || name == "bfloat16") return KvFormat::BF16;
   if (name == "fp16" || name == "float16") return KvFormat::F16;
+  // fp32: the reference cache of the golden tests (fp32 checkpoints); not offered in "all".
+  if (name == "fp32" || name == "float32") return KvFormat::F32;
   if (name == "fp8_e4m3" || name == "fp8") return KvFormat::FP8_E4M3;
   if (name == "int8") return KvFormat::INT8;
   if (name == "int4_kivi") return KvFormat::INT4_KIVI;

@@ -48,6 +48,6 @@ expect 0 "GiB" capacity --help
 expect 2 "unknown --kv-cache-dtype 'int3'" capacity "$cfg/llama-3.1-8b" --memory-gb 20 --kv-cache-dtype int3
 expect 2 "--memory-gb must be a positive" capacity "$cfg/llama-3.1-8b" --memory-gb 0
 expect 2 "exceeds the model's max_position_embeddings" capacity "$cfg/llama-3.1-8b" --memory-gb 20 --max-model-len 1000000
-expect 2 "cannot open" capacity "$cfg/no-such-model" --memory-gb 20
+expect 2 "missing" capacity "$cfg/no-such-model" --memory-gb 20
 expect 2 "head_dim" capacity "$cfg/crafted-llama-head-dim-96" --memory-gb 20 --kv-cache-dtype int4_kivi
 exit $fail

@@ -157,6 +157,7 @@ TEST(KvFormat, ParsesCliNames) {
   EXPECT_EQ(parse_kv_cache_dtype("auto", DType::BF16), KvFormat::BF16);
   EXPECT_EQ(parse_kv_cache_dtype("auto", DType::F32), KvFormat::F32);
   EXPECT_EQ(parse_kv_cache_dtype("fp16", DType::BF16), KvFormat::F16);
-  EXPECT_THROW(parse_kv_cache_dtype("int4_kivi", DType::BF16), InvalidArgumentError);
+  EXPECT_EQ(parse_kv_cache_dtype("fp32", DType::BF16), KvFormat::F32);
+  EXPECT_EQ(parse_kv_cache_dtype("int4_kivi", DType::BF16), KvFormat::INT4_KIVI);
   EXPECT_THROW(parse_kv_cache_dtype("int5", DType::BF16), InvalidArgumentError);
 }
