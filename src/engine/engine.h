@@ -1,0 +1,54 @@
+// The engine: one thread owns the model, the backend and the KV block manager and runs the step
+// loop (scheduler.h picks decode tokens and prefill chunks under the token budget and free KV
+// blocks; preemption by recompute; the model forward; sampling). Other threads talk to it only
+// through this thread-safe API. See docs/engine.md.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "engine/request.h"
+
+namespace densekv {
+
+struct EngineConfig {
+  int max_num_seqs = 256;
+  int max_num_batched_tokens = 2048;  // per step: decode tokens + prefill chunk tokens
+  int max_model_len = 0;              // 0: the model's max_position_embeddings
+  bool enable_prefix_caching = true;
+};
+
+struct EngineMetrics {
+  int running = 0, waiting = 0;
+  int kv_blocks_used = 0, kv_blocks_total = 0;
+  int64_t prefix_hit_tokens = 0, prefix_query_tokens = 0;
+  int64_t preemptions = 0;
+  int64_t requests_finished = 0, prompt_tokens = 0, generation_tokens = 0;
+};
+
+// A request's outputs in order. next() blocks until a chunk is ready (nullopt on timeout).
+// The stream ends after the chunk whose finish != None.
+class RequestStream {
+ public:
+  virtual ~RequestStream() = default;
+  virtual uint64_t id() const = 0;
+  virtual std::optional<RequestOutput> next(std::chrono::milliseconds timeout) = 0;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  // Thread-safe. Throws InvalidArgumentError for a bad request (empty prompt, too long for
+  // max_model_len, bad sampling parameter); never blocks on the step loop.
+  virtual std::shared_ptr<RequestStream> submit(GenerationRequest req) = 0;
+  // Thread-safe; a message to the engine thread, which frees the request's blocks at its next
+  // step and ends its stream with FinishReason::Abort. Unknown or finished ids are ignored.
+  virtual void cancel(uint64_t id) = 0;
+  virtual EngineMetrics metrics() const = 0;
+  virtual int max_model_len() const = 0;
+  // Stops taking requests, finishes (drain = true) or aborts the in-flight ones, joins the thread.
+  virtual void shutdown(bool drain) = 0;
+};
+
+}  // namespace densekv
