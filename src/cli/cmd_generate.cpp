@@ -3,6 +3,8 @@
 // object) on stdout and prefill / decode speed on stderr.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
@@ -10,6 +12,7 @@
 #include "cli/model_options.h"
 #include "core/errors.h"
 #include "model/generate.h"
+#include "text/tokenizer.h"
 
 namespace densekv::cli {
 
@@ -27,12 +30,20 @@ void run(const GenerateArgs& a) {
   if (a.ids.empty() == a.prompt.empty()) {
     throw InvalidArgumentError("give exactly one of --ids and --prompt");
   }
-  if (!a.prompt.empty()) {
-    throw InvalidArgumentError("--prompt needs the tokenizer, which is not built yet; use --ids");
-  }
   if (a.gen.temperature < 0) throw InvalidArgumentError("--temperature must be >= 0");
   if (a.gen.max_tokens < 1) throw InvalidArgumentError("--max-tokens must be at least 1");
-  std::vector<int32_t> ids = parse_id_list(a.ids);
+  // The tokenizer is optional with --ids (a folder of weights alone still runs) and required with
+  // --prompt, which is encoded as a raw completion: special-token text parsed, BOS added as
+  // tokenizer.json's post-processor says (vLLM's behaviour).
+  const bool has_tokenizer =
+      std::filesystem::exists(std::filesystem::path(a.model.model_dir) / "tokenizer.json");
+  if (!a.prompt.empty() && !has_tokenizer) {
+    throw InvalidArgumentError("--prompt needs " + a.model.model_dir +
+                               "/tokenizer.json; use --ids for a folder without a tokenizer");
+  }
+  std::unique_ptr<Tokenizer> tok = has_tokenizer ? Tokenizer::load(a.model.model_dir) : nullptr;
+  std::vector<int32_t> ids =
+      a.prompt.empty() ? parse_id_list(a.ids) : tok->encode(a.prompt, true, true);
   LoadedModel m = load_model(a.model);
   GenerateResult r = generate(*m.model, m.kv_format, ids, a.gen);
 
@@ -41,6 +52,7 @@ void run(const GenerateArgs& a) {
     j["token_ids"] = r.token_ids;
     j["finish_reason"] = r.finish_reason;
     j["prompt_tokens"] = r.prompt_tokens;
+    if (tok) j["text"] = tok->decode(r.token_ids, /*skip_special=*/true);
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::string line;
@@ -68,12 +80,14 @@ void register_generate(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   add_model_options(cmd, a->model);
   cmd->add_option("--ids", a->ids, "comma-separated prompt token ids");
-  cmd->add_option("--prompt", a->prompt, "prompt text (needs the tokenizer)");
+  cmd->add_option("--prompt", a->prompt,
+                  "prompt text, encoded with the folder's tokenizer.json (BOS added as it says)");
   cmd->add_option("--max-tokens", a->gen.max_tokens, "tokens to generate")->required();
   cmd->add_option("--temperature", a->gen.temperature, "0: greedy")->capture_default_str();
   cmd->add_option("--seed", a->gen.seed, "sampling seed")->capture_default_str();
   cmd->add_flag("--ignore-eos", a->gen.ignore_eos, "do not stop at an eos token");
-  cmd->add_flag("--json", a->json, "print one JSON object {token_ids, finish_reason, ...}");
+  cmd->add_flag("--json", a->json,
+                "print one JSON object {token_ids, text, finish_reason, prompt_tokens}");
   cmd->callback([a] {
     GenerateArgs args = *a;
     args.gen.prefill_chunk = args.model.prefill_chunk;
