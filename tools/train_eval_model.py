@@ -3,14 +3,13 @@
 
 Run on the GPU machine (torch, transformers 5, tokenizers, numpy; no network):
     python3 tools/train_eval_model.py --out $OUT/model            # whole run <= --budget-s (400 s)
-    python3 tools/train_eval_model.py --out /tmp/c --corpus-only  # stdlib only: corpus discovery + held_out.txt
+    python3 tools/train_eval_model.py --out /tmp/c --corpus-only  # stdlib only: corpus + held_out.txt
 
-Corpus: the Python sources and docs of the running interpreter's stdlib and site-packages, and
-/usr/share/doc (*.py *.pyi *.md *.rst *.txt, LICENSE/README/METADATA/copyright/changelog files, .gz too),
-walked in sorted path order; files under --min-bytes or over --max-file-bytes are skipped, then a
-path-hash subsample keeps about --corpus-bytes; NUL bytes, non-UTF-8, minified (a line > 1000 chars or
-mean line > 160) and data-like files (< 25% ASCII letters) are dropped; exact duplicates (sha1) are
-dropped. A file is held out when int(sha1[:8], 16) % 10000 < 100 * --heldout-pct.
+Corpus: *.py *.pyi *.md *.rst *.txt and LICENSE/README/METADATA/copyright/changelog files (.gz too) of
+this interpreter's stdlib and site-packages and /usr/share/doc, in sorted path order, sized --min-bytes to
+--max-file-bytes, path-hash subsampled to ~--corpus-bytes; binary, non-UTF-8, minified (a line > 1000
+chars, mean > 160), data-like (< 25% ASCII letters) and duplicate (sha1) files dropped. A file is held out
+when int(sha1[:8], 16) % 10000 < 100 * --heldout-pct.
 
 Outputs in --out: model.safetensors (bf16), config.json, generation_config.json, tokenizer.json,
 tokenizer_config.json (ChatML template that starts with bos_token), held_out.txt, prompts.jsonl,
@@ -22,8 +21,7 @@ dropped; at most --ppl-max-windows); every one of the W-1 text tokens is scored 
 ppl = exp(sum NLL / count). W = --ppl-window (1024, the training length), stride W-1 (no overlap).
 """
 import time
-
-T0 = time.time()
+T0 = time.time()  # every deadline counts from here, before torch is imported
 
 import argparse, collections, gzip, hashlib, json, math, os, random, site, string, sys, sysconfig
 import contextlib, traceback
@@ -188,21 +186,19 @@ def save_tokenizer(tok, folder, max_len):
            "added_tokens_decoder": {str(i): {"content": s, "special": True, "lstrip": False, "rstrip": False,
                                              "normalized": False, "single_word": False}
                                     for i, s in enumerate(SPECIALS)}}
-    with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
+    write_json(os.path.join(folder, "tokenizer_config.json"), cfg)
 
 
 def encode_corpus(tok, texts, deadline):
     """One stream: [BOS] doc [EOT] [BOS] doc [EOT] ..., documents in a seeded shuffled order."""
     encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
     parts, done = [], 0
-    for i in range(0, len(texts), 2048):
-        if time.time() > deadline:
-            log(f"tokenize deadline reached: kept {done}/{len(texts)} documents")
-            break
-        for e in encode(texts[i:i + 2048], add_special_tokens=True):
-            parts.append(np.asarray(e.ids + [EOT], dtype=np.uint16))
-        done = min(len(texts), i + 2048)
+    while done < len(texts) and not (parts and time.time() > deadline):
+        parts += [np.asarray(e.ids + [EOT], dtype=np.uint16)
+                  for e in encode(texts[done:done + 2048], add_special_tokens=True)]
+        done = min(len(texts), done + 2048)
+    if done < len(texts):
+        log(f"tokenize deadline reached: kept {done}/{len(texts)} documents")
     return np.concatenate(parts), done
 
 
@@ -211,8 +207,7 @@ def make_prompts(tok, segs, n, seed):
     rng = random.Random(seed)
     pools = []
     for seg in segs:
-        enc = tok.encode(seg, add_special_tokens=False)
-        offs = enc.offsets
+        offs = tok.encode(seg, add_special_tokens=False).offsets
         starts = [i for i in range(len(offs) - 64) if offs[i][0] == 0 or seg[offs[i][0] - 1] == "\n"]
         rng.shuffle(starts)
         pools.append((seg, offs, starts))
@@ -223,8 +218,7 @@ def make_prompts(tok, segs, n, seed):
                 continue
             i = starts.pop()
             text = seg[offs[i][0]:offs[i + rng.randint(32, 64) - 1][1]]
-            letters = sum(c.isalpha() for c in text)
-            if letters >= 12 and text not in seen and "\ufffd" not in text:
+            if sum(c.isalpha() for c in text) >= 12 and text not in seen and "\ufffd" not in text:
                 seen.add(text)
                 prompts.append(text)
     return prompts
@@ -238,16 +232,12 @@ def build_model(args, vocab):
               num_key_value_heads=args.kv_heads, head_dim=128, max_position_embeddings=args.max_pos,
               rms_norm_eps=1e-5, tie_word_embeddings=args.tie, bos_token_id=BOS,
               eos_token_id=[EOT, IM_END], pad_token_id=None, initializer_range=0.02)
-    try:  # transformers 5: rope_parameters; 4.x: rope_theta
-        config = transformers.LlamaConfig(
-            **kw, rope_parameters={"rope_type": "default", "rope_theta": args.rope_theta})
-    except TypeError:
-        config = transformers.LlamaConfig(**kw, rope_theta=args.rope_theta)
+    config = transformers.LlamaConfig(**kw, rope_parameters={"rope_type": "default",  # transformers 5
+                                                             "rope_theta": args.rope_theta})
     torch.manual_seed(args.seed)
     model = transformers.LlamaForCausalLM(config).to(device="cuda", dtype=torch.float32)
-    if getattr(model.config, "_attn_implementation", "sdpa") != "sdpa" and hasattr(
-            model, "set_attn_implementation"):
-        model.set_attn_implementation("sdpa")
+    if getattr(model.config, "_attn_implementation", "sdpa") != "sdpa":
+        model.set_attn_implementation("sdpa")  # flash kernels come through SDPA
     return model
 
 
@@ -274,18 +264,16 @@ def lr_at(args, step, frac):
 
 def train(model, tokens, args, deadline, vocab):
     ctx, backend = attention_context(model, vocab)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.95), eps=1e-8, fused=True)
+    groups = [{"params": [p for p in model.parameters() if (p.dim() >= 2) == decay],
+               "weight_decay": args.weight_decay if decay else 0.0} for decay in (True, False)]
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95), eps=1e-8, fused=True)
     step_fn = torch.compile(model) if args.compile else model
     gen = torch.Generator(device="cuda").manual_seed(args.seed)
     offs = torch.arange(args.seq_len + 1, device="cuda")
     B, T = args.batch, args.seq_len
     curve, t_start, step, seen = [], time.time(), 0, 0
-    t_last, seen_last = t_start, 0
-    while time.time() < deadline:
+    t_last, seen_last = t_start, 0  # for tokens/s between log points
+    while step == 0 or time.time() < deadline:
         lr = lr_at(args, step, (time.time() - t_start) / max(deadline - t_start, 1e-6))
         for g in opt.param_groups:
             g["lr"] = lr
@@ -298,8 +286,7 @@ def train(model, tokens, args, deadline, vocab):
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
         opt.step()
-        step += 1
-        seen += B * T
+        step, seen = step + 1, seen + B * T
         if step == 1 or step % args.log_every == 0:
             loss_v, now = loss.item(), time.time()  # .item() syncs: the timing below is real
             tps = (seen - seen_last) / max(now - t_last, 1e-6)
@@ -313,17 +300,11 @@ def train(model, tokens, args, deadline, vocab):
     secs = time.time() - t_start
     return {"steps": step, "tokens_seen": seen, "seconds": round(secs, 1), "attention": backend,
             "tokens_per_s": round(seen / max(secs, 1e-6)), "batch": B, "seq_len": T,
-            "final_loss": (sum(c["loss"] for c in curve[-5:]) / max(len(curve[-5:]), 1)) if curve else None,
+            "final_loss": round(sum(c["loss"] for c in curve[-5:]) / len(curve[-5:]), 4),
             "loss_curve": curve}
 
 
 # ------------------------------------------------------------------------------------------- eval
-
-def ppl_windows(tok, text, W, max_windows):
-    ids = tok.encode(text, add_special_tokens=False).ids
-    n = min(len(ids) // (W - 1), max_windows)
-    return [[BOS] + ids[w * (W - 1):(w + 1) * (W - 1)] for w in range(n)], len(ids)
-
 
 def perplexity(model, windows, batch=8):
     nll, count = 0.0, 0
@@ -335,15 +316,6 @@ def perplexity(model, windows, batch=8):
                                    reduction="sum").item()
             count += x[:, 1:].numel()
     return math.exp(nll / count), count
-
-
-def layer_kv(cache, i):
-    """Post-RoPE keys and values of layer i: [batch, n_kv_heads, seq, head_dim]."""
-    if hasattr(cache, "layers"):  # transformers >= 4.56 / 5.x DynamicCache
-        return cache.layers[i].keys, cache.layers[i].values
-    if hasattr(cache, "key_cache"):
-        return cache.key_cache[i], cache.value_cache[i]
-    return cache[i][0], cache[i][1]
 
 
 def channel_stats(t):
@@ -369,10 +341,9 @@ def key_stats(model, windows, n_layers):
     with torch.no_grad():
         x = torch.tensor(windows, device="cuda")
         cache = model(input_ids=x, use_cache=True).past_key_values
-        layers = []
-        for i in range(n_layers):
-            k, v = layer_kv(cache, i)
-            layers.append({"layer": i, "k": channel_stats(k), "v": channel_stats(v)})
+        # DynamicCache (transformers >= 4.56) holds post-RoPE K and V: [batch, n_kv_heads, seq, head_dim]
+        layers = [{"layer": i, "k": channel_stats(L.keys), "v": channel_stats(L.values)}
+                  for i, L in enumerate(cache.layers[:n_layers])]
     return {"what": "per-layer per-channel magnitudes of K after RoPE (and V), fp32 transformers forward "
                     "over held-out windows; channel = (kv_head, dim) in HF layout (RoPE pairs dim i with "
                     "i+64); stats over all tokens except each window's BOS; median = torch lower median "
@@ -417,20 +388,20 @@ def evaluate(args, tok, held_text):
     torch.set_float32_matmul_precision("highest")
     ref = transformers.LlamaForCausalLM.from_pretrained(
         args.out, dtype=torch.float32, attn_implementation="eager").to("cuda").eval()
-    windows, n_ids = ppl_windows(tok, held_text, args.ppl_window, args.ppl_max_windows)
+    ids, W = tok.encode(held_text, add_special_tokens=False).ids, args.ppl_window
+    windows = [[BOS] + ids[w * (W - 1):(w + 1) * (W - 1)]
+               for w in range(min(len(ids) // (W - 1), args.ppl_max_windows))]
     ppl32, count = perplexity(ref, windows)
     log(f"held-out ppl fp32: {ppl32:.4f} over {count:,} tokens ({len(windows)} windows)")
     stats = key_stats(ref, windows[:args.stats_windows], ref.config.num_hidden_layers)
     write_json(os.path.join(args.out, "key_stats.json"), stats)
     for L in stats["layers"]:
-        k, v = L["k"], L["v"]
-        log(f"layer {L['layer']}: K channel absmax max/median {k['max_channel_absmax']}/"
-            f"{k['median_channel_absmax']}, V {v['max_channel_absmax']}/{v['median_channel_absmax']}")
+        log(f"layer {L['layer']}: channel absmax max/median K " + " V ".join(
+            f"{L[x]['max_channel_absmax']}/{L[x]['median_channel_absmax']}" for x in "kv"))
     ppl16, _ = perplexity(ref.to(torch.bfloat16), windows)
     log(f"held-out ppl with bf16 compute (sanity): {ppl16:.4f}")
-    W = args.ppl_window
     return {"ppl_fp32": round(ppl32, 5), "ppl_bf16_compute": round(ppl16, 5), "tokens_scored": count,
-            "windows": len(windows), "held_out_tokens": n_ids,
+            "windows": len(windows), "held_out_tokens": len(ids),
             "protocol": f"ids = encode(held_out.txt, add_special_tokens=False); window w = [BOS] + "
                         f"ids[w*{W - 1}:(w+1)*{W - 1}], full windows only (at most {args.ppl_max_windows});"
                         f" all {W - 1} text tokens of each window scored; ppl = exp(sum NLL / count)"}
@@ -441,12 +412,10 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     out = lambda name: os.path.join(args.out, name)
     timings = {}
-
     train_texts, heldout, cstats = load_corpus(args)
     segs = heldout_segments(heldout, args.heldout_chars)
     held_text = "\n".join(segs)
-    with open(out("held_out.txt"), "w", encoding="utf-8") as f:
-        f.write(held_text)
+    open(out("held_out.txt"), "w", encoding="utf-8").write(held_text)
     cstats.update(held_out_txt_chars=len(held_text), held_out_txt_segments=len(segs))
     timings["corpus_s"] = round(time.time() - T0, 1)
     log("corpus:", json.dumps(cstats))
@@ -457,11 +426,10 @@ def main():
     log("torch", torch.__version__, "transformers", transformers.__version__, "tokenizers", tk.__version__,
         "on", torch.cuda.get_device_name())
     tok, sample_chars = train_tokenizer(train_texts, args.vocab, args.tok_sample_chars)
-    vocab = tok.get_vocab_size()
+    vocab = tok.get_vocab_size()  # == --vocab: the 4 specials come first (ids 0-3), then bytes and merges
     save_tokenizer(tok, args.out, args.max_pos)
     prompts = make_prompts(tok, segs, args.prompts, args.seed)
-    with open(out("prompts.jsonl"), "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in prompts)
+    open(out("prompts.jsonl"), "w", encoding="utf-8").writelines(json.dumps(p) + "\n" for p in prompts)
     timings["tokenizer_s"] = round(time.time() - T0, 1)
     log(f"tokenizer: vocab {vocab}, trained on {sample_chars:,} chars; {len(prompts)} prompts")
 
@@ -510,7 +478,7 @@ def main():
               "tokenizer": {"vocab_size": vocab, "sample_chars": sample_chars},
               "data": {"corpus_tokens": int(stream.size), "docs_used": docs_used,
                        "chars_per_token": round(chars_per_token, 3), "epochs": round(epochs, 3)},
-              "model": {"params": n_params, "non_embedding_params": n_params - n_embed, "tied_embeddings": tied,
+              "model": {"params": n_params, "non_embedding_params": n_params - n_embed, "tied": tied,
                         "hf_folder_bytes": folder_bytes, "trained_context": args.seq_len},
               "train": tstats, "prompts": len(prompts), "timings": timings}
     write_json(out("train_log.json"), report)  # written now so a failing eval loses nothing
