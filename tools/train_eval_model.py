@@ -359,11 +359,12 @@ DEFAULTS = dict(  # each key is a --flag (underscores become dashes); its type i
     corpus_bytes=200_000_000, min_bytes=200, max_file_bytes=1_000_000,  # what is read
     heldout_pct=1.0, heldout_chars=400_000, prompts=320,                # held-out split and its files
     vocab=8192, tok_sample_chars=20_000_000,                            # tokenizer
-    hidden=512, ffn=1024, layers=8, heads=4, kv_heads=2, tie=1,         # model (head_dim is 128)
+    hidden=512, ffn=768, layers=6, heads=4, kv_heads=2, tie=1,          # model (head_dim is 128)
     rope_theta=500000.0, max_pos=4096,
     seq_len=1024, batch=32, lr=2e-3, min_lr_ratio=0.1, warmup_steps=100, weight_decay=0.1, clip=1.0,
     log_every=20, ppl_window=1024, ppl_max_windows=256, stats_windows=16,
-    max_folder_bytes=50_000_000, seed=1234)
+    max_folder_bytes=34_000_000,  # the committed folder stays small: the repo travels to the GPU machine
+    seed=1234)
 
 
 def parse_args():
