@@ -190,6 +190,9 @@ class LlmEngine final : public Engine {
   void finish(Sequence* seq, FinishReason reason, const std::string& error = "");
   void emit(Sequence* seq, const std::string& error = "");
   void publish_metrics();
+  // Hands the step's outputs to the streams (after publish_metrics, so a client that sees its
+  // last chunk also sees metrics that count it).
+  void deliver();
 
   LlamaModel& model_;
   const EngineConfig cfg_;
@@ -204,6 +207,7 @@ class LlmEngine final : public Engine {
   std::unordered_map<uint64_t, Live> live_;
   uint64_t arrivals_ = 0;
   std::vector<float> logits_host_;  // [scheduled seqs, vocab]
+  std::vector<std::pair<std::shared_ptr<StreamImpl>, RequestOutput>> outbox_;
   int64_t generated_ = 0, prompt_tokens_ = 0, finished_ = 0, steps_ = 0;
   int peak_running_ = 0;
 
@@ -251,12 +255,10 @@ void LlmEngine::loop() {
     if (stopping && !drain) {
       while (!live_.empty()) finish(live_.begin()->second.seq.get(), FinishReason::Abort);
     }
-    if (stopping && scheduler_.idle()) {
-      publish_metrics();
-      return;
-    }
     if (!scheduler_.idle()) step();
     publish_metrics();
+    deliver();
+    if (stopping && scheduler_.idle()) return;
   }
 }
 
@@ -328,7 +330,12 @@ void LlmEngine::emit(Sequence* seq, const std::string& error) {
   if (!seq->has_unsent_output()) return;
   RequestOutput out = seq->take_output();
   out.error = error;
-  live_.at(seq->id()).stream->push(std::move(out));
+  outbox_.emplace_back(live_.at(seq->id()).stream, std::move(out));
+}
+
+void LlmEngine::deliver() {
+  for (auto& [stream, out] : outbox_) stream->push(std::move(out));
+  outbox_.clear();
 }
 
 void LlmEngine::finish(Sequence* seq, FinishReason reason, const std::string& error) {
