@@ -70,6 +70,7 @@ BatchView CpuBackend::upload_batch(const BatchLayout& b) {
   v.seq_of_token = b.seq_of_token.data();
   v.context_lens = b.context_lens.data();
   v.block_tables = b.block_tables.data();
+  v.tails = b.tails.data();
   v.out_rows = b.out_rows.data();
   v.n_tokens = static_cast<int>(b.token_ids.size());
   v.n_seqs = static_cast<int>(b.context_lens.size());
