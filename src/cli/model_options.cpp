@@ -12,6 +12,9 @@ void add_model_options(CLI::App* cmd, ModelOptions& opts) {
                   "auto (model dtype), bf16, fp16, fp32; quantized formats come later")
       ->capture_default_str();
   cmd->add_option("--threads", opts.threads, "CPU threads (0: all)")->capture_default_str();
+  cmd->add_option("--load-format", opts.load_format,
+                  "auto (the safetensors) or dummy (random weights from config.json alone)")
+      ->capture_default_str();
   cmd->add_option("--prefill-chunk", opts.prefill_chunk,
                   "run the prompt in chunks of N tokens (0: one chunk)")
       ->capture_default_str();
@@ -20,12 +23,23 @@ void add_model_options(CLI::App* cmd, ModelOptions& opts) {
 LoadedModel load_model(const ModelOptions& opts) {
   if (opts.prefill_chunk < 0) throw InvalidArgumentError("--prefill-chunk must be >= 0");
   if (opts.threads < 0) throw InvalidArgumentError("--threads must be >= 0");
+  if (opts.load_format != "auto" && opts.load_format != "dummy") {
+    throw InvalidArgumentError("--load-format must be auto or dummy, got '" + opts.load_format +
+                               "'");
+  }
   LoadedModel m;
   m.backend = make_backend(opts.device, opts.threads);
   // Parse the KV format against the config before the (slow) weight load.
   ModelConfig cfg = load_model_config(opts.model_dir);
   parse_kv_cache_dtype(opts.kv_cache_dtype, cfg.dtype);
-  m.model = load_llama(*m.backend, opts.model_dir);
+  if (opts.load_format == "dummy") {
+    m.model = dummy_llama(*m.backend, opts.model_dir);
+  } else if (opts.load_format == "auto") {
+    m.model = load_llama(*m.backend, opts.model_dir);
+  } else {
+    throw InvalidArgumentError("--load-format must be auto or dummy, got '" + opts.load_format +
+                               "'");
+  }
   m.kv_format = parse_kv_cache_dtype(opts.kv_cache_dtype, m.model->config().dtype);
   return m;
 }

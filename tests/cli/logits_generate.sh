@@ -69,6 +69,5 @@ expect_error "not supported yet" "$BIN" generate "$M" --ids 1,2 --max-tokens 2 -
 expect_error "unknown --kv-cache-dtype" "$BIN" logits "$M" --ids 1 --out "$TMP/x.npy" --kv-cache-dtype int5
 expect_error "outside the vocabulary" "$BIN" logits "$M" --ids 1,99999 --out "$TMP/x.npy"
 expect_error "not a token id" "$BIN" logits "$M" --ids 1,x --out "$TMP/x.npy"
-expect_error "needs the tokenizer" "$BIN" generate "$M" --prompt hello --max-tokens 2
-expect_error "exactly one of --ids and --prompt" "$BIN" generate "$M" --max-tokens 2
+expect_error "exactly one of --ids, --prompt" "$BIN" generate "$M" --max-tokens 2
 echo ok
