@@ -86,6 +86,22 @@ assert cut['finish_reason'] == 'stop', cut
 PY
 fi
 
+# bench: throughput under KV pressure (JSON), latency, dummy weights from config.json alone.
+mkdir "$TMP/cfgonly"
+cp "$M/config.json" "$TMP/cfgonly/"
+"$BIN" bench throughput "$TMP/cfgonly" --load-format dummy --num-prompts 24 --input-len 40 \
+  --output-len 24 --num-kv-blocks 20 --threads 2 --json > "$TMP/tp.json"
+python3 - "$TMP/tp.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j['num_prompts'] == 24 and j['output_tokens_per_second'] > 0, j
+assert j['preemptions'] > 0 and j['peak_concurrency'] >= 2, j
+assert j['kv_cache_dtype'] == 'bf16', j
+print('bench throughput ok:', j['output_tokens_per_second'], 'tok/s')
+PY
+"$BIN" bench latency "$M" --input-len 16 --output-len 8 --num-iters 2 --threads 2 > "$TMP/lat.txt"
+grep -q "TTFT .* ms; decode .* ms per token" "$TMP/lat.txt" || { cat "$TMP/lat.txt"; exit 1; }
+
 expect_error() {  # expect_error PATTERN CMD...: exit 2 and PATTERN on stderr
   local pattern=$1
   shift
@@ -103,4 +119,6 @@ printf '"ok"\nnot json\n' > "$TMP/bad_prompts.txt"
 expect_error "line 2: expected one JSON string" "$BIN" generate "$M" --prompts-file "$TMP/bad_prompts.txt" --max-tokens 2
 expect_error "cannot open" "$BIN" generate "$M" --ids-file "$TMP/none.txt" --max-tokens 2
 expect_error "does not fit in the KV pool" "$BIN" generate "$M" --ids-file "$TMP/ids.txt" --max-tokens 2 --num-kv-blocks 2 --max-model-len 100
+expect_error "load-format must be auto or dummy" "$BIN" bench latency "$M" --load-format fake
+expect_error "input-len must be" "$BIN" bench throughput "$M" --input-len 0
 echo ok
