@@ -82,6 +82,29 @@ TEST(Sampler, DrawsFollowTheFilteredDistribution) {
   EXPECT_NEAR(f[1], 0.09 / z, 0.01);
 }
 
+// Large vocabularies: top_p / min_p sets bigger than the first sorted prefix.
+TEST(Sampler, FiltersOnALargeVocabulary) {
+  std::vector<float> flat(1000), steep(1000);
+  for (int i = 0; i < 1000; ++i) {
+    flat[i] = -1e-4f * static_cast<float>(i);   // nearly uniform
+    steep[i] = -0.01f * static_cast<float>(i);  // p_i / p_0 = exp(-0.01 i)
+  }
+  SamplingParams p;
+  p.top_p = 0.5f;
+  auto f = frequencies(flat, p, 6000);
+  int used = 0, last = 0;
+  for (int i = 0; i < 1000; ++i) {
+    if (f[i] > 0) ++used, last = i;
+  }
+  EXPECT_GT(used, 400);
+  EXPECT_LE(last, 510) << "about half the mass: the first ~500 ids";
+  p.top_p = 1.0f;
+  p.min_p = 0.5f;  // exp(-0.01 i) >= 0.5 for i <= 69
+  f = frequencies(steep, p, 6000);
+  for (int i = 70; i < 1000; ++i) ASSERT_EQ(f[i], 0.0) << i;
+  EXPECT_GT(f[69], 0.0);
+}
+
 TEST(Sampler, PenaltiesChangeTheGreedyChoice) {
   Sampler s;
   SamplerRng rng(1);
