@@ -7,9 +7,9 @@ scripts/install-deps.sh
 build=${BUILD_DIR:-build}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j "$(nproc)" --target densekv
-model=${DENSEKV_MODEL:-tests/data/models/llama31-tiny}
+model=${DENSEKV_MODEL:-models/densekv-eval-16m}
 "$build/densekv" check "$model"
 if [ $# -eq 0 ]; then
-  set -- --prompt "The quick brown fox" --max-tokens 32
+  set -- --prompt "def fibonacci(n):" --max-tokens 64
 fi
 exec "$build/densekv" generate "$model" "$@"

@@ -1,9 +1,12 @@
 // `densekv generate MODEL_DIR ...`:
-//   --ids 1,2,3            one prompt, run alone: prefill, then decode token by token through the
-//                          paged KV cache (model/generate.h); prints the ids (or --json).
-//   --ids-file F           one comma-separated id list per line,
-//   --prompts-file F       one JSON string per line, or
-//   --prompt TEXT          one text prompt:
+//   --ids 1,2,3 | --prompt TEXT
+//                          one prompt, run alone: prefill, then decode token by token through the
+//                          paged KV cache (model/generate.h); prints the ids (or --json) and the
+//                          prefill / decode speed on stderr. --prompt is encoded with the folder's
+//                          tokenizer as a raw completion (special-token text parsed, BOS added as
+//                          tokenizer.json's post-processor says: vLLM's behaviour).
+//   --ids-file F           one comma-separated id list per line, or
+//   --prompts-file F       one JSON string per line (encoded like --prompt):
 //                          every prompt runs concurrently through the engine (continuous
 //                          batching); prints one JSON line per prompt, in input order, with its
 //                          token_ids and text, and the throughput on stderr.
@@ -12,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
@@ -77,27 +81,32 @@ std::vector<std::vector<int32_t>> read_prompts(const GenerateArgs& a, const Toke
     }
     return prompts;
   }
-  std::vector<std::string> texts;
-  if (!a.prompt.empty()) texts.push_back(a.prompt);
   int n = 0;
-  if (!a.prompts_file.empty()) {
-    for (const std::string& line : read_lines(a.prompts_file, "--prompts-file")) {
-      ++n;
-      nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (!j.is_string()) {
-        throw InvalidArgumentError("--prompts-file line " + std::to_string(n) +
-                                   ": expected one JSON string, e.g. \"Hello\"");
-      }
-      texts.push_back(j.get<std::string>());
+  for (const std::string& line : read_lines(a.prompts_file, "--prompts-file")) {
+    ++n;
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_string()) {
+      throw InvalidArgumentError("--prompts-file line " + std::to_string(n) +
+                                 ": expected one JSON string, e.g. \"Hello\"");
     }
+    // As vLLM's completions: special-token text parsed, the tokenizer's BOS template applied.
+    prompts.push_back(tok->encode(j.get<std::string>(), true, true));
   }
-  // As vLLM's completions: special-token text parsed, the tokenizer's BOS template applied.
-  for (const std::string& t : texts) prompts.push_back(tok->encode(t, true, true));
   return prompts;
 }
 
 void run_single(const GenerateArgs& a) {
-  std::vector<int32_t> ids = parse_id_list(a.ids);
+  // The tokenizer is optional with --ids (a folder of weights alone still runs) and required
+  // with --prompt.
+  const bool has_tokenizer =
+      std::filesystem::exists(std::filesystem::path(a.model.model_dir) / "tokenizer.json");
+  if (!a.prompt.empty() && !has_tokenizer) {
+    throw InvalidArgumentError("--prompt needs " + a.model.model_dir +
+                               "/tokenizer.json; use --ids for a folder without a tokenizer");
+  }
+  std::unique_ptr<Tokenizer> tok = has_tokenizer ? Tokenizer::load(a.model.model_dir) : nullptr;
+  std::vector<int32_t> ids =
+      a.prompt.empty() ? parse_id_list(a.ids) : tok->encode(a.prompt, true, true);
   LoadedModel m = load_model(a.model);
   GenerateResult r = generate(*m.model, m.kv_format, ids, a.gen);
   if (a.json) {
@@ -105,6 +114,7 @@ void run_single(const GenerateArgs& a) {
     j["token_ids"] = r.token_ids;
     j["finish_reason"] = r.finish_reason;
     j["prompt_tokens"] = r.prompt_tokens;
+    if (tok) j["text"] = tok->decode(r.token_ids, /*skip_special=*/true);
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::string line;
@@ -126,7 +136,7 @@ void run_single(const GenerateArgs& a) {
 }
 
 void run_engine(GenerateArgs a) {
-  const bool text_prompts = a.ids_file.empty();
+  const bool text_prompts = !a.prompts_file.empty();
   std::unique_ptr<Tokenizer> tok = load_tokenizer_if_present(a.model.model_dir, text_prompts);
   const std::vector<std::vector<int32_t>> prompts = read_prompts(a, tok.get());
   LoadedModel m = load_model(a.model);
@@ -237,7 +247,7 @@ void run(const GenerateArgs& a) {
   }
   if (a.gen.temperature < 0) throw InvalidArgumentError("--temperature must be >= 0");
   if (a.gen.max_tokens < 1) throw InvalidArgumentError("--max-tokens must be at least 1");
-  if (!a.ids.empty()) {
+  if (!a.ids.empty() || !a.prompt.empty()) {
     run_single(a);
   } else {
     run_engine(a);
@@ -253,7 +263,9 @@ void register_generate(CLI::App& app) {
   add_model_options(cmd, a->model);
   add_engine_options(cmd, a->engine);
   cmd->add_option("--ids", a->ids, "comma-separated prompt token ids (one prompt, run alone)");
-  cmd->add_option("--prompt", a->prompt, "one prompt text (through the engine)");
+  cmd->add_option("--prompt", a->prompt,
+                  "one prompt text, run alone, encoded with the folder's tokenizer.json (BOS "
+                  "added as it says)");
   cmd->add_option("--ids-file", a->ids_file, "file with one comma-separated id list per line");
   cmd->add_option("--prompts-file", a->prompts_file, "file with one JSON string per line");
   cmd->add_option("--max-tokens", a->gen.max_tokens, "tokens to generate")->required();
@@ -265,7 +277,9 @@ void register_generate(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--stop", a->stop, "stop string (repeatable; needs the tokenizer)");
   cmd->add_flag("--ignore-eos", a->gen.ignore_eos, "do not stop at an eos token");
-  cmd->add_flag("--json", a->json, "--ids: print one JSON object {token_ids, finish_reason, ...}");
+  cmd->add_flag("--json", a->json,
+                "--ids / --prompt: print one JSON object {token_ids, text, finish_reason, "
+                "prompt_tokens}");
   cmd->callback([a] {
     GenerateArgs args = *a;
     args.gen.prefill_chunk = args.model.prefill_chunk;

@@ -80,5 +80,19 @@ expect_error "unknown --kv-cache-dtype 'int4'" "$BIN" generate "$M" --ids 1,2 --
 expect_error "unknown --kv-cache-dtype" "$BIN" logits "$M" --ids 1 --out "$TMP/x.npy" --kv-cache-dtype int5
 expect_error "outside the vocabulary" "$BIN" logits "$M" --ids 1,99999 --out "$TMP/x.npy"
 expect_error "not a token id" "$BIN" logits "$M" --ids 1,x --out "$TMP/x.npy"
+# --prompt is encoded with the folder's tokenizer as a raw completion (BOS added as tokenizer.json
+# says): the same ids as `tokenize --add-special-tokens`, and "text" is the decode of token_ids.
+ids=$("$BIN" tokenize "$M" --text "Hello world, again." --add-special-tokens --json | tr -d '[] \n')
+a=$("$BIN" generate "$M" --prompt "Hello world, again." --max-tokens 8 --ignore-eos --json 2>/dev/null)
+b=$("$BIN" generate "$M" --ids "$ids" --max-tokens 8 --ignore-eos --json 2>/dev/null)
+[ "$a" = "$b" ] || { echo "--prompt and --ids differ:"; echo " $a"; echo " $b"; exit 1; }
+python3 - "$a" "$("$BIN" tokenize "$M" --text "Hello world, again." --json)" <<'PY' || exit 1
+import json, sys
+r = json.loads(sys.argv[1])
+assert len(r["token_ids"]) == 8 and r["prompt_tokens"] == len(json.loads(sys.argv[2])) + 1, r
+assert isinstance(r["text"], str) and r["text"], r
+PY
+cp -r "$M" "$TMP/no-tokenizer" && rm "$TMP/no-tokenizer/tokenizer.json"
+expect_error "needs .*tokenizer.json" "$BIN" generate "$TMP/no-tokenizer" --prompt hello --max-tokens 2
 expect_error "exactly one of --ids, --prompt" "$BIN" generate "$M" --max-tokens 2
 echo ok
