@@ -4,6 +4,9 @@
 //   x += paged_attention(q) @ Wo^T; h = rmsnorm(x); x += swiglu(h @ Wgate_up^T) @ Wdown^T
 // then logits = rmsnorm(x) @ lm_head^T. A batch mixes sequences at any stage: a prefill chunk
 // (start_pos = tokens already cached) and a decode step (one new token) are the same thing.
+// With a quantized KV format, kv_write + paged_attention run in rounds so that each round's
+// tokens of a sequence lie in one KV block (BatchLayout::rounds, docs/kv-formats.md); the
+// returned rows are in batch order regardless.
 #pragma once
 #include <cstdint>
 #include <memory>
