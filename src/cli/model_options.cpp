@@ -13,6 +13,9 @@ void add_model_options(CLI::App* cmd, ModelOptions& opts) {
                   "int4_kivi, int2_kivi, k4v2 (docs/kv-formats.md)")
       ->capture_default_str();
   cmd->add_option("--threads", opts.threads, "CPU threads (0: all)")->capture_default_str();
+  cmd->add_option("--load-format", opts.load_format,
+                  "auto (the safetensors) or dummy (random weights from config.json alone)")
+      ->capture_default_str();
   cmd->add_option("--prefill-chunk", opts.prefill_chunk,
                   "run the prompt in chunks of N tokens (0: one chunk)")
       ->capture_default_str();
@@ -21,13 +24,21 @@ void add_model_options(CLI::App* cmd, ModelOptions& opts) {
 LoadedModel load_model(const ModelOptions& opts) {
   if (opts.prefill_chunk < 0) throw InvalidArgumentError("--prefill-chunk must be >= 0");
   if (opts.threads < 0) throw InvalidArgumentError("--threads must be >= 0");
+  if (opts.load_format != "auto" && opts.load_format != "dummy") {
+    throw InvalidArgumentError("--load-format must be auto or dummy, got '" + opts.load_format +
+                               "'");
+  }
   LoadedModel m;
   m.backend = make_backend(opts.device, opts.threads);
   // Parse the KV format, and check it can store the model's head_dim, before the (slow) weight
   // load.
   ModelConfig cfg = load_model_config(opts.model_dir);
   kv_format_info(parse_kv_cache_dtype(opts.kv_cache_dtype, cfg.dtype), cfg.head_dim);
-  m.model = load_llama(*m.backend, opts.model_dir);
+  if (opts.load_format == "dummy") {
+    m.model = dummy_llama(*m.backend, opts.model_dir);
+  } else {
+    m.model = load_llama(*m.backend, opts.model_dir);
+  }
   m.kv_format = parse_kv_cache_dtype(opts.kv_cache_dtype, m.model->config().dtype);
   return m;
 }

@@ -176,4 +176,11 @@ std::unique_ptr<LlamaModel> load_llama(Backend& backend, const std::string& mode
   return std::make_unique<LlamaModel>(backend, dir.config, std::move(weights));
 }
 
+std::unique_ptr<LlamaModel> dummy_llama(Backend& backend, const std::string& model_dir,
+                                        uint64_t seed) {
+  ModelConfig cfg = load_model_config(model_dir);
+  ModelWeights weights = random_weights(backend, cfg, seed);
+  return std::make_unique<LlamaModel>(backend, cfg, std::move(weights));
+}
+
 }  // namespace densekv

@@ -94,5 +94,5 @@ assert isinstance(r["text"], str) and r["text"], r
 PY
 cp -r "$M" "$TMP/no-tokenizer" && rm "$TMP/no-tokenizer/tokenizer.json"
 expect_error "needs .*tokenizer.json" "$BIN" generate "$TMP/no-tokenizer" --prompt hello --max-tokens 2
-expect_error "exactly one of --ids and --prompt" "$BIN" generate "$M" --max-tokens 2
+expect_error "exactly one of --ids, --prompt" "$BIN" generate "$M" --max-tokens 2
 echo ok

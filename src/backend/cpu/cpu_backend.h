@@ -1,5 +1,5 @@
 // The CPU reference backend: fp32 weights and activations in host memory, threaded loops on a
-// small pool, a row-independent matmul (cpu_matmul.cpp). The KV cache keeps its own format
+// small pool, a batch-invariant matmul (cpu_matmul.cpp). The KV cache keeps its own format
 // (plain bf16/fp16/fp32, or quantized, kv_format.h) and attention converts to fp32 as it reads.
 #pragma once
 #include "backend/backend.h"
