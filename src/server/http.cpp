@@ -1,8 +1,10 @@
 #include "server/http.h"
 
 #include <httplib.h>
-#include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <thread>
 
@@ -157,24 +159,37 @@ int HttpServer::drain() {
   return aborted;
 }
 
-void block_shutdown_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+namespace {
+int g_signal_pipe[2] = {-1, -1};
+volatile sig_atomic_t g_signals = 0;
+
+void on_shutdown_signal(int sig) {
+  if (g_signals++ > 0) _exit(1);
+  unsigned char b = static_cast<unsigned char>(sig);
+  ssize_t n = write(g_signal_pipe[1], &b, 1);
+  (void)n;
+}
+}  // namespace
+
+void install_shutdown_handlers() {
+  if (g_signal_pipe[0] < 0 && pipe(g_signal_pipe) != 0)
+    throw Error("cannot create the signal pipe");
+  struct sigaction sa {};
+  sa.sa_handler = on_shutdown_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
 }
 
 int wait_shutdown_signal() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  int sig = 0;
-  while (sigwait(&set, &sig) != 0) {
+  unsigned char b = 0;
+  for (;;) {
+    ssize_t n = read(g_signal_pipe[0], &b, 1);
+    if (n == 1) return b;
+    if (n < 0 && errno == EINTR) continue;
+    throw Error("reading the signal pipe failed");
   }
-  return sig;
 }
 
 }  // namespace densekv

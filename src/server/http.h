@@ -49,10 +49,11 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// Signals: call block_shutdown_signals() first thing in main (before any thread starts, so all
-// threads inherit the mask); then wait_shutdown_signal() returns SIGTERM or SIGINT when one
-// arrives. SIGPIPE is ignored (a closed client socket is a write error, not a crash).
-void block_shutdown_signals();
+// Signals: install_shutdown_handlers() catches SIGTERM and SIGINT (whichever thread gets them)
+// and ignores SIGPIPE (a closed client socket is a write error, not a crash);
+// wait_shutdown_signal() blocks until the first one arrives and returns it. A second one exits
+// at once with status 1 (for an operator who does not want to wait for the drain).
+void install_shutdown_handlers();
 int wait_shutdown_signal();
 
 }  // namespace densekv
