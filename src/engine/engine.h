@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "engine/request.h"
 
@@ -17,6 +18,14 @@ struct EngineConfig {
   int max_num_batched_tokens = 2048;  // per step: decode tokens + prefill chunk tokens
   int max_model_len = 0;              // 0: the model's max_position_embeddings
   bool enable_prefix_caching = true;
+  // The KV cache: format ("auto" = the model's dtype, bf16, int8, int4_kivi, ...) and pool size:
+  // num_kv_blocks > 0 wins, else kv_memory_gb > 0 (GiB, main pool + tails), else 1 GiB. The
+  // pool must hold one sequence of max_model_len tokens (max_model_len 0 is lowered to fit).
+  std::string kv_cache_dtype = "auto";
+  int num_kv_blocks = 0;
+  double kv_memory_gb = 0;
+  // Tests: CHECK the KV block invariants after every step (slow for big pools).
+  bool check_invariants = false;
 };
 
 struct EngineMetrics {
@@ -25,6 +34,8 @@ struct EngineMetrics {
   int64_t prefix_hit_tokens = 0, prefix_query_tokens = 0;
   int64_t preemptions = 0;
   int64_t requests_finished = 0, prompt_tokens = 0, generation_tokens = 0;
+  int64_t steps = 0;
+  int peak_running = 0;  // most sequences running in one step
 };
 
 // A request's outputs in order. next() blocks until a chunk is ready (nullopt on timeout).

@@ -1,0 +1,396 @@
+#include "engine/llm_engine.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "core/check.h"
+#include "core/errors.h"
+#include "core/log.h"
+#include "engine/sampler.h"
+#include "engine/scheduler.h"
+#include "engine/sequence.h"
+#include "kv/block_manager.h"
+#include "kv/capacity.h"
+#include "kv/kv_cache.h"
+
+namespace densekv {
+
+namespace {
+
+using Clock = Sequence::Clock;
+
+// A request's output queue: the engine thread pushes, the client thread pops. Chunks the client
+// has not read yet are merged, so a slow reader costs one chunk, not one per step.
+class StreamImpl final : public RequestStream {
+ public:
+  explicit StreamImpl(uint64_t id) : id_(id) {}
+  uint64_t id() const override { return id_; }
+
+  std::optional<RequestOutput> next(std::chrono::milliseconds timeout) override {
+    std::unique_lock lk(mu_);
+    if (!cv_.wait_for(lk, timeout, [&] { return !q_.empty(); })) return std::nullopt;
+    RequestOutput o = std::move(q_.front());
+    q_.pop_front();
+    return o;
+  }
+
+  void push(RequestOutput o) {
+    {
+      std::lock_guard lk(mu_);
+      if (!q_.empty() && q_.back().finish == FinishReason::None) {
+        RequestOutput& b = q_.back();
+        o.token_ids.insert(o.token_ids.begin(), b.token_ids.begin(), b.token_ids.end());
+        o.logprobs.insert(o.logprobs.begin(), b.logprobs.begin(), b.logprobs.end());
+        b = std::move(o);
+      } else {
+        q_.push_back(std::move(o));
+      }
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  uint64_t id_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<RequestOutput> q_;
+};
+
+struct KvPoolSize {
+  KvFormat format = KvFormat::BF16;
+  int block_size = 16;
+  int num_blocks = 0;
+  int num_tail_blocks = 0;
+};
+
+KvPoolSize size_kv_pool(const ModelConfig& mc, const EngineConfig& cfg) {
+  KvPoolSize s;
+  s.format = parse_kv_cache_dtype(cfg.kv_cache_dtype, mc.dtype);
+  const KvBlockBytes bb = kv_block_bytes_all_layers(mc, s.format);
+  s.block_size = bb.block_size;
+  if (cfg.num_kv_blocks < 0) throw InvalidArgumentError("num_kv_blocks must be >= 0");
+  if (cfg.kv_memory_gb < 0) throw InvalidArgumentError("kv_memory_gb must be >= 0");
+  if (cfg.num_kv_blocks > 0) {
+    s.num_blocks = cfg.num_kv_blocks;
+    s.num_tail_blocks = bb.tail > 0 ? cfg.max_num_seqs : 0;
+  } else {
+    const double gb = cfg.kv_memory_gb > 0 ? cfg.kv_memory_gb : 1.0;
+    const KvPoolPlan plan =
+        plan_kv_pools(mc, s.format, static_cast<int64_t>(gb * (1ull << 30)), cfg.max_num_seqs);
+    s.num_blocks = static_cast<int>(std::min<int64_t>(plan.num_blocks, INT32_MAX / 2));
+    s.num_tail_blocks = static_cast<int>(plan.num_tail_blocks);
+  }
+  return s;
+}
+
+class LlmEngine final : public Engine {
+ public:
+  LlmEngine(LlamaModel& model, const EngineConfig& cfg, const KvPoolSize& pool, int max_model_len)
+      : model_(model),
+        cfg_(cfg),
+        vocab_(model.config().vocab_size),
+        max_model_len_(max_model_len),
+        cache_(model.backend(),
+               kv_cache_config(model.config(), pool.format, pool.num_blocks, pool.block_size)),
+        kv_(KvBlockManagerConfig{pool.num_blocks, pool.num_tail_blocks, pool.block_size,
+                                 pool.num_tail_blocks > 0, cfg.enable_prefix_caching}),
+        scheduler_(SchedulerConfig{cfg.max_num_seqs, cfg.max_num_batched_tokens}, kv_),
+        seed_rng_(std::random_device{}()) {
+    metrics_.kv_blocks_total = pool.num_blocks;
+    thread_ = std::thread([this] { loop(); });
+  }
+
+  ~LlmEngine() override { shutdown(false); }
+
+  std::shared_ptr<RequestStream> submit(GenerationRequest req) override {
+    const int n = static_cast<int>(req.prompt_ids.size());
+    if (n == 0) throw InvalidArgumentError("the prompt has no tokens");
+    if (n >= max_model_len_) {
+      throw InvalidArgumentError(
+          "the prompt has " + std::to_string(n) + " tokens; this engine's max_model_len is " +
+          std::to_string(max_model_len_) + " (prompt plus at least one generated token)");
+    }
+    for (int32_t id : req.prompt_ids) {
+      if (id < 0 || id >= vocab_) {
+        throw InvalidArgumentError("prompt token id " + std::to_string(id) +
+                                   " is outside the vocabulary [0, " + std::to_string(vocab_) +
+                                   ")");
+      }
+    }
+    validate_sampling_params(req.params, vocab_);
+    std::shared_ptr<StreamImpl> stream;
+    {
+      std::lock_guard lk(mu_);
+      if (stopping_) throw Error("the engine is shutting down and takes no new requests");
+      if (req.id == 0) {
+        while (req.id == 0 || live_ids_.count(req.id)) req.id = next_id_++;
+      } else if (live_ids_.count(req.id)) {
+        throw InvalidArgumentError("request id " + std::to_string(req.id) + " is already in use");
+      }
+      live_ids_.insert(req.id);
+      stream = std::make_shared<StreamImpl>(req.id);
+      const uint64_t seed = req.params.seed ? *req.params.seed : seed_rng_();
+      inbox_.push_back(Incoming{std::move(req), seed, Clock::now(), stream});
+    }
+    cv_.notify_all();
+    return stream;
+  }
+
+  void cancel(uint64_t id) override {
+    {
+      std::lock_guard lk(mu_);
+      if (!live_ids_.count(id)) return;
+      cancels_.push_back(id);
+    }
+    cv_.notify_all();
+  }
+
+  EngineMetrics metrics() const override {
+    std::lock_guard lk(metrics_mu_);
+    return metrics_;
+  }
+
+  int max_model_len() const override { return max_model_len_; }
+
+  void shutdown(bool drain) override {
+    {
+      std::lock_guard lk(mu_);
+      if (!stopping_) {
+        stopping_ = true;
+        drain_ = drain;
+      }
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  struct Incoming {
+    GenerationRequest req;
+    uint64_t seed;
+    Clock::time_point arrived;
+    std::shared_ptr<StreamImpl> stream;
+  };
+  struct Live {
+    std::unique_ptr<Sequence> seq;
+    std::shared_ptr<StreamImpl> stream;
+  };
+
+  void loop();
+  void step();
+  void finish(Sequence* seq, FinishReason reason, const std::string& error = "");
+  void emit(Sequence* seq, const std::string& error = "");
+  void publish_metrics();
+
+  LlamaModel& model_;
+  const EngineConfig cfg_;
+  const int vocab_;
+  const int max_model_len_;
+
+  // Engine thread only.
+  KvCache cache_;
+  KvBlockManager kv_;
+  Scheduler scheduler_;
+  Sampler sampler_;
+  std::unordered_map<uint64_t, Live> live_;
+  uint64_t arrivals_ = 0;
+  std::vector<float> logits_host_;  // [scheduled seqs, vocab]
+  int64_t generated_ = 0, prompt_tokens_ = 0, finished_ = 0, steps_ = 0;
+  int peak_running_ = 0;
+
+  // Shared with client threads, under mu_.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Incoming> inbox_;
+  std::vector<uint64_t> cancels_;
+  std::unordered_set<uint64_t> live_ids_;
+  uint64_t next_id_ = 1;
+  std::mt19937_64 seed_rng_;
+  bool stopping_ = false, drain_ = false;
+
+  mutable std::mutex metrics_mu_;
+  EngineMetrics metrics_;
+
+  std::thread thread_;
+};
+
+void LlmEngine::loop() {
+  for (;;) {
+    std::deque<Incoming> incoming;
+    std::vector<uint64_t> cancels;
+    bool stopping, drain;
+    {
+      std::unique_lock lk(mu_);
+      cv_.wait(lk, [&] {
+        return stopping_ || !inbox_.empty() || !cancels_.empty() || !scheduler_.idle();
+      });
+      incoming.swap(inbox_);
+      cancels.swap(cancels_);
+      stopping = stopping_;
+      drain = drain_;
+    }
+    for (Incoming& in : incoming) {
+      auto seq = std::make_unique<Sequence>(std::move(in.req), arrivals_++, in.seed, in.arrived);
+      scheduler_.add(seq.get());
+      const uint64_t id = seq->id();
+      live_[id] = Live{std::move(seq), std::move(in.stream)};
+    }
+    for (uint64_t id : cancels) {
+      auto it = live_.find(id);
+      if (it != live_.end()) finish(it->second.seq.get(), FinishReason::Abort);
+    }
+    if (stopping && !drain) {
+      while (!live_.empty()) finish(live_.begin()->second.seq.get(), FinishReason::Abort);
+    }
+    if (stopping && scheduler_.idle()) {
+      publish_metrics();
+      return;
+    }
+    if (!scheduler_.idle()) step();
+    publish_metrics();
+  }
+}
+
+void LlmEngine::step() {
+  const Clock::time_point now = Clock::now();
+  SchedulerOutput so = scheduler_.schedule(now);
+  if (so.chunks.empty()) {
+    // Nothing fits even with the pool to itself: cannot happen for a request that passed
+    // submit() (max_model_len fits the pool), but never spin on it.
+    CHECK(scheduler_.running().empty() && !scheduler_.waiting().empty());
+    finish(scheduler_.waiting().front(), FinishReason::Abort,
+           "the request does not fit in the KV cache");
+    return;
+  }
+  ++steps_;
+  peak_running_ = std::max(peak_running_, static_cast<int>(scheduler_.running().size()));
+
+  std::vector<SeqChunk> batch;
+  batch.reserve(so.chunks.size());
+  for (const ScheduledChunk& c : so.chunks) {
+    SeqChunk sc;
+    sc.ids = c.seq->tokens().data() + c.start;
+    sc.n_ids = c.n;
+    sc.start_pos = c.start;
+    sc.block_table = &c.seq->kv.blocks;
+    batch.push_back(sc);
+  }
+  try {
+    Tensor logits = model_.forward(batch, cache_, /*last_only=*/true);
+    logits_host_.resize(static_cast<size_t>(logits.numel()));
+    model_.backend().download_f32(logits, logits_host_.data());
+  } catch (const std::exception& e) {
+    // A failed forward fails the requests in it (the K/V they wrote is not committed).
+    spdlog::error("engine: forward failed: {}", e.what());
+    for (const ScheduledChunk& c : so.chunks) finish(c.seq, FinishReason::Abort, e.what());
+    return;
+  }
+
+  const Clock::time_point done = Clock::now();
+  for (size_t i = 0; i < so.chunks.size(); ++i) {
+    const ScheduledChunk& c = so.chunks[i];
+    Sequence* seq = c.seq;
+    scheduler_.commit(c);
+    if (c.start < seq->prompt_len()) {
+      prompt_tokens_ += std::min(c.start + c.n, seq->prompt_len()) - c.start;
+    }
+    if (!c.samples()) continue;
+    const std::span<const float> row(logits_host_.data() + i * static_cast<size_t>(vocab_),
+                                     static_cast<size_t>(vocab_));
+    const SamplingContext ctx{std::span<const int32_t>(seq->tokens().data(), seq->prompt_len()),
+                              &seq->output_counts()};
+    const SampleResult r = sampler_.sample(row, seq->params(), ctx, seq->rng);
+    ++generated_;
+    const FinishReason fr = seq->append(r.token, &r.logprobs, max_model_len_, done);
+    if (fr != FinishReason::None) {
+      finish(seq, fr);
+    } else {
+      emit(seq);
+    }
+  }
+  if (cfg_.check_invariants) {
+    std::vector<const KvSeqBlocks*> held;
+    for (const Sequence* s : scheduler_.running()) held.push_back(&s->kv);
+    kv_.check_invariants(held);
+  }
+}
+
+void LlmEngine::emit(Sequence* seq, const std::string& error) {
+  if (!seq->has_unsent_output()) return;
+  RequestOutput out = seq->take_output();
+  out.error = error;
+  live_.at(seq->id()).stream->push(std::move(out));
+}
+
+void LlmEngine::finish(Sequence* seq, FinishReason reason, const std::string& error) {
+  const uint64_t id = seq->id();
+  scheduler_.remove(seq);
+  seq->set_finished(reason, Clock::now());
+  ++finished_;
+  emit(seq, error);
+  live_.erase(id);  // seq is gone from here on
+  std::lock_guard lk(mu_);
+  live_ids_.erase(id);
+}
+
+void LlmEngine::publish_metrics() {
+  std::lock_guard lk(metrics_mu_);
+  metrics_.running = static_cast<int>(scheduler_.running().size());
+  metrics_.waiting = static_cast<int>(scheduler_.waiting().size());
+  metrics_.kv_blocks_used = kv_.blocks().num_blocks() - kv_.blocks().num_available();
+  metrics_.prefix_hit_tokens = kv_.prefix_hit_tokens();
+  metrics_.prefix_query_tokens = kv_.prefix_query_tokens();
+  metrics_.preemptions = scheduler_.num_preemptions();
+  metrics_.requests_finished = finished_;
+  metrics_.prompt_tokens = prompt_tokens_;
+  metrics_.generation_tokens = generated_;
+  metrics_.steps = steps_;
+  metrics_.peak_running = peak_running_;
+}
+
+}  // namespace
+
+std::unique_ptr<Engine> make_llm_engine(LlamaModel& model, const EngineConfig& cfg) {
+  const ModelConfig& mc = model.config();
+  if (cfg.max_num_seqs < 1) throw InvalidArgumentError("max_num_seqs must be >= 1");
+  if (cfg.max_num_batched_tokens < 1) {
+    throw InvalidArgumentError("max_num_batched_tokens must be >= 1");
+  }
+  if (cfg.max_model_len < 0) throw InvalidArgumentError("max_model_len must be >= 0");
+  if (cfg.max_model_len > mc.max_position_embeddings) {
+    throw InvalidArgumentError("max_model_len " + std::to_string(cfg.max_model_len) +
+                               " exceeds the model's max_position_embeddings " +
+                               std::to_string(mc.max_position_embeddings));
+  }
+  const KvPoolSize pool = size_kv_pool(mc, cfg);
+  // Tokens one sequence can hold when it has the whole pool (a quantized format adds its tail).
+  const int64_t fits = static_cast<int64_t>(pool.num_blocks) * pool.block_size +
+                       (pool.num_tail_blocks > 0 ? pool.block_size - 1 : 0);
+  int max_len = cfg.max_model_len;
+  if (max_len == 0) {
+    max_len = static_cast<int>(std::min<int64_t>(mc.max_position_embeddings, fits));
+    if (max_len < mc.max_position_embeddings) {
+      spdlog::warn(
+          "engine: the KV pool holds {} tokens, so max_model_len is {} (the model allows {})", fits,
+          max_len, mc.max_position_embeddings);
+    }
+  } else if (max_len > fits) {
+    throw InvalidArgumentError(
+        "max_model_len " + std::to_string(max_len) + " does not fit in the KV pool, which holds " +
+        std::to_string(fits) +
+        " tokens; give more KV memory or blocks, or a smaller max_model_len");
+  }
+  if (max_len < 2) throw InvalidArgumentError("the KV pool holds fewer than 2 tokens");
+  return std::make_unique<LlmEngine>(model, cfg, pool, max_len);
+}
+
+}  // namespace densekv

@@ -1,0 +1,70 @@
+// Picks the next token of one sequence from its fp32 logits row, as vLLM's sampler does:
+//   1. penalties on a copy of the logits: repetition (prompt and output tokens: positive logits
+//      divided by it, negative ones multiplied), frequency (minus penalty x count in the output)
+//      and presence (minus penalty once for any token in the output);
+//   2. temperature 0: argmax (first on ties); else logits / temperature, softmax, then top_k,
+//      top_p (the smallest set of most likely tokens whose mass reaches top_p) and min_p (drop
+//      tokens below min_p x the largest probability), and one draw from the sequence's own RNG.
+// Logprobs are those of the raw model logits (before penalties and temperature), as vLLM's
+// default ("raw_logprobs"): the chosen token plus the top n.
+//
+// Reproducibility: every sequence owns its RNG (seeded from SamplingParams::seed, else from a
+// random seed at submit) and takes exactly one draw per sampled token, and candidates are
+// ordered by (probability, id), so a seeded request gives the same tokens whatever else runs
+// in the same batch.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/request.h"
+
+namespace densekv {
+
+// Throws InvalidArgumentError whose message starts with the parameter's name, e.g.
+// "temperature must be >= 0 (got -1)". vocab_size > 0 also checks stop_token_ids.
+void validate_sampling_params(const SamplingParams& p, int vocab_size = 0);
+
+// splitmix64: a small, fully specified generator (the same stream on every platform).
+class SamplerRng {
+ public:
+  explicit SamplerRng(uint64_t seed = 0) : state_(seed) {}
+  uint64_t next_u64();
+  double next_double();  // [0, 1), 53 random bits
+ private:
+  uint64_t state_;
+};
+
+// What sampling needs to know about a sequence's tokens besides the logits.
+struct SamplingContext {
+  std::span<const int32_t> prompt;                        // for the repetition penalty
+  const std::unordered_map<int32_t, int>* output_counts;  // generated token -> count
+};
+
+struct SampleResult {
+  int32_t token = 0;
+  TokenLogprobs logprobs;  // filled when params.logprobs >= 0
+};
+
+// logits: [vocab] fp32 (not modified). Uses scratch space owned by the Sampler, so one Sampler
+// per thread (the engine thread has one).
+class Sampler {
+ public:
+  SampleResult sample(std::span<const float> logits, const SamplingParams& params,
+                      const SamplingContext& ctx, SamplerRng& rng);
+
+ private:
+  void apply_penalties(const SamplingParams& p, const SamplingContext& ctx);
+  int32_t draw(const SamplingParams& p, SamplerRng& rng);
+
+  std::vector<float> work_;    // [vocab] penalized logits
+  std::vector<int32_t> ids_;   // candidate ids, most likely first
+  std::vector<double> probs_;  // [candidates]
+  std::vector<uint8_t> seen_;  // [vocab] token in prompt or output (repetition penalty)
+};
+
+// log_softmax of raw logits: the chosen token's logprob and the top n (best first, ties by id).
+TokenLogprobs token_logprobs(std::span<const float> logits, int32_t chosen, int top_n);
+
+}  // namespace densekv
