@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include <atomic>
 #include <thread>
 
 #include "core/errors.h"
@@ -161,10 +162,10 @@ int HttpServer::drain() {
 
 namespace {
 int g_signal_pipe[2] = {-1, -1};
-volatile sig_atomic_t g_signals = 0;
+std::atomic<int> g_signals{0};  // lock-free: safe in a signal handler
 
 void on_shutdown_signal(int sig) {
-  if (g_signals++ > 0) _exit(1);
+  if (g_signals.fetch_add(1) > 0) _exit(1);
   unsigned char b = static_cast<unsigned char>(sig);
   ssize_t n = write(g_signal_pipe[1], &b, 1);
   (void)n;

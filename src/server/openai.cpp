@@ -204,7 +204,6 @@ void parse_common(Fields& f, ApiRequest& r) {
   parse_stop(f, p);
   p.ignore_eos = f.boolean("ignore_eos", false);
   r.skip_special_tokens = f.boolean("skip_special_tokens", true);
-  r.include_stop_str_in_output = f.boolean("include_stop_str_in_output", false);
   if (f.integer("n", 1, 1, 1) != 1) throw bad_request("only n = 1 is supported", "n");
   if (const ojson* v = f.get("logit_bias")) {
     if (!v->is_object()) throw wrong_type("logit_bias", "an object", *v);

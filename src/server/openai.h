@@ -5,7 +5,7 @@
 //
 // Field names and semantics follow OpenAI, with vLLM's extensions (top_k, min_p,
 // repetition_penalty, ignore_eos, stop_token_ids, skip_special_tokens,
-// include_stop_str_in_output, chat_template_kwargs, add_generation_prompt,
+// chat_template_kwargs, add_generation_prompt,
 // continue_final_message). Unknown fields are refused with a 400 naming them, as OpenAI does;
 // accepted-but-ignored fields (user, metadata, ...) are listed in openai.cpp.
 #pragma once
@@ -58,7 +58,6 @@ struct ApiRequest {
   bool max_tokens_given = false;  // else the server fills max_model_len - prompt length
   SamplingParams params;
   bool skip_special_tokens = true;
-  bool include_stop_str_in_output = false;
 };
 
 // Parses and validates one request body (bytes as received). Throws ApiError: 400 for invalid

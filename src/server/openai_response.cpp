@@ -101,7 +101,7 @@ ojson finish_reason_json(FinishReason r) {
 }
 
 ojson full_reply(const ReplyMeta& meta, const std::string& text, FinishReason finish,
-                 const ojson& stop_reason, const ojson& logprobs, const Usage& usage) {
+                 const ojson& logprobs, const Usage& usage) {
   bool chat = meta.endpoint == Endpoint::ChatCompletions;
   ojson choice{{"index", 0}};
   if (chat) {
@@ -111,7 +111,6 @@ ojson full_reply(const ReplyMeta& meta, const std::string& text, FinishReason fi
   }
   choice["logprobs"] = logprobs;
   choice["finish_reason"] = finish_reason_json(finish);
-  choice["stop_reason"] = stop_reason;
   return ojson{{"id", meta.id},
                {"object", chat ? "chat.completion" : "text_completion"},
                {"created", meta.created},
@@ -121,7 +120,7 @@ ojson full_reply(const ReplyMeta& meta, const std::string& text, FinishReason fi
 }
 
 ojson stream_chunk(const ReplyMeta& meta, const std::string& delta, bool first, FinishReason finish,
-                   const ojson& stop_reason, const ojson& logprobs, bool with_usage_null) {
+                   const ojson& logprobs, bool with_usage_null) {
   bool chat = meta.endpoint == Endpoint::ChatCompletions;
   ojson choice{{"index", 0}};
   if (chat) {
@@ -134,7 +133,6 @@ ojson stream_chunk(const ReplyMeta& meta, const std::string& delta, bool first, 
   }
   choice["logprobs"] = logprobs;
   choice["finish_reason"] = finish_reason_json(finish);
-  if (finish != FinishReason::None) choice["stop_reason"] = stop_reason;
   ojson j{{"id", meta.id},
           {"object", chat ? "chat.completion.chunk" : "text_completion"},
           {"created", meta.created},

@@ -42,18 +42,17 @@ nlohmann::ordered_json usage_json(const Usage& u);
 // "stop", "length", "abort", or null for FinishReason::None.
 nlohmann::ordered_json finish_reason_json(FinishReason r);
 
-// The whole reply of a non-streamed request. stop_reason: the matched stop string or token id,
-// null otherwise (as vLLM).
+// The whole reply of a non-streamed request.
 nlohmann::ordered_json full_reply(const ReplyMeta& meta, const std::string& text,
-                                  FinishReason finish, const nlohmann::ordered_json& stop_reason,
-                                  const nlohmann::ordered_json& logprobs, const Usage& usage);
+                                  FinishReason finish, const nlohmann::ordered_json& logprobs,
+                                  const Usage& usage);
 
 // One stream chunk with a text delta (chat: first = true adds role "assistant"). finish is None
 // on all but the last chunk. with_usage_null: the request asked for include_usage, so every
 // chunk carries "usage": null until the final usage chunk.
 nlohmann::ordered_json stream_chunk(const ReplyMeta& meta, const std::string& delta, bool first,
-                                    FinishReason finish, const nlohmann::ordered_json& stop_reason,
-                                    const nlohmann::ordered_json& logprobs, bool with_usage_null);
+                                    FinishReason finish, const nlohmann::ordered_json& logprobs,
+                                    bool with_usage_null);
 
 // The final chunk of stream_options.include_usage: no choices, the usage.
 nlohmann::ordered_json usage_chunk(const ReplyMeta& meta, const Usage& usage);

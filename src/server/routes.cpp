@@ -137,7 +137,7 @@ struct StreamJob {
             std::string echo)
       : in_flight(st),
         gen(*m.engine, *m.tokenizer, &st.metrics, std::move(g), r.skip_special_tokens,
-            r.include_stop_str_in_output, std::move(echo)),
+            std::move(echo)),
         tok(*m.tokenizer),
         include_usage(r.include_usage) {}
 
@@ -159,8 +159,7 @@ struct StreamJob {
     if (!started) {
       started = true;
       if (chat) {
-        ojson first =
-            stream_chunk(meta, "", true, FinishReason::None, nullptr, nullptr, include_usage);
+        ojson first = stream_chunk(meta, "", true, FinishReason::None, nullptr, include_usage);
         return write(sink, sse_event(json_text(first)));
       }
     }
@@ -185,8 +184,8 @@ struct StreamJob {
       lp = logprobs_json(meta.endpoint, tok, step->logprobs, step->text_offset);
     bool finished = step->finish != FinishReason::None;
     if (!step->text.empty() || !lp.is_null() || finished) {
-      out += sse_event(json_text(stream_chunk(meta, step->text, false, step->finish,
-                                              step->stop_reason, lp, include_usage)));
+      out += sse_event(
+          json_text(stream_chunk(meta, step->text, false, step->finish, lp, include_usage)));
     }
     if (finished) {
       if (include_usage) out += sse_event(json_text(usage_chunk(meta, step->usage)));
@@ -230,7 +229,7 @@ void run_generation(ServerState& st, Endpoint ep, const httplib::Request& req,
 
   InFlight in_flight(st);
   Generation gen(*m.engine, *m.tokenizer, &st.metrics, std::move(g), r.skip_special_tokens,
-                 r.include_stop_str_in_output, std::move(echo));
+                 std::move(echo));
   std::string text;
   ojson lp = nullptr;
   GenerationStep last;
@@ -244,7 +243,7 @@ void run_generation(ServerState& st, Endpoint ep, const httplib::Request& req,
   }
   if (r.params.logprobs >= 0 && lp.is_null()) lp = logprobs_json(ep, *m.tokenizer, {}, 0);
   res.set_header("X-Request-Id", meta.id);
-  send_json(res, 200, full_reply(meta, text, last.finish, last.stop_reason, lp, last.usage));
+  send_json(res, 200, full_reply(meta, text, last.finish, lp, last.usage));
 }
 
 // Runs a handler body, turning typed errors into OpenAI error replies.

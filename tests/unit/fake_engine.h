@@ -115,8 +115,8 @@ class FakeEngine : public Engine {
         auto next = std::next(it);
         const auto& eos = s.req.eos_token_ids;
         bool is_eos = !s.req.params.ignore_eos && std::count(eos.begin(), eos.end(), tok);
-        bool stop_id = std::count(s.req.params.stop_token_ids.begin(),
-                                  s.req.params.stop_token_ids.end(), tok);
+        bool stop_id =
+            std::count(s.req.params.stop_token_ids.begin(), s.req.params.stop_token_ids.end(), tok);
         if (is_eos || stop_id) {
           finish(it, FinishReason::Stop, {tok});
         } else if (s.generated >= s.req.params.max_tokens) {

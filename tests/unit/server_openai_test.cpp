@@ -128,7 +128,8 @@ TEST(OpenAiParse, HugeMaxTokensFailsTheContextCheck) {
   ApiRequest ok = parse_api_request(Endpoint::Completions, R"({"prompt": "x", "max_tokens": 97})");
   check_request_fits(ok, 3, 100, 512);
   EXPECT_EQ(ok.params.max_tokens, 97);
-  ApiRequest over = parse_api_request(Endpoint::Completions, R"({"prompt": "x", "max_tokens": 98})");
+  ApiRequest over =
+      parse_api_request(Endpoint::Completions, R"({"prompt": "x", "max_tokens": 98})");
   try {
     check_request_fits(over, 3, 100, 512);
     FAIL();
@@ -141,8 +142,8 @@ TEST(OpenAiParse, HugeMaxTokensFailsTheContextCheck) {
   EXPECT_EQ(fill.params.max_tokens, 70);
   EXPECT_THROW(check_request_fits(fill, 100, 100, 512), ApiError);
   EXPECT_THROW(check_request_fits(fill, 0, 100, 512), ApiError);
-  ApiRequest bad_stop = parse_api_request(Endpoint::Completions,
-                                          R"({"prompt": "x", "stop_token_ids": [512]})");
+  ApiRequest bad_stop =
+      parse_api_request(Endpoint::Completions, R"({"prompt": "x", "stop_token_ids": [512]})");
   EXPECT_THROW(check_request_fits(bad_stop, 3, 100, 512), ApiError);
 }
 
@@ -155,24 +156,24 @@ TEST(OpenAiParse, TokenizeForms) {
   EXPECT_FALSE(c.add_special_tokens);
   EXPECT_THROW(parse_tokenize_request(R"({})"), ApiError);
   EXPECT_THROW(parse_tokenize_request(R"({"prompt": "a", "messages": []})"), ApiError);
-  EXPECT_EQ(parse_detokenize_request(R"({"tokens": [1, 2]})").tokens,
-            (std::vector<int32_t>{1, 2}));
+  EXPECT_EQ(parse_detokenize_request(R"({"tokens": [1, 2]})").tokens, (std::vector<int32_t>{1, 2}));
   EXPECT_THROW(parse_detokenize_request(R"({"tokens": [-1]})"), ApiError);
 }
 
 TEST(OpenAiReply, ErrorBodyShape) {
   ojson b = error_body(bad_request("bad thing", "temperature"));
-  EXPECT_EQ(b.dump(),
-            R"({"error":{"message":"bad thing","type":"invalid_request_error","param":"temperature","code":null}})");
+  EXPECT_EQ(
+      b.dump(),
+      R"({"error":{"message":"bad thing","type":"invalid_request_error","param":"temperature","code":null}})");
 }
 
 TEST(OpenAiReply, ChunksAndUsage) {
   ReplyMeta meta{Endpoint::ChatCompletions, "chatcmpl-1", 7, "m"};
-  ojson first = stream_chunk(meta, "", true, FinishReason::None, nullptr, nullptr, true);
+  ojson first = stream_chunk(meta, "", true, FinishReason::None, nullptr, true);
   EXPECT_EQ(first["object"], "chat.completion.chunk");
   EXPECT_EQ(first["choices"][0]["delta"]["role"], "assistant");
   EXPECT_TRUE(first["usage"].is_null());
-  ojson last = stream_chunk(meta, "x", false, FinishReason::Length, nullptr, nullptr, false);
+  ojson last = stream_chunk(meta, "x", false, FinishReason::Length, nullptr, false);
   EXPECT_EQ(last["choices"][0]["finish_reason"], "length");
   EXPECT_FALSE(last.contains("usage"));
   ojson u = usage_chunk(meta, Usage{5, 3, 2});
@@ -180,10 +181,9 @@ TEST(OpenAiReply, ChunksAndUsage) {
   EXPECT_EQ(u["usage"]["total_tokens"], 8);
   EXPECT_EQ(u["usage"]["prompt_tokens_details"]["cached_tokens"], 2);
   ReplyMeta cm{Endpoint::Completions, "cmpl-1", 7, "m"};
-  ojson full = full_reply(cm, "hello", FinishReason::Stop, "\n", nullptr, Usage{1, 2, 0});
+  ojson full = full_reply(cm, "hello", FinishReason::Stop, nullptr, Usage{1, 2, 0});
   EXPECT_EQ(full["object"], "text_completion");
   EXPECT_EQ(full["choices"][0]["text"], "hello");
-  EXPECT_EQ(full["choices"][0]["stop_reason"], "\n");
 }
 
 TEST(Sse, FramingRoundTrip) {
@@ -209,16 +209,15 @@ TEST(Metrics, PrometheusText) {
   em.prefix_hit_tokens = 30;
   em.prefix_query_tokens = 120;
   std::string text = m.render(em);
-  for (const char* line :
-       {"densekv:num_requests_running 2\n", "densekv:num_requests_waiting 1\n",
-        "densekv:kv_cache_usage_perc 0.25\n", "densekv:kv_blocks_used 25\n",
-        "densekv:prefix_cache_hit_rate 0.25\n",
-        "densekv:time_to_first_token_seconds_bucket{le=\"0.02\"} 0\n",
-        "densekv:time_to_first_token_seconds_bucket{le=\"0.04\"} 1\n",
-        "densekv:time_to_first_token_seconds_bucket{le=\"+Inf\"} 1\n",
-        "densekv:time_per_output_token_seconds_count 1\n",
-        "densekv:request_success_total{finished_reason=\"length\"} 1\n",
-        "densekv:http_responses_total{status=\"404\"} 1\n"}) {
+  for (const char* line : {"densekv:num_requests_running 2\n", "densekv:num_requests_waiting 1\n",
+                           "densekv:kv_cache_usage_perc 0.25\n", "densekv:kv_blocks_used 25\n",
+                           "densekv:prefix_cache_hit_rate 0.25\n",
+                           "densekv:time_to_first_token_seconds_bucket{le=\"0.02\"} 0\n",
+                           "densekv:time_to_first_token_seconds_bucket{le=\"0.04\"} 1\n",
+                           "densekv:time_to_first_token_seconds_bucket{le=\"+Inf\"} 1\n",
+                           "densekv:time_per_output_token_seconds_count 1\n",
+                           "densekv:request_success_total{finished_reason=\"length\"} 1\n",
+                           "densekv:http_responses_total{status=\"404\"} 1\n"}) {
     EXPECT_NE(text.find(line), std::string::npos) << line << "\nin\n" << text;
   }
   // Every sample line is "name{labels} value" after a TYPE line for its family.
