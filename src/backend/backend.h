@@ -47,6 +47,7 @@ struct BatchLayout {
   std::vector<int32_t> seq_of_token;  // [n_tokens] index of the token's sequence
   std::vector<int32_t> context_lens;  // [n_seqs] cached prefix + new tokens
   std::vector<int32_t> block_tables;  // [n_seqs, max_blocks] (padded with -1)
+  std::vector<int32_t> tails;         // [n_seqs] 16-bit tail block (quantized formats), else -1
   std::vector<int32_t> out_rows;      // [n_out] token rows whose logits are returned
   int max_blocks = 0;                 // block-table row length
   int max_context = 0;                // largest context length
@@ -60,6 +61,7 @@ struct BatchView {
   const int32_t* seq_of_token = nullptr;
   const int32_t* context_lens = nullptr;
   const int32_t* block_tables = nullptr;
+  const int32_t* tails = nullptr;
   const int32_t* out_rows = nullptr;
   int n_tokens = 0;
   int n_seqs = 0;

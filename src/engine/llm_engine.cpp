@@ -92,6 +92,14 @@ KvPoolSize size_kv_pool(const ModelConfig& mc, const EngineConfig& cfg) {
   return s;
 }
 
+KvCacheConfig cache_config(const ModelConfig& mc, const EngineConfig& cfg, const KvPoolSize& pool) {
+  KvCacheConfig c = kv_cache_config(mc, pool.format, pool.num_blocks, cfg.max_num_seqs);
+  c.block_size = pool.block_size;
+  c.num_tail_blocks = pool.num_tail_blocks;
+  c.prefix_caching = cfg.enable_prefix_caching;
+  return c;
+}
+
 class LlmEngine final : public Engine {
  public:
   LlmEngine(LlamaModel& model, const EngineConfig& cfg, const KvPoolSize& pool, int max_model_len)
@@ -99,13 +107,11 @@ class LlmEngine final : public Engine {
         cfg_(cfg),
         vocab_(model.config().vocab_size),
         max_model_len_(max_model_len),
-        cache_(model.backend(),
-               kv_cache_config(model.config(), pool.format, pool.num_blocks, pool.block_size)),
-        kv_(KvBlockManagerConfig{pool.num_blocks, pool.num_tail_blocks, pool.block_size,
-                                 pool.num_tail_blocks > 0, cfg.enable_prefix_caching}),
-        scheduler_(SchedulerConfig{cfg.max_num_seqs, cfg.max_num_batched_tokens}, kv_),
+        cache_(model.backend(), cache_config(model.config(), cfg, pool)),
+        scheduler_(SchedulerConfig{cfg.max_num_seqs, cfg.max_num_batched_tokens}, cache_.blocks()),
         seed_rng_(std::random_device{}()) {
     metrics_.kv_blocks_total = pool.num_blocks;
+    probe();
     thread_ = std::thread([this] { loop(); });
   }
 
@@ -185,11 +191,17 @@ class LlmEngine final : public Engine {
     std::shared_ptr<StreamImpl> stream;
   };
 
+  // One forward of one token before the thread starts: a format or shape the forward cannot
+  // run fails here (InvalidArgumentError from make_llm_engine), not on the first request.
+  void probe();
   void loop();
   void step();
   void finish(Sequence* seq, FinishReason reason, const std::string& error = "");
   void emit(Sequence* seq, const std::string& error = "");
   void publish_metrics();
+  // Hands the step's outputs to the streams (after publish_metrics, so a client that sees its
+  // last chunk also sees metrics that count it).
+  void deliver();
 
   LlamaModel& model_;
   const EngineConfig cfg_;
@@ -197,13 +209,13 @@ class LlmEngine final : public Engine {
   const int max_model_len_;
 
   // Engine thread only.
-  KvCache cache_;
-  KvBlockManager kv_;
+  KvCache cache_;  // storage + block bookkeeping (cache_.blocks())
   Scheduler scheduler_;
   Sampler sampler_;
   std::unordered_map<uint64_t, Live> live_;
   uint64_t arrivals_ = 0;
   std::vector<float> logits_host_;  // [scheduled seqs, vocab]
+  std::vector<std::pair<std::shared_ptr<StreamImpl>, RequestOutput>> outbox_;
   int64_t generated_ = 0, prompt_tokens_ = 0, finished_ = 0, steps_ = 0;
   int peak_running_ = 0;
 
@@ -222,6 +234,24 @@ class LlmEngine final : public Engine {
 
   std::thread thread_;
 };
+
+void LlmEngine::probe() {
+  KvBlockManager& kv = cache_.blocks();
+  KvSeqBlocks seq;
+  const int32_t token = 0;
+  CHECK(kv.start(seq, std::span<const int32_t>()) == 0 && kv.reserve(seq, 1));
+  SeqChunk c;
+  c.ids = &token;
+  c.n_ids = 1;
+  c.kv = &seq;
+  try {
+    model_.forward({c}, cache_, /*last_only=*/true);
+  } catch (...) {
+    kv.release(seq);
+    throw;
+  }
+  kv.release(seq);
+}
 
 void LlmEngine::loop() {
   for (;;) {
@@ -251,12 +281,10 @@ void LlmEngine::loop() {
     if (stopping && !drain) {
       while (!live_.empty()) finish(live_.begin()->second.seq.get(), FinishReason::Abort);
     }
-    if (stopping && scheduler_.idle()) {
-      publish_metrics();
-      return;
-    }
     if (!scheduler_.idle()) step();
     publish_metrics();
+    deliver();
+    if (stopping && scheduler_.idle()) return;
   }
 }
 
@@ -281,7 +309,7 @@ void LlmEngine::step() {
     sc.ids = c.seq->tokens().data() + c.start;
     sc.n_ids = c.n;
     sc.start_pos = c.start;
-    sc.block_table = &c.seq->kv.blocks;
+    sc.kv = &c.seq->kv;
     batch.push_back(sc);
   }
   try {
@@ -320,7 +348,7 @@ void LlmEngine::step() {
   if (cfg_.check_invariants) {
     std::vector<const KvSeqBlocks*> held;
     for (const Sequence* s : scheduler_.running()) held.push_back(&s->kv);
-    kv_.check_invariants(held);
+    cache_.blocks().check_invariants(held);
   }
 }
 
@@ -328,7 +356,12 @@ void LlmEngine::emit(Sequence* seq, const std::string& error) {
   if (!seq->has_unsent_output()) return;
   RequestOutput out = seq->take_output();
   out.error = error;
-  live_.at(seq->id()).stream->push(std::move(out));
+  outbox_.emplace_back(live_.at(seq->id()).stream, std::move(out));
+}
+
+void LlmEngine::deliver() {
+  for (auto& [stream, out] : outbox_) stream->push(std::move(out));
+  outbox_.clear();
 }
 
 void LlmEngine::finish(Sequence* seq, FinishReason reason, const std::string& error) {
@@ -346,9 +379,10 @@ void LlmEngine::publish_metrics() {
   std::lock_guard lk(metrics_mu_);
   metrics_.running = static_cast<int>(scheduler_.running().size());
   metrics_.waiting = static_cast<int>(scheduler_.waiting().size());
-  metrics_.kv_blocks_used = kv_.blocks().num_blocks() - kv_.blocks().num_available();
-  metrics_.prefix_hit_tokens = kv_.prefix_hit_tokens();
-  metrics_.prefix_query_tokens = kv_.prefix_query_tokens();
+  const KvBlockManager& kv = cache_.blocks();
+  metrics_.kv_blocks_used = kv.blocks().num_blocks() - kv.blocks().num_available();
+  metrics_.prefix_hit_tokens = kv.prefix_hit_tokens();
+  metrics_.prefix_query_tokens = kv.prefix_query_tokens();
   metrics_.preemptions = scheduler_.num_preemptions();
   metrics_.requests_finished = finished_;
   metrics_.prompt_tokens = prompt_tokens_;

@@ -21,19 +21,20 @@ LlamaModel::LlamaModel(Backend& backend, const ModelConfig& cfg, ModelWeights we
 
 BatchLayout LlamaModel::make_layout(const std::vector<SeqChunk>& batch, const KvCache& cache,
                                     bool last_only) const {
-  const int bs = cache.config().block_size;
+  const int bs = cache.block_size();
   BatchLayout lay;
   for (const SeqChunk& s : batch) {
-    CHECK(s.n_ids > 0 && s.start_pos >= 0 && s.block_table != nullptr);
+    CHECK(s.n_ids > 0 && s.start_pos >= 0 && s.kv != nullptr);
     const int ctx = s.start_pos + s.n_ids;
-    CHECK_MSG(static_cast<int>(s.block_table->size()) >= kv_blocks_for(ctx, bs),
+    CHECK_MSG(static_cast<int>(s.kv->blocks.size()) >= cache.blocks().blocks_for(ctx),
               "block table too short for the sequence");
-    lay.max_blocks = std::max(lay.max_blocks, static_cast<int>(s.block_table->size()));
+    CHECK_MSG(!cache.quantized() || s.kv->tail >= 0, "a quantized KV cache needs a tail");
+    lay.max_blocks = std::max(lay.max_blocks, static_cast<int>(s.kv->blocks.size()));
     lay.max_context = std::max(lay.max_context, ctx);
   }
   for (size_t si = 0; si < batch.size(); ++si) {
     const SeqChunk& s = batch[si];
-    const auto& table = *s.block_table;
+    const std::vector<int32_t>& table = s.kv->blocks;
     for (int i = 0; i < s.n_ids; ++i) {
       const int32_t id = s.ids[i];
       if (id < 0 || id >= cfg_.vocab_size) {
@@ -51,6 +52,7 @@ BatchLayout LlamaModel::make_layout(const std::vector<SeqChunk>& batch, const Kv
     lay.context_lens.push_back(s.start_pos + s.n_ids);
     lay.block_tables.insert(lay.block_tables.end(), table.begin(), table.end());
     lay.block_tables.resize(lay.block_tables.size() + (lay.max_blocks - table.size()), -1);
+    lay.tails.push_back(cache.quantized() ? s.kv->tail : -1);
   }
   return lay;
 }
@@ -82,6 +84,11 @@ Tensor LlamaModel::forward(const std::vector<SeqChunk>& batch, KvCache& cache, b
   CHECK(!batch.empty());
   CHECK(cache.config().num_layers == cfg_.num_layers && cache.config().head_dim == cfg_.head_dim &&
         cache.config().n_kv_heads == cfg_.num_kv_heads);
+  if (cache.quantized()) {
+    throw InvalidArgumentError(
+        std::string("--kv-cache-dtype ") + kv_format_name(cache.config().format) +
+        " is not supported yet by the model forward (use bf16, fp16 or fp32)");
+  }
   layout_ = make_layout(batch, cache, last_only);
   const BatchView bv = backend_.upload_batch(layout_);
   const int64_t T = bv.n_tokens;

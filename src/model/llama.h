@@ -22,8 +22,9 @@ struct SeqChunk {
   const int32_t* ids = nullptr;  // [n_ids]
   int n_ids = 0;
   int start_pos = 0;  // tokens of this sequence already in the cache
-  // The sequence's blocks, covering at least start_pos + n_ids tokens.
-  const std::vector<int32_t>* block_table = nullptr;
+  // The sequence's blocks (cache.blocks().reserve'd for start_pos + n_ids tokens) and, for a
+  // quantized format, its 16-bit tail.
+  const KvSeqBlocks* kv = nullptr;
 };
 
 class LlamaModel {

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -151,3 +152,38 @@ TEST(Sampling, GreedyAndTemperature) {
     EXPECT_EQ(sample_token(two.data(), 2, 1.0f, s1), sample_token(two.data(), 2, 1.0f, s2));
   }
 }
+
+namespace {
+
+// The CPU matmul is batch invariant: a row's result is bit-identical alone, in any batch size
+// and at any position (what makes the engine's outputs independent of batching).
+TEST(CpuOps, MatmulRowsAreBatchInvariant) {
+  auto backend = densekv::make_backend("cpu", 2);
+  const int64_t K = 77, N = 37;  // odd sizes: partial tiles and a K rest
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> w(static_cast<size_t>(N * K)), x(static_cast<size_t>(9 * K));
+  for (float& v : w) v = u(rng);
+  for (float& v : x) v = u(rng);
+  densekv::Buffer wb(*backend, w.size() * 4), xb(*backend, x.size() * 4), ob(*backend, 9 * N * 4);
+  std::memcpy(wb.data(), w.data(), w.size() * 4);
+  std::memcpy(xb.data(), x.data(), x.size() * 4);
+  auto W = densekv::make_tensor(wb.data(), densekv::DType::F32, N, K);
+  auto run = [&](int64_t first, int64_t rows) {
+    auto X = densekv::make_tensor(static_cast<float*>(xb.data()) + first * K, densekv::DType::F32,
+                                  rows, K);
+    auto O = densekv::make_tensor(ob.data(), densekv::DType::F32, rows, N);
+    backend->matmul(X, W, densekv::Tensor{}, O);
+    return std::vector<float>(static_cast<float*>(ob.data()),
+                              static_cast<float*>(ob.data()) + rows * N);
+  };
+  const std::vector<float> all = run(0, 9);
+  for (int64_t r = 0; r < 9; ++r) {
+    const std::vector<float> alone = run(r, 1);
+    EXPECT_EQ(0, std::memcmp(alone.data(), all.data() + r * N, N * 4)) << "row " << r;
+  }
+  const std::vector<float> tail = run(5, 4);
+  EXPECT_EQ(0, std::memcmp(tail.data(), all.data() + 5 * N, 4 * N * 4));
+}
+
+}  // namespace

@@ -33,7 +33,13 @@ void run_case(const Case& c) {
   const int H = 4, KVH = 2, hd = c.head_dim, bs = c.block_size;
   const std::vector<int> prefix = {21, 0}, fresh = {6, 9};
   CpuBackend be(3);
-  KvCacheConfig cfg{c.format, bs, 64, 1, KVH, hd};
+  KvCacheConfig cfg;
+  cfg.format = c.format;
+  cfg.block_size = bs;
+  cfg.num_blocks = 64;
+  cfg.num_layers = 1;
+  cfg.n_kv_heads = KVH;
+  cfg.head_dim = hd;
   KvCache cache(be, cfg);
   std::mt19937 rng(42);
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -45,7 +51,7 @@ void run_case(const Case& c) {
   std::vector<std::vector<int32_t>> tables(2);
   size_t next = 0;
   for (int s = 0; s < 2; ++s) {
-    int n = kv_blocks_for(prefix[s] + fresh[s], bs);
+    int n = (prefix[s] + fresh[s] + bs - 1) / bs;
     for (int i = 0; i < n; ++i) tables[s].push_back(all[next++]);
   }
 
@@ -82,6 +88,7 @@ void run_case(const Case& c) {
     auto row = tables[s];
     row.resize(lay.max_blocks, -1);
     lay.block_tables.insert(lay.block_tables.end(), row.begin(), row.end());
+    lay.tails.push_back(-1);
   }
   lay.max_context = *std::max_element(lay.context_lens.begin(), lay.context_lens.end());
   BatchView view = be.upload_batch(lay);
@@ -131,26 +138,56 @@ TEST(PagedAttention, MatchesDenseCausalF32SmallBlocks) {
   run_case({KvFormat::F32, 32, 4});
 }
 
-TEST(KvCache, ReserveAndReleaseBlocks) {
+TEST(KvCache, StorageAndBookkeeping) {
   CpuBackend be(1);
-  KvCache cache(be, {KvFormat::BF16, 16, 5, 2, 2, 64});
+  KvCacheConfig cfg;
+  cfg.format = KvFormat::BF16;
+  cfg.num_blocks = 5;
+  cfg.num_layers = 2;
+  cfg.n_kv_heads = 2;
+  cfg.head_dim = 64;
+  KvCache cache(be, cfg);
+  EXPECT_EQ(cache.block_size(), 16);  // the plain formats' default
   EXPECT_EQ(cache.block_bytes(), 2u * 16 * 2 * 64 * 2);
+  EXPECT_EQ(cache.tail_block_bytes(), 0u);
   EXPECT_EQ(cache.total_bytes(), cache.block_bytes() * 5 * 2);
-  SeqBlocks a, b;
-  EXPECT_TRUE(cache.reserve(a, 17));  // 2 blocks
-  EXPECT_EQ(a.table.size(), 2u);
-  EXPECT_TRUE(cache.reserve(a, 32));  // still 2
-  EXPECT_EQ(a.table.size(), 2u);
-  EXPECT_FALSE(cache.reserve(b, 4 * 16));  // needs 4, 3 free: nothing taken
-  EXPECT_TRUE(b.table.empty());
-  EXPECT_EQ(cache.num_free_blocks(), 3);
-  EXPECT_TRUE(cache.reserve(b, 48));
-  EXPECT_EQ(cache.num_free_blocks(), 0);
-  cache.release(a);
-  EXPECT_EQ(cache.num_free_blocks(), 2);
+  KvSeqBlocks a, b;
+  ASSERT_EQ(cache.blocks().start(a, {}), 0);
+  ASSERT_EQ(cache.blocks().start(b, {}), 0);
+  EXPECT_TRUE(cache.blocks().reserve(a, 17));  // 2 blocks
+  EXPECT_EQ(a.blocks.size(), 2u);
+  EXPECT_EQ(a.tail, -1);
+  EXPECT_FALSE(cache.blocks().reserve(b, 4 * 16));  // needs 4, 3 free: nothing taken
+  EXPECT_TRUE(b.blocks.empty());
+  EXPECT_TRUE(cache.blocks().reserve(b, 48));
+  EXPECT_EQ(cache.blocks().blocks().num_available(), 0);
+  cache.blocks().release(a);
+  EXPECT_EQ(cache.blocks().blocks().num_available(), 2);
   // Layer views are disjoint, layer-major regions.
   EXPECT_EQ(static_cast<char*>(cache.layer(1).base) - static_cast<char*>(cache.layer(0).base),
             static_cast<ptrdiff_t>(cache.block_bytes() * 5));
+  EXPECT_EQ(cache.layer(0).tail_base, nullptr);
+
+  // A quantized cache: 64-token blocks and a 16-bit tail pool, one tail per sequence.
+  cfg.format = KvFormat::INT4_KIVI;
+  cfg.num_tail_blocks = 3;
+  KvCache q(be, cfg);
+  EXPECT_EQ(q.block_size(), 64);
+  EXPECT_EQ(q.block_bytes(), kv_block_bytes(KvFormat::INT4_KIVI, 64, 2, 64));
+  EXPECT_EQ(q.tail_block_bytes(), 2u * 64 * 2 * 64 * 2);
+  EXPECT_EQ(q.total_bytes(), q.block_bytes() * 5 * 2 + q.tail_block_bytes() * 3 * 2);
+  EXPECT_EQ(static_cast<char*>(q.layer(1).tail_base) - static_cast<char*>(q.layer(0).tail_base),
+            static_cast<ptrdiff_t>(q.tail_block_bytes() * 3));
+  KvSeqBlocks c;
+  ASSERT_EQ(q.blocks().start(c, {}), 0);
+  EXPECT_GE(c.tail, 0);
+  EXPECT_TRUE(q.blocks().reserve(c, 130));  // 2 sealed blocks + the tail
+  EXPECT_EQ(c.blocks.size(), 2u);
+  cfg.num_tail_blocks = 0;
+  EXPECT_THROW(KvCache(be, cfg), InvalidArgumentError);
+  cfg.num_tail_blocks = 1;
+  cfg.head_dim = 96;  // not a multiple of 64
+  EXPECT_THROW(KvCache(be, cfg), InvalidArgumentError);
 }
 
 TEST(KvFormat, ParsesCliNames) {

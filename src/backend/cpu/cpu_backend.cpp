@@ -10,6 +10,7 @@
 #include <new>
 
 #include "backend/cpu/cpu_elem.h"
+#include "backend/cpu/cpu_gemm.h"
 #include "core/check.h"
 #include "core/errors.h"
 
@@ -69,6 +70,7 @@ BatchView CpuBackend::upload_batch(const BatchLayout& b) {
   v.seq_of_token = b.seq_of_token.data();
   v.context_lens = b.context_lens.data();
   v.block_tables = b.block_tables.data();
+  v.tails = b.tails.data();
   v.out_rows = b.out_rows.data();
   v.n_tokens = static_cast<int>(b.token_ids.size());
   v.n_seqs = static_cast<int>(b.context_lens.size());
@@ -115,13 +117,9 @@ void CpuBackend::matmul(const Tensor& x, const Tensor& w, const Tensor& bias, co
   CHECK(x.dtype == DType::F32 && w.dtype == DType::F32 && out.dtype == DType::F32);
   CHECK(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows);
   if (x.rows == 0) return;
-  // Note: OpenBLAS picks kernels by shape (gemv for one row, small-matrix kernels, ...), so a
-  // row's result can differ in the last bits with the number of rows; chunked prefill therefore
-  // equals one-chunk prefill to fp32 rounding, not bit for bit.
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(x.rows),
-              static_cast<int>(w.rows), static_cast<int>(x.cols), 1.0f, x.ptr<float>(),
-              static_cast<int>(x.stride), w.ptr<float>(), static_cast<int>(w.stride),
-              accumulate ? 1.0f : 0.0f, out.ptr<float>(), static_cast<int>(out.stride));
+  // Batch invariant (cpu_gemm.h): a row's result never depends on the other rows.
+  cpu::gemm_nt_invariant(pool_, x.ptr<float>(), x.stride, w.ptr<float>(), w.stride,
+                         out.ptr<float>(), out.stride, x.rows, w.rows, x.cols, accumulate);
   if (!bias.empty()) {
     CHECK(bias.cols == out.cols);
     const float* bp = row_f32(bias, 0);

@@ -1,6 +1,6 @@
 // The CPU reference backend: fp32 weights and activations in host memory, threaded loops on a
-// small pool, OpenBLAS sgemm for matmul. The KV cache keeps its own element type (bf16/fp16/fp32)
-// and attention converts to fp32 as it reads.
+// small pool, a batch-invariant matmul (cpu_gemm.h). The KV cache keeps its own element type
+// (bf16/fp16/fp32) and attention converts to fp32 as it reads.
 #pragma once
 #include "backend/backend.h"
 #include "core/thread_pool.h"
