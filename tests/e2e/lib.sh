@@ -1,7 +1,7 @@
 # Shared by the e2e scripts: start `densekv serve` on a free loopback port with the tiny Qwen model
 # of tests/data and stop it with SIGTERM (which must exit 0). Sourced with $bin, $root, $build set.
 model="$root/tests/data/models/qwen25-tiny"
-sdk="$build/e2e/node_modules/openai"
+sdk="$(cd "$build" && pwd)/e2e/node_modules/openai"
 [[ -f "$sdk/package.json" ]] || { echo "skipped: the OpenAI SDK is not installed (e2e.setup)"; exit 77; }
 log=$(mktemp /tmp/densekv-e2e.XXXXXX.log)
 
@@ -10,6 +10,7 @@ start_server() {
   "$bin" serve "$model" --host 127.0.0.1 --port "$port" --served-model-name tiny --device cpu "$@" \
     >"$log" 2>&1 &
   pid=$!
+  trap 'kill -9 "$pid" 2>/dev/null || true' EXIT  # never leave a server behind
   for _ in $(seq 1 600); do
     if [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health") == 200 ]]; then
       export DENSEKV_URL="http://127.0.0.1:$port"
@@ -25,6 +26,7 @@ stop_server() {
   kill -TERM "$pid"
   local rc=0
   wait "$pid" || rc=$?
+  trap - EXIT
   if [[ $rc != 0 ]]; then echo "server exited $rc after SIGTERM:"; tail -20 "$log"; exit 1; fi
   rm -f "$log"
 }
