@@ -29,6 +29,7 @@ async function metrics() {
     running: get('densekv:num_requests_running'),
     waiting: get('densekv:num_requests_waiting'),
     blocks: get('densekv:kv_blocks_used'),
+    generated: get('densekv:generation_tokens_total'),
     total: get('densekv:kv_blocks_total'),
   };
 }
@@ -76,7 +77,8 @@ await Promise.all(Array.from({ length: STREAMS }, async (_, i) => {
 }));
 const fullSeconds = (performance.now() - t0) / 1000;
 
-// 3. Streams aborted midway (after 2..6 chunks).
+// 3. Streams aborted midway (after 2..6 chunks) of 400 tokens each.
+const before = await metrics();
 t0 = performance.now();
 let aborted = 0, abortErrors = 0;
 await Promise.all(Array.from({ length: ABORTS }, async (_, i) => {
@@ -106,6 +108,7 @@ const report = {
   tokens_per_s: +(tokens / streamSeconds).toFixed(0), full_phase_s: +fullSeconds.toFixed(2),
   aborted_streams: aborted, abort_errors: abortErrors, abort_phase_s: +abortSeconds.toFixed(2),
   kv_blocks_used_after_aborts: after.blocks, running_after: after.running, waiting_after: after.waiting,
+  tokens_generated_by_aborted_streams: after.generated - before.generated,
   kv_blocks_total: after.total, settle_s: +settleSeconds.toFixed(2), metrics_after_streams: peak,
 };
 console.log(JSON.stringify(report, null, 1));
@@ -115,3 +118,5 @@ assert.equal(mismatches, 0, 'streamed text differs from the non-streamed text');
 assert.equal(aborted, ABORTS);
 assert.equal(after.blocks, 0, 'KV blocks still in use after the aborted streams');
 assert.equal(after.running + after.waiting, 0);
+// Cancelled midway: far fewer tokens than the 400 each would have generated.
+assert.ok(after.generated - before.generated < ABORTS * 400 / 4, 'aborted streams were not cancelled');

@@ -315,7 +315,7 @@ TEST_F(ServerTest, TokenizeDetokenize) {
 }
 
 TEST_F(ServerTest, ClientDisconnectCancelsTheRequest) {
-  start({}, 2ms);
+  start({}, 20ms);  // 200 tokens would take 4 s
   ready();
   // Read the start of a long stream, then drop the connection.
   std::string got =
@@ -323,8 +323,12 @@ TEST_F(ServerTest, ClientDisconnectCancelsTheRequest) {
   EXPECT_NE(got.find("data: "), std::string::npos) << got;
   EXPECT_EQ(engine_->metrics().running, 1);
   for (int i = 0; i < 200 && engine_->metrics().running > 0; ++i) std::this_thread::sleep_for(10ms);
-  EXPECT_EQ(engine_->metrics().running, 0);
-  EXPECT_EQ(engine_->metrics().kv_blocks_used, 0);
+  EngineMetrics m = engine_->metrics();
+  EXPECT_EQ(m.running, 0);
+  EXPECT_EQ(m.kv_blocks_used, 0);
+  EXPECT_LT(m.generation_tokens, 100);  // cancelled, not run to the end
+  for (int i = 0; i < 100 && server_->state().in_flight.load() > 0; ++i)
+    std::this_thread::sleep_for(10ms);
   EXPECT_EQ(server_->state().in_flight.load(), 0);
 }
 
