@@ -17,7 +17,9 @@ Generation::Generation(Engine& engine, const Tokenizer& tok, ServerMetrics* metr
 }
 
 Generation::~Generation() {
-  if (!done_) engine_.cancel(id_);
+  if (done_) return;
+  engine_.cancel(id_);
+  if (metrics_) metrics_->on_request_cancelled();
 }
 
 std::optional<GenerationStep> Generation::next(std::chrono::milliseconds timeout) {

@@ -66,6 +66,11 @@ void ServerMetrics::on_request_finished(const RequestOutput& last, FinishReason 
   ++finished_[reason];
 }
 
+void ServerMetrics::on_request_cancelled() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++finished_["abort"];
+}
+
 void ServerMetrics::on_http_reply(int status) {
   std::lock_guard<std::mutex> lock(mu_);
   ++http_[status];

@@ -35,6 +35,8 @@ class ServerMetrics {
   ServerMetrics();
   // A finished generation request: its last output chunk (timings and token counts).
   void on_request_finished(const RequestOutput& last, FinishReason finish, double e2e_seconds);
+  // A request dropped before its end (the client went away): counted as finished_reason abort.
+  void on_request_cancelled();
   void on_http_reply(int status);
   // The whole exposition, engine gauges included. Thread-safe.
   std::string render(const EngineMetrics& engine) const;

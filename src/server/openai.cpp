@@ -204,7 +204,7 @@ void parse_common(Fields& f, ApiRequest& r) {
   parse_stop(f, p);
   p.ignore_eos = f.boolean("ignore_eos", false);
   r.skip_special_tokens = f.boolean("skip_special_tokens", true);
-  if (f.integer("n", 1, 1, 1) != 1) throw bad_request("only n = 1 is supported", "n");
+  if (f.integer("n", 1, 1, INT32_MAX) != 1) throw bad_request("only n = 1 is supported", "n");
   if (const ojson* v = f.get("logit_bias")) {
     if (!v->is_object()) throw wrong_type("logit_bias", "an object", *v);
     if (!v->empty()) throw bad_request("'logit_bias' is not supported", "logit_bias");
@@ -256,7 +256,7 @@ ApiRequest parse_completions(const ojson& body) {
   parse_max_tokens(f, r, /*chat=*/false);
   r.echo = f.boolean("echo", false);
   r.params.logprobs = static_cast<int>(f.integer("logprobs", -1, 0, kMaxLogprobs));
-  if (f.integer("best_of", 1, 1, 1) != 1)
+  if (f.integer("best_of", 1, 1, INT32_MAX) != 1)
     throw bad_request("only best_of = 1 is supported", "best_of");
   if (const ojson* v = f.get("suffix")) {
     if (!v->is_string()) throw wrong_type("suffix", "a string", *v);

@@ -330,6 +330,10 @@ TEST_F(ServerTest, ClientDisconnectCancelsTheRequest) {
   for (int i = 0; i < 100 && server_->state().in_flight.load() > 0; ++i)
     std::this_thread::sleep_for(10ms);
   EXPECT_EQ(server_->state().in_flight.load(), 0);
+  std::string metrics = client().Get("/metrics")->body;
+  EXPECT_NE(metrics.find("densekv:request_success_total{finished_reason=\"abort\"} 1"),
+            std::string::npos)
+      << metrics;
 }
 
 TEST_F(ServerTest, OverloadAnswers503) {

@@ -111,7 +111,9 @@ TEST(OpenAiParse, BadInputNamesTheProblem) {
   EXPECT_EQ(comp(R"({"prompt": "x", "stream": "yes"})").param, "stream");
   EXPECT_EQ(comp(R"({"prompt": "x", "stream_options": {"include_usage": true}})").param,
             "stream_options");
-  EXPECT_EQ(comp(R"({"prompt": "x", "n": 2})").param, "n");
+  ApiError n2 = comp(R"({"prompt": "x", "n": 2})");
+  EXPECT_EQ(n2.param, "n");
+  EXPECT_NE(std::string(n2.what()).find("only n = 1"), std::string::npos);
   EXPECT_EQ(comp(R"({"prompt": "x", "logit_bias": {"5": 1}})").param, "logit_bias");
   ApiError unknown = comp(R"({"prompt": "x", "frobnicate": 1})");
   EXPECT_EQ(unknown.param, "frobnicate");
