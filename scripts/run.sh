@@ -8,6 +8,6 @@ scripts/install-deps.sh
 build=${BUILD_DIR:-build}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j "$(nproc)" --target densekv
-model=${DENSEKV_MODEL:-tests/data/models/llama31-tiny}
+model=${DENSEKV_MODEL:-models/densekv-eval-16m}
 "$build/densekv" check "$model"
 exec "$build/densekv" serve "$model" "$@"

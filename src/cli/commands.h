@@ -12,5 +12,6 @@ void register_tokenize(CLI::App& app);       // cmd_tokenize.cpp
 void register_chat_template(CLI::App& app);  // cmd_chat_template.cpp
 void register_capacity(CLI::App& app);       // cmd_capacity.cpp
 void register_serve(CLI::App& app);          // cmd_serve.cpp
+void register_bench(CLI::App& app);          // cmd_bench.cpp
 
 }  // namespace densekv::cli

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   densekv::cli::register_chat_template(app);
   densekv::cli::register_capacity(app);
   densekv::cli::register_serve(app);
+  densekv::cli::register_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

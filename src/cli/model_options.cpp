@@ -9,9 +9,13 @@ void add_model_options(CLI::App* cmd, ModelOptions& opts) {
   cmd->add_option("model_dir", opts.model_dir, "Hugging Face model folder")->required();
   cmd->add_option("--device", opts.device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--kv-cache-dtype", opts.kv_cache_dtype,
-                  "auto (model dtype), bf16, fp16, fp32; quantized formats come later")
+                  "KV cache format: auto (model dtype), bf16, fp16, fp32, fp8_e4m3, int8, "
+                  "int4_kivi, int2_kivi, k4v2 (docs/kv-formats.md)")
       ->capture_default_str();
   cmd->add_option("--threads", opts.threads, "CPU threads (0: all)")->capture_default_str();
+  cmd->add_option("--load-format", opts.load_format,
+                  "auto (the safetensors) or dummy (random weights from config.json alone)")
+      ->capture_default_str();
   cmd->add_option("--prefill-chunk", opts.prefill_chunk,
                   "run the prompt in chunks of N tokens (0: one chunk)")
       ->capture_default_str();
@@ -20,12 +24,21 @@ void add_model_options(CLI::App* cmd, ModelOptions& opts) {
 LoadedModel load_model(const ModelOptions& opts) {
   if (opts.prefill_chunk < 0) throw InvalidArgumentError("--prefill-chunk must be >= 0");
   if (opts.threads < 0) throw InvalidArgumentError("--threads must be >= 0");
+  if (opts.load_format != "auto" && opts.load_format != "dummy") {
+    throw InvalidArgumentError("--load-format must be auto or dummy, got '" + opts.load_format +
+                               "'");
+  }
   LoadedModel m;
   m.backend = make_backend(opts.device, opts.threads);
-  // Parse the KV format against the config before the (slow) weight load.
+  // Parse the KV format, and check it can store the model's head_dim, before the (slow) weight
+  // load.
   ModelConfig cfg = load_model_config(opts.model_dir);
-  parse_kv_cache_dtype(opts.kv_cache_dtype, cfg.dtype);
-  m.model = load_llama(*m.backend, opts.model_dir);
+  kv_format_info(parse_kv_cache_dtype(opts.kv_cache_dtype, cfg.dtype), cfg.head_dim);
+  if (opts.load_format == "dummy") {
+    m.model = dummy_llama(*m.backend, opts.model_dir);
+  } else {
+    m.model = load_llama(*m.backend, opts.model_dir);
+  }
   m.kv_format = parse_kv_cache_dtype(opts.kv_cache_dtype, m.model->config().dtype);
   return m;
 }

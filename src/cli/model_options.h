@@ -19,6 +19,7 @@ struct ModelOptions {
   std::string kv_cache_dtype = "auto";
   int threads = 0;  // 0: all hardware threads
   int prefill_chunk = 0;
+  std::string load_format = "auto";  // or "dummy": random weights
 };
 
 void add_model_options(CLI::App* cmd, ModelOptions& opts);

@@ -15,6 +15,7 @@
 #include "core/check.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/thread_pool.h"
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
@@ -211,7 +212,7 @@ class LlmEngine final : public Engine {
   // Engine thread only.
   KvCache cache_;  // storage + block bookkeeping (cache_.blocks())
   Scheduler scheduler_;
-  Sampler sampler_;
+  ThreadPool sample_pool_{std::min(8, static_cast<int>(std::thread::hardware_concurrency()))};
   std::unordered_map<uint64_t, Live> live_;
   uint64_t arrivals_ = 0;
   std::vector<float> logits_host_;  // [scheduled seqs, vocab]
@@ -323,7 +324,29 @@ void LlmEngine::step() {
     return;
   }
 
+  // Sample the chunks that reached their sequence's end, in parallel: each sequence has its own
+  // RNG and nothing else is shared, so the tokens do not depend on the threads.
+  std::vector<size_t> sampling;
+  for (size_t i = 0; i < so.chunks.size(); ++i) {
+    if (so.chunks[i].samples()) sampling.push_back(i);
+  }
+  std::vector<SampleResult> sampled(sampling.size());
+  sample_pool_.parallel_for(static_cast<int64_t>(sampling.size()), [&](int64_t b, int64_t e) {
+    thread_local Sampler sampler;
+    for (int64_t j = b; j < e; ++j) {
+      const size_t i = sampling[static_cast<size_t>(j)];
+      const Sequence* seq = so.chunks[i].seq;
+      const std::span<const float> row(logits_host_.data() + i * static_cast<size_t>(vocab_),
+                                       static_cast<size_t>(vocab_));
+      const SamplingContext ctx{std::span<const int32_t>(seq->tokens().data(), seq->prompt_len()),
+                                &seq->output_counts()};
+      sampled[static_cast<size_t>(j)] =
+          sampler.sample(row, seq->params(), ctx, so.chunks[i].seq->rng);
+    }
+  });
+
   const Clock::time_point done = Clock::now();
+  size_t next_sample = 0;
   for (size_t i = 0; i < so.chunks.size(); ++i) {
     const ScheduledChunk& c = so.chunks[i];
     Sequence* seq = c.seq;
@@ -332,11 +355,7 @@ void LlmEngine::step() {
       prompt_tokens_ += std::min(c.start + c.n, seq->prompt_len()) - c.start;
     }
     if (!c.samples()) continue;
-    const std::span<const float> row(logits_host_.data() + i * static_cast<size_t>(vocab_),
-                                     static_cast<size_t>(vocab_));
-    const SamplingContext ctx{std::span<const int32_t>(seq->tokens().data(), seq->prompt_len()),
-                              &seq->output_counts()};
-    const SampleResult r = sampler_.sample(row, seq->params(), ctx, seq->rng);
+    const SampleResult& r = sampled[next_sample++];
     ++generated_;
     const FinishReason fr = seq->append(r.token, &r.logprobs, max_model_len_, done);
     if (fr != FinishReason::None) {

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <string>
 
 #include "core/check.h"
@@ -125,30 +124,48 @@ int32_t Sampler::draw(const SamplingParams& p, SamplerRng& rng) {
   const int vocab = static_cast<int>(work_.size());
   const float inv_t = 1.0f / p.temperature;
   for (float& l : work_) l *= inv_t;
+  // Unnormalized probabilities of every id, exp(l - max): the largest is 1.
+  const float mx = *std::max_element(work_.begin(), work_.end());
+  weights_.resize(work_.size());
+  for (size_t i = 0; i < work_.size(); ++i) weights_[i] = std::exp(work_[i] - mx);
+  auto weight = [&](int32_t id) { return static_cast<double>(weights_[id]); };
   const bool use_top_k = p.top_k > 0 && p.top_k < vocab;
-  const bool filter = use_top_k || p.top_p < 1.0f || p.min_p > 0.0f;
+  const bool use_top_p = p.top_p < 1.0f;
+  const bool use_min_p = p.min_p > 0.0f;
+  const ByValueThenId cmp{work_.data()};
 
-  // Candidates: every id (in id order when nothing is filtered), else the best first.
+  // Candidates: every id in id order when nothing is filtered; else the most likely first, as
+  // many as the filters can keep (a growing sorted prefix, not a sort of the whole vocabulary).
   ids_.resize(static_cast<size_t>(vocab));
   for (int i = 0; i < vocab; ++i) ids_[i] = i;
-  if (filter) {
-    const ByValueThenId cmp{work_.data()};
-    if (use_top_k) {
-      std::partial_sort(ids_.begin(), ids_.begin() + p.top_k, ids_.end(), cmp);
-      ids_.resize(static_cast<size_t>(p.top_k));
-    } else {
-      std::sort(ids_.begin(), ids_.end(), cmp);
+  double total = 0;  // the top_p mass is relative to every candidate
+  if (use_top_k) {
+    std::partial_sort(ids_.begin(), ids_.begin() + p.top_k, ids_.end(), cmp);
+    ids_.resize(static_cast<size_t>(p.top_k));
+  }
+  for (int32_t id : ids_) total += weight(id);
+  if (!use_top_k && (use_top_p || use_min_p)) {
+    size_t k = std::min<size_t>(64, ids_.size());
+    for (;;) {
+      std::partial_sort(ids_.begin(), ids_.begin() + static_cast<std::ptrdiff_t>(k), ids_.end(),
+                        cmp);
+      if (k == ids_.size()) break;
+      bool enough = true;
+      if (use_top_p) {
+        double cum = 0;
+        for (size_t i = 0; i < k; ++i) cum += weight(ids_[i]);
+        enough = cum >= p.top_p * total;
+      }
+      if (use_min_p) enough = enough && weight(ids_[k - 1]) < p.min_p;  // the largest weight is 1
+      if (enough) break;
+      k = std::min(ids_.size(), k * 4);
     }
+    ids_.resize(k);
   }
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int32_t id : ids_) mx = std::max(mx, work_[id]);
   probs_.resize(ids_.size());
-  double total = 0;
-  for (size_t i = 0; i < ids_.size(); ++i) {
-    total += (probs_[i] = std::exp(static_cast<double>(work_[ids_[i]]) - mx));
-  }
+  for (size_t i = 0; i < ids_.size(); ++i) probs_[i] = weight(ids_[i]);
   size_t keep = ids_.size();
-  if (p.top_p < 1.0f) {
+  if (use_top_p) {
     double cum = 0;
     for (size_t i = 0; i < keep; ++i) {
       cum += probs_[i];
@@ -158,7 +175,7 @@ int32_t Sampler::draw(const SamplingParams& p, SamplerRng& rng) {
       }
     }
   }
-  if (p.min_p > 0.0f) {
+  if (use_min_p) {
     const double floor = p.min_p * probs_[0];  // probs_[0] is the largest (sorted)
     size_t k = 1;
     while (k < keep && probs_[k] >= floor) ++k;

@@ -58,10 +58,11 @@ class Sampler {
   void apply_penalties(const SamplingParams& p, const SamplingContext& ctx);
   int32_t draw(const SamplingParams& p, SamplerRng& rng);
 
-  std::vector<float> work_;    // [vocab] penalized logits
-  std::vector<int32_t> ids_;   // candidate ids, most likely first
-  std::vector<double> probs_;  // [candidates]
-  std::vector<uint8_t> seen_;  // [vocab] token in prompt or output (repetition penalty)
+  std::vector<float> work_;     // [vocab] penalized logits
+  std::vector<float> weights_;  // [vocab] exp(logit / temperature - max)
+  std::vector<int32_t> ids_;    // candidate ids, most likely first
+  std::vector<double> probs_;   // [candidates]
+  std::vector<uint8_t> seen_;   // [vocab] token in prompt or output (repetition penalty)
 };
 
 // log_softmax of raw logits: the chosen token's logprob and the top n (best first, ties by id).

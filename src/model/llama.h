@@ -62,5 +62,9 @@ class LlamaModel {
 
 // Opens a model folder (config + weights validated, see io/model_dir.h) and loads it onto backend.
 std::unique_ptr<LlamaModel> load_llama(Backend& backend, const std::string& model_dir);
+// The model of model_dir/config.json (validated) with random weights (weights.h random_weights);
+// no safetensors needed (`--load-format dummy`).
+std::unique_ptr<LlamaModel> dummy_llama(Backend& backend, const std::string& model_dir,
+                                        uint64_t seed = 0);
 
 }  // namespace densekv

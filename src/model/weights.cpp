@@ -1,6 +1,9 @@
 #include "model/weights.h"
 
+#include <algorithm>
+#include <cmath>
 #include <string>
+#include <vector>
 
 #include "core/errors.h"
 #include "core/progress.h"
@@ -72,7 +75,76 @@ class Loader {
   Progress& progress_;
 };
 
+// Fills [rows, cols] tensors with values from a seeded splitmix64 stream (or a constant).
+class RandomFiller {
+ public:
+  RandomFiller(Backend& backend, ModelWeights& out, uint64_t seed)
+      : backend_(backend), out_(out), state_(seed) {}
+
+  // const_value NaN: uniform in [-a, a] with std 0.02; else every element const_value.
+  Tensor make(int64_t rows, int64_t cols, float const_value = NAN) {
+    const DType dt = backend_.weight_dtype(DType::BF16);
+    Buffer buf(backend_, static_cast<size_t>(rows * cols) * dtype_size(dt));
+    const float a = 0.02f * std::sqrt(3.0f);
+    std::vector<float> host(static_cast<size_t>(std::min<int64_t>(rows * cols, 1 << 20)));
+    for (int64_t off = 0; off < rows * cols; off += static_cast<int64_t>(host.size())) {
+      const size_t n = static_cast<size_t>(std::min<int64_t>(host.size(), rows * cols - off));
+      for (size_t i = 0; i < n; ++i) {
+        host[i] = std::isnan(const_value) ? a * (2.0f * next_unit() - 1.0f) : const_value;
+      }
+      backend_.upload(static_cast<char*>(buf.data()) + off * dtype_size(dt), dt, host.data(),
+                      DType::F32, n);
+    }
+    Tensor t = make_tensor(buf.data(), dt, rows, cols);
+    out_.total_bytes += buf.size();
+    out_.storage.push_back(std::move(buf));
+    return t;
+  }
+
+ private:
+  float next_unit() {  // splitmix64 -> [0, 1)
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return static_cast<float>((z ^ (z >> 31)) >> 40) * 0x1.0p-24f;
+  }
+
+  Backend& backend_;
+  ModelWeights& out_;
+  uint64_t state_;
+};
+
 }  // namespace
+
+ModelWeights random_weights(Backend& backend, const ModelConfig& cfg, uint64_t seed) {
+  ModelWeights w;
+  RandomFiller fill(backend, w, seed);
+  const int64_t hidden = cfg.hidden_size, inter = cfg.intermediate_size;
+  const int64_t qkv_dim = int64_t(cfg.num_heads + 2 * cfg.num_kv_heads) * cfg.head_dim;
+  const int64_t q_dim = int64_t(cfg.num_heads) * cfg.head_dim;
+  w.embed = fill.make(cfg.vocab_size, hidden);
+  for (int l = 0; l < cfg.num_layers; ++l) {
+    LayerWeights lw;
+    lw.attn_norm = fill.make(1, hidden, 1.0f);
+    lw.qkv = fill.make(qkv_dim, hidden);
+    if (cfg.attention_bias) lw.qkv_bias = fill.make(1, qkv_dim, 0.0f);
+    lw.o = fill.make(hidden, q_dim);
+    lw.mlp_norm = fill.make(1, hidden, 1.0f);
+    lw.gate_up = fill.make(2 * inter, hidden);
+    lw.down = fill.make(hidden, inter);
+    w.layers.push_back(lw);
+  }
+  w.final_norm = fill.make(1, hidden, 1.0f);
+  const size_t embed_bytes = w.storage.front().size();
+  if (cfg.tie_word_embeddings) {
+    w.lm_head = w.embed;
+    w.bytes_per_token = w.total_bytes;
+  } else {
+    w.lm_head = fill.make(cfg.vocab_size, hidden);
+    w.bytes_per_token = w.total_bytes - embed_bytes;
+  }
+  return w;
+}
 
 ModelWeights load_weights(Backend& backend, const ModelConfig& cfg, const ModelTensors& tensors) {
   ModelWeights w;

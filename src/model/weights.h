@@ -3,6 +3,7 @@
 // q/k/v -> qkv, gate/up -> gate_up. Tied embeddings: lm_head is the embedding table.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "backend/backend.h"
@@ -35,5 +36,10 @@ struct ModelWeights {
 // Converts to the backend's weight dtype while copying. Throws UnsupportedModelError naming a
 // missing tensor or a shape that disagrees with the config.
 ModelWeights load_weights(Backend& backend, const ModelConfig& cfg, const ModelTensors& tensors);
+
+// Random weights of the config's shapes (`--load-format dummy`, for benchmarks without the
+// checkpoint): matrices uniform with the std of HF's init (0.02), norms 1, biases 0. The same
+// seed gives the same weights.
+ModelWeights random_weights(Backend& backend, const ModelConfig& cfg, uint64_t seed = 0);
 
 }  // namespace densekv

@@ -96,26 +96,6 @@ TEST(Engine, SameGreedyOutputAloneAndAmong64) {
   }
 }
 
-// A pool for a fraction of the load: preemption by recompute, outputs unchanged.
-TEST(Engine, KvPressurePreemptsAndKeepsOutputs) {
-  DENSEKV_TINY_MODEL_OR_SKIP(model, "llama31-tiny");
-  auto reqs = random_requests(32, model->config().vocab_size, 60, 40, 2);
-  EngineConfig big = small_config();
-  auto want = run_concurrently(*make_llm_engine(*model, big), reqs);
-  for (bool prefix : {false, true}) {
-    EngineConfig small = small_config();
-    small.num_kv_blocks = 24;  // 384 tokens for a load of ~32 x 60
-    small.enable_prefix_caching = prefix;
-    auto engine = make_llm_engine(*model, small);
-    auto got = run_concurrently(*engine, reqs);
-    expect_same_tokens(want, got, prefix ? "pressure, prefix caching" : "pressure");
-    const EngineMetrics m = engine->metrics();
-    EXPECT_GT(m.preemptions, 0);
-    EXPECT_EQ(m.requests_finished, 32);
-    EXPECT_EQ(m.kv_blocks_used, 0);
-  }
-}
-
 // The KV formats the engine accepts on this model (the others fail make_llm_engine).
 std::vector<std::string> supported_formats(LlamaModel& model) {
   std::vector<std::string> out;
@@ -133,11 +113,41 @@ std::vector<std::string> supported_formats(LlamaModel& model) {
   return out;
 }
 
+// A pool for a fraction of the load: preemption by recompute, outputs unchanged, for every KV
+// format.
+TEST(Engine, KvPressurePreemptsAndKeepsOutputs) {
+  DENSEKV_TINY_MODEL_OR_SKIP(model, "llama31-tiny");
+  // Every sequence outgrows a 64-token tail, so the quantized formats need main blocks too.
+  auto reqs = random_requests(8, model->config().vocab_size, 100, 40, 2, 66);
+  for (const std::string& fmt : supported_formats(*model)) {
+    EngineConfig big = small_config();
+    big.kv_cache_dtype = fmt;
+    auto want = run_concurrently(*make_llm_engine(*model, big), reqs);
+    const int block_size =
+        kv_format_info(parse_kv_cache_dtype(fmt, model->config().dtype), model->config().head_dim)
+            .block_size;
+    // Prefix caching on (preempted sequences get their own blocks back as hits); off once.
+    for (bool prefix : {true, false}) {
+      if (!prefix && fmt != "bf16") continue;
+      EngineConfig small = big;
+      small.num_kv_blocks = 256 / block_size;  // 256 tokens (plus the tails) for ~10 x 100
+      small.enable_prefix_caching = prefix;
+      auto engine = make_llm_engine(*model, small);
+      auto got = run_concurrently(*engine, reqs);
+      expect_same_tokens(want, got, fmt + (prefix ? " pressure, prefix caching" : " pressure"));
+      const EngineMetrics m = engine->metrics();
+      EXPECT_GT(m.preemptions, 0) << fmt;
+      EXPECT_EQ(m.requests_finished, 8) << fmt;
+      EXPECT_EQ(m.kv_blocks_used, 0) << fmt;
+    }
+  }
+}
+
 // Requests sharing a system prompt hit the prefix cache; outputs stay the same (every format).
 TEST(Engine, SharedSystemPromptHitsPrefixCache) {
   DENSEKV_TINY_MODEL_OR_SKIP(model, "llama31-tiny");
   const int vocab = model->config().vocab_size;
-  auto reqs = random_requests(12, vocab, 20, 10, 3);
+  auto reqs = random_requests(6, vocab, 20, 10, 3);
   std::vector<int32_t> system;
   for (int i = 0; i < 140; ++i) system.push_back((i * 37 + 11) % vocab);
   for (auto& r : reqs) r.prompt_ids.insert(r.prompt_ids.begin(), system.begin(), system.end());
@@ -166,7 +176,7 @@ TEST(Engine, SharedSystemPromptHitsPrefixCache) {
 // Chunked prefill (down to one token per step) equals one-chunk prefill, for every KV format.
 TEST(Engine, ChunkedPrefillEqualsUnchunked) {
   DENSEKV_TINY_MODEL_OR_SKIP(model, "llama31-tiny");
-  auto reqs = random_requests(8, model->config().vocab_size, 90, 8, 4);
+  auto reqs = random_requests(6, model->config().vocab_size, 90, 8, 4);
   const std::vector<std::string> formats = supported_formats(*model);
   EXPECT_GE(formats.size(), 3u);
   for (const std::string& fmt : formats) {

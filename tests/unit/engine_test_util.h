@@ -83,13 +83,16 @@ inline std::vector<RequestOutput> run_one_by_one(Engine& e,
   return out;
 }
 
-// n requests with random prompts of 1..max_prompt tokens and 1..max_tokens greedy tokens.
+// n requests with random prompts of min_prompt..max_prompt tokens and 1..max_tokens greedy
+// tokens.
 inline std::vector<GenerationRequest> random_requests(int n, int vocab, int max_prompt,
-                                                      int max_tokens, uint64_t seed) {
+                                                      int max_tokens, uint64_t seed,
+                                                      int min_prompt = 1) {
   std::mt19937_64 rng(seed);
   std::vector<GenerationRequest> reqs(static_cast<size_t>(n));
   for (auto& r : reqs) {
-    const int len = 1 + static_cast<int>(rng() % static_cast<uint64_t>(max_prompt));
+    const int len =
+        min_prompt + static_cast<int>(rng() % static_cast<uint64_t>(max_prompt - min_prompt + 1));
     for (int i = 0; i < len; ++i) r.prompt_ids.push_back(static_cast<int32_t>(rng() % vocab));
     r.params.temperature = 0.0f;
     r.params.max_tokens = 1 + static_cast<int>(rng() % static_cast<uint64_t>(max_tokens));

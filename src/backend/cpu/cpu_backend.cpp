@@ -2,15 +2,12 @@
 // add, argmax). Attention and the KV write live in cpu_attention.cpp.
 #include "backend/cpu/cpu_backend.h"
 
-#include <cblas.h>
-
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 
 #include "backend/cpu/cpu_elem.h"
-#include "backend/cpu/cpu_gemm.h"
 #include "core/check.h"
 #include "core/errors.h"
 
@@ -18,11 +15,7 @@ namespace densekv {
 
 using cpu::convert_row;
 
-CpuBackend::CpuBackend(int threads) : pool_(threads) {
-  // Our pool and OpenBLAS never run at the same time (GEMMs are called from the forward's
-  // thread between pool loops), so both may use every core.
-  openblas_set_num_threads(pool_.size());
-}
+CpuBackend::CpuBackend(int threads) : pool_(threads) {}
 
 void* CpuBackend::alloc(size_t bytes) {
   size_t rounded = (bytes + 63) / 64 * 64;
@@ -110,26 +103,6 @@ void CpuBackend::rmsnorm(const Tensor& x, const Tensor& w, float eps, const Tens
       for (int64_t i = 0; i < x.cols; ++i) o[i] = wp[i] * (xr[i] * inv);
     }
   });
-}
-
-void CpuBackend::matmul(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out,
-                        bool accumulate) {
-  CHECK(x.dtype == DType::F32 && w.dtype == DType::F32 && out.dtype == DType::F32);
-  CHECK(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows);
-  if (x.rows == 0) return;
-  // Batch invariant (cpu_gemm.h): a row's result never depends on the other rows.
-  cpu::gemm_nt_invariant(pool_, x.ptr<float>(), x.stride, w.ptr<float>(), w.stride,
-                         out.ptr<float>(), out.stride, x.rows, w.rows, x.cols, accumulate);
-  if (!bias.empty()) {
-    CHECK(bias.cols == out.cols);
-    const float* bp = row_f32(bias, 0);
-    pool_.parallel_for(out.rows, [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) {
-        float* o = row_f32(out, r);
-        for (int64_t i = 0; i < out.cols; ++i) o[i] += bp[i];
-      }
-    });
-  }
 }
 
 void CpuBackend::rope(const Tensor& x, int head_dim, const int32_t* positions,

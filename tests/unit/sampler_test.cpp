@@ -1,0 +1,220 @@
+// The sampler against the formulas it implements (vLLM's semantics) and a reference vector of
+// splitmix64.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <unordered_map>
+#include <vector>
+
+#include "core/errors.h"
+#include "engine/sampler.h"
+
+using namespace densekv;
+
+namespace {
+
+std::vector<float> logits_of(const std::vector<double>& probs) {
+  std::vector<float> l;
+  for (double p : probs) l.push_back(static_cast<float>(std::log(p)));
+  return l;
+}
+
+// Frequencies of n draws.
+std::vector<double> frequencies(const std::vector<float>& logits, const SamplingParams& p,
+                                int n = 40000) {
+  Sampler s;
+  SamplerRng rng(123);
+  std::unordered_map<int32_t, int> none;
+  std::vector<double> f(logits.size(), 0.0);
+  for (int i = 0; i < n; ++i) f[s.sample(logits, p, {{}, &none}, rng).token] += 1.0 / n;
+  return f;
+}
+
+TEST(Sampler, SplitMix64ReferenceValues) {
+  SamplerRng rng(0);  // reference outputs of splitmix64 seeded with 0
+  EXPECT_EQ(rng.next_u64(), 0xe220a8397b1dcdafull);
+  EXPECT_EQ(rng.next_u64(), 0x6e789e6aa1b965f4ull);
+  for (int i = 0; i < 1000; ++i) {
+    const double d = rng.next_double();
+    ASSERT_TRUE(d >= 0.0 && d < 1.0);
+  }
+}
+
+TEST(Sampler, GreedyIsArgmaxFirstOnTies) {
+  Sampler s;
+  SamplerRng rng(1);
+  SamplingParams p;
+  p.temperature = 0;
+  std::unordered_map<int32_t, int> none;
+  std::vector<float> l = {0.1f, 3.0f, -2.0f, 3.0f};
+  EXPECT_EQ(s.sample(l, p, {{}, &none}, rng).token, 1);
+  p.temperature = 1.0f;
+  p.top_k = 1;  // top_k 1 is greedy at any temperature
+  EXPECT_EQ(s.sample(l, p, {{}, &none}, rng).token, 1);
+}
+
+TEST(Sampler, DrawsFollowTheFilteredDistribution) {
+  const std::vector<float> l = logits_of({0.5, 0.3, 0.15, 0.05});
+  SamplingParams p;
+  auto f = frequencies(l, p);
+  EXPECT_NEAR(f[0], 0.5, 0.01);
+  EXPECT_NEAR(f[1], 0.3, 0.01);
+  EXPECT_NEAR(f[3], 0.05, 0.006);
+  p.top_p = 0.7f;  // 0.5 < 0.7 <= 0.8: tokens 0 and 1
+  f = frequencies(l, p);
+  EXPECT_NEAR(f[0], 0.5 / 0.8, 0.01);
+  EXPECT_EQ(f[2] + f[3], 0.0);
+  p.top_p = 1.0f;
+  p.min_p = 0.5f;  // keep p >= 0.25
+  f = frequencies(l, p);
+  EXPECT_NEAR(f[1], 0.3 / 0.8, 0.01);
+  EXPECT_EQ(f[2] + f[3], 0.0);
+  p.min_p = 0.0f;
+  p.top_k = 3;
+  f = frequencies(l, p);
+  EXPECT_NEAR(f[2], 0.15 / 0.95, 0.01);
+  EXPECT_EQ(f[3], 0.0);
+  p.top_k = -1;
+  p.temperature = 0.5f;  // p^2, renormalized
+  f = frequencies(l, p);
+  const double z = 0.25 + 0.09 + 0.0225 + 0.0025;
+  EXPECT_NEAR(f[0], 0.25 / z, 0.01);
+  EXPECT_NEAR(f[1], 0.09 / z, 0.01);
+}
+
+// Large vocabularies: top_p / min_p sets bigger than the first sorted prefix.
+TEST(Sampler, FiltersOnALargeVocabulary) {
+  std::vector<float> flat(1000), steep(1000);
+  for (int i = 0; i < 1000; ++i) {
+    flat[i] = -1e-4f * static_cast<float>(i);   // nearly uniform
+    steep[i] = -0.01f * static_cast<float>(i);  // p_i / p_0 = exp(-0.01 i)
+  }
+  SamplingParams p;
+  p.top_p = 0.5f;
+  auto f = frequencies(flat, p, 6000);
+  int used = 0, last = 0;
+  for (int i = 0; i < 1000; ++i) {
+    if (f[i] > 0) ++used, last = i;
+  }
+  EXPECT_GT(used, 400);
+  EXPECT_LE(last, 510) << "about half the mass: the first ~500 ids";
+  p.top_p = 1.0f;
+  p.min_p = 0.5f;  // exp(-0.01 i) >= 0.5 for i <= 69
+  f = frequencies(steep, p, 6000);
+  for (int i = 70; i < 1000; ++i) ASSERT_EQ(f[i], 0.0) << i;
+  EXPECT_GT(f[69], 0.0);
+}
+
+TEST(Sampler, PenaltiesChangeTheGreedyChoice) {
+  Sampler s;
+  SamplerRng rng(1);
+  SamplingParams p;
+  p.temperature = 0;
+  std::vector<float> l = {2.0f, 1.9f, -1.0f, 1.0f};
+  std::unordered_map<int32_t, int> none, counts = {{0, 3}};
+  const int32_t prompt[] = {0};
+  p.repetition_penalty = 2.0f;  // 2.0 / 2 = 1.0 < 1.9
+  EXPECT_EQ(s.sample(l, p, {prompt, &none}, rng).token, 1);
+  EXPECT_EQ(s.sample(l, p, {{}, &counts}, rng).token, 1) << "output tokens count too";
+  p.repetition_penalty = 1.0f;
+  EXPECT_EQ(s.sample(l, p, {prompt, &none}, rng).token, 0);
+  p.frequency_penalty = 0.05f;  // 2.0 - 3 * 0.05 = 1.85 < 1.9
+  EXPECT_EQ(s.sample(l, p, {{}, &counts}, rng).token, 1);
+  p.frequency_penalty = 0.0f;
+  p.presence_penalty = 0.05f;  // 1.95 > 1.9
+  EXPECT_EQ(s.sample(l, p, {{}, &counts}, rng).token, 0);
+  p.presence_penalty = 0.2f;
+  EXPECT_EQ(s.sample(l, p, {{}, &counts}, rng).token, 1);
+  // Negative logits are multiplied by the repetition penalty.
+  std::vector<float> neg = {-1.0f, -1.5f};
+  p = SamplingParams{};
+  p.temperature = 0;
+  p.repetition_penalty = 2.0f;
+  EXPECT_EQ(s.sample(neg, p, {prompt, &none}, rng).token, 1);  // -2.0 < -1.5
+}
+
+TEST(Sampler, LogprobsAreLogSoftmaxOfRawLogits) {
+  const std::vector<float> l = {1.0f, 3.0f, 2.0f, -1.0f};
+  double z = 0;
+  for (float v : l) z += std::exp(static_cast<double>(v));
+  TokenLogprobs lp = token_logprobs(l, 2, 2);
+  EXPECT_EQ(lp.token_id, 2);
+  EXPECT_NEAR(lp.logprob, 2.0 - std::log(z), 1e-6);
+  ASSERT_EQ(lp.top.size(), 2u);
+  EXPECT_EQ(lp.top[0].first, 1);
+  EXPECT_EQ(lp.top[1].first, 2);
+  EXPECT_NEAR(lp.top[0].second, 3.0 - std::log(z), 1e-6);
+  // Through the sampler: of the raw logits, not the penalized ones.
+  Sampler s;
+  SamplerRng rng(1);
+  SamplingParams p;
+  p.temperature = 0;
+  p.logprobs = 1;
+  p.repetition_penalty = 1.5f;
+  std::unordered_map<int32_t, int> none;
+  SampleResult r = s.sample(l, p, {{}, &none}, rng);
+  EXPECT_NEAR(r.logprobs.logprob, 3.0 - std::log(z), 1e-6);
+}
+
+TEST(Sampler, SameSeedSameTokens) {
+  std::vector<float> l = logits_of({0.2, 0.2, 0.2, 0.2, 0.2});
+  SamplingParams p;
+  std::unordered_map<int32_t, int> none;
+  Sampler a, b;
+  SamplerRng ra(77), rb(77), rc(78);
+  std::vector<int32_t> ta, tb, tc;
+  for (int i = 0; i < 50; ++i) {
+    ta.push_back(a.sample(l, p, {{}, &none}, ra).token);
+    tb.push_back(b.sample(l, p, {{}, &none}, rb).token);
+    tc.push_back(b.sample(l, p, {{}, &none}, rc).token);
+  }
+  EXPECT_EQ(ta, tb);
+  EXPECT_NE(ta, tc);
+}
+
+TEST(Sampler, ValidationNamesTheParameter) {
+  auto message = [](SamplingParams p) -> std::string {
+    try {
+      validate_sampling_params(p, 100);
+    } catch (const InvalidArgumentError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_EQ(message({}), "");
+  SamplingParams p;
+  p.temperature = NAN;
+  EXPECT_EQ(message(p).rfind("temperature", 0), 0u);
+  p = {};
+  p.top_p = 1.5f;
+  EXPECT_EQ(message(p).rfind("top_p", 0), 0u);
+  p = {};
+  p.top_k = -2;
+  EXPECT_EQ(message(p).rfind("top_k", 0), 0u);
+  p = {};
+  p.min_p = -0.1f;
+  EXPECT_EQ(message(p).rfind("min_p", 0), 0u);
+  p = {};
+  p.presence_penalty = 3;
+  EXPECT_EQ(message(p).rfind("presence_penalty", 0), 0u);
+  p = {};
+  p.frequency_penalty = -3;
+  EXPECT_EQ(message(p).rfind("frequency_penalty", 0), 0u);
+  p = {};
+  p.repetition_penalty = 0;
+  EXPECT_EQ(message(p).rfind("repetition_penalty", 0), 0u);
+  p = {};
+  p.max_tokens = 0;
+  EXPECT_EQ(message(p).rfind("max_tokens", 0), 0u);
+  p = {};
+  p.logprobs = 21;
+  EXPECT_EQ(message(p).rfind("logprobs", 0), 0u);
+  p = {};
+  p.stop = {"ok", ""};
+  EXPECT_EQ(message(p).rfind("stop", 0), 0u);
+  p = {};
+  p.stop_token_ids = {100};
+  EXPECT_EQ(message(p).rfind("stop_token_ids", 0), 0u);
+}
+
+}  // namespace
