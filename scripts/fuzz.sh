@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, ASan + UBSan) in build-fuzz and runs them with a seed corpus
 # of small valid files. Usage: scripts/fuzz.sh [seconds per target, default 60] [target ...]
-# Targets: safetensors_header_fuzz (default), hf_config_fuzz. Crashes are written to
+# Targets: safetensors_header_fuzz (default), hf_config_fuzz, openai_request_fuzz. Crashes are written to
 # build-fuzz/artifacts/; the corpus grows in build-fuzz/corpus/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,11 +48,22 @@ for c in tests/data/configs/*/config.json; do
   cp "$c" "$build/seeds/hf_config_fuzz/$(basename "$(dirname "$c")").json"
 done
 
+# Request bodies: the first byte picks the endpoint (0 completions, 1 chat, 2 tokenize, 3 detokenize).
+mkdir -p "$build/seeds/openai_request_fuzz"
+seed() { printf "\\x$1%s" "$3" > "$build/seeds/openai_request_fuzz/$2"; }
+seed 00 completion '{"model": "m", "prompt": "Hello", "max_tokens": 7, "temperature": 0.5, "stop": ["a"], "seed": 3}'
+seed 00 ids '{"prompt": [[1, 2, 3]], "logprobs": 2, "echo": true, "stream": true, "stream_options": {"include_usage": true}}'
+seed 01 chat '{"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": [{"type": "text", "text": "x"}]}], "logprobs": true, "top_logprobs": 2, "max_completion_tokens": 5}'
+seed 01 tools '{"messages": [{"role": "assistant", "content": null, "tool_calls": []}], "tools": [{"type": "function"}], "tool_choice": "auto", "add_generation_prompt": false, "continue_final_message": true}'
+seed 02 tokenize '{"messages": [{"role": "user", "content": "hi"}], "return_token_strs": true}'
+seed 03 detokenize '{"tokens": [1, 2, 3]}'
+
 mkdir -p "$build/artifacts"
 for t in "${targets[@]}"; do
   mkdir -p "$build/corpus/$t"
   dict=()
   [[ $t == safetensors_header_fuzz ]] && dict=(-dict=fuzz/safetensors.dict)
+  [[ $t == openai_request_fuzz ]] && dict=(-dict=fuzz/openai_request.dict)
   echo "== $t for ${secs}s"
   "$build/$t" "$build/corpus/$t" "$build/seeds/$t" "${dict[@]}" -max_total_time="$secs" \
     -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \

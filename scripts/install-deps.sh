@@ -10,6 +10,9 @@ pkgs=(
   python3 python3-jinja2 python3-numpy
   clang libclang-rt-14-dev
 )
+# Node.js and npm run the e2e tests (the official OpenAI SDK, installed by the test setup). Any
+# nodejs >= 18 will do: a NodeSource nodejs already carries npm, so only add Debian's when absent.
+command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,6 +11,7 @@ void register_generate(CLI::App& app);       // cmd_generate.cpp
 void register_tokenize(CLI::App& app);       // cmd_tokenize.cpp
 void register_chat_template(CLI::App& app);  // cmd_chat_template.cpp
 void register_capacity(CLI::App& app);       // cmd_capacity.cpp
+void register_serve(CLI::App& app);          // cmd_serve.cpp
 void register_bench(CLI::App& app);          // cmd_bench.cpp
 void register_eval(CLI::App& app);           // cmd_eval.cpp
 
