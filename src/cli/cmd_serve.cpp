@@ -37,10 +37,10 @@ struct ServeArgs {
   int max_num_batched_tokens = 2048;
   bool enable_prefix_caching = true;
   std::string dtype = "auto";
-  std::string load_format = "auto";
 };
 
 void check_args(const ServeArgs& a, const ModelConfig& cfg) {
+  check_model_options(a.model);
   if (a.http.port < 0 || a.http.port > 65535)
     throw InvalidArgumentError(fmt::format("--port must be in [0, 65535], got {}", a.http.port));
   if (!(a.gpu_memory_utilization > 0 && a.gpu_memory_utilization <= 1))
@@ -58,9 +58,6 @@ void check_args(const ServeArgs& a, const ModelConfig& cfg) {
                     a.max_model_len, cfg.max_position_embeddings));
   if (a.http.max_pending_requests < 1)
     throw InvalidArgumentError("--max-pending-requests must be >= 1");
-  if (a.load_format != "auto" && a.load_format != "safetensors")
-    throw InvalidArgumentError("--load-format: only auto and safetensors are supported, got '" +
-                               a.load_format + "'");
   const std::string model_dtype = dtype_name(cfg.dtype);
   if (a.dtype != "auto" && a.dtype != model_dtype &&
       !(a.dtype == "bfloat16" && cfg.dtype == DType::BF16) &&
@@ -174,7 +171,6 @@ void register_serve(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "model dtype: auto (the checkpoint's)")
       ->capture_default_str();
-  cmd->add_option("--load-format", a->load_format, "auto or safetensors")->capture_default_str();
   cmd->add_option("--max-pending-requests", h.max_pending_requests,
                   "generation requests in flight before new ones get 503")
       ->capture_default_str();

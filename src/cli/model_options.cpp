@@ -14,20 +14,25 @@ void add_model_options(CLI::App* cmd, ModelOptions& opts) {
       ->capture_default_str();
   cmd->add_option("--threads", opts.threads, "CPU threads (0: all)")->capture_default_str();
   cmd->add_option("--load-format", opts.load_format,
-                  "auto (the safetensors) or dummy (random weights from config.json alone)")
+                  "auto or safetensors (the checkpoint), or dummy (random weights from config.json alone)")
       ->capture_default_str();
   cmd->add_option("--prefill-chunk", opts.prefill_chunk,
                   "run the prompt in chunks of N tokens (0: one chunk)")
       ->capture_default_str();
 }
 
-LoadedModel load_model(const ModelOptions& opts) {
+void check_model_options(const ModelOptions& opts) {
   if (opts.prefill_chunk < 0) throw InvalidArgumentError("--prefill-chunk must be >= 0");
   if (opts.threads < 0) throw InvalidArgumentError("--threads must be >= 0");
-  if (opts.load_format != "auto" && opts.load_format != "dummy") {
-    throw InvalidArgumentError("--load-format must be auto or dummy, got '" + opts.load_format +
-                               "'");
+  if (opts.load_format != "auto" && opts.load_format != "safetensors" &&
+      opts.load_format != "dummy") {
+    throw InvalidArgumentError("--load-format must be auto, safetensors or dummy, got '" +
+                               opts.load_format + "'");
   }
+}
+
+LoadedModel load_model(const ModelOptions& opts) {
+  check_model_options(opts);
   LoadedModel m;
   m.backend = make_backend(opts.device, opts.threads);
   // Parse the KV format, and check it can store the model's head_dim, before the (slow) weight

@@ -30,6 +30,9 @@ struct LoadedModel {
   KvFormat kv_format = KvFormat::BF16;
 };
 
+// Checks the option values alone (no files): throws InvalidArgumentError naming the bad one.
+void check_model_options(const ModelOptions& opts);
+
 // Checks the device and KV format first (fail fast), then opens and loads the model.
 LoadedModel load_model(const ModelOptions& opts);
 

@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "core/errors.h"
@@ -131,6 +132,10 @@ void HttpServer::start() {
                                " (address in use or not valid); pick another --host / --port");
   }
   impl_->thread = std::thread([this] { impl_->svr.listen_after_bind(); });
+  // stop() is a no-op until the listen loop runs: wait for it, so that a start-up failure after
+  // start() (a model that does not load) can always stop the server in the destructor.
+  for (int i = 0; i < 5000 && !svr.is_running(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 int HttpServer::port() const {

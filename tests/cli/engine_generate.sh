@@ -119,6 +119,6 @@ printf '"ok"\nnot json\n' > "$TMP/bad_prompts.txt"
 expect_error "line 2: expected one JSON string" "$BIN" generate "$M" --prompts-file "$TMP/bad_prompts.txt" --max-tokens 2
 expect_error "cannot open" "$BIN" generate "$M" --ids-file "$TMP/none.txt" --max-tokens 2
 expect_error "does not fit in the KV pool" "$BIN" generate "$M" --ids-file "$TMP/ids.txt" --max-tokens 2 --num-kv-blocks 2 --max-model-len 100
-expect_error "load-format must be auto or dummy" "$BIN" bench latency "$M" --load-format fake
+expect_error "load-format must be auto, safetensors or dummy" "$BIN" bench latency "$M" --load-format fake
 expect_error "input-len must be" "$BIN" bench throughput "$M" --input-len 0
 echo ok
