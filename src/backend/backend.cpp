@@ -29,6 +29,17 @@ Tensor Tensor::slice_rows(int64_t row, int64_t n) const {
   return t;
 }
 
+BatchView BatchView::tokens(int begin, int n) const {
+  CHECK(begin >= 0 && n >= 0 && begin + n <= n_tokens);
+  BatchView v = *this;
+  v.token_ids += begin;
+  v.positions += begin;
+  v.slots += begin;
+  v.seq_of_token += begin;
+  v.n_tokens = n;
+  return v;
+}
+
 Buffer::Buffer(Backend& backend, size_t bytes)
     : backend_(&backend), data_(backend.alloc(bytes)), bytes_(bytes) {}
 

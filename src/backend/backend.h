@@ -41,15 +41,21 @@ Tensor make_tensor(void* data, DType dtype, int64_t rows, int64_t cols);
 
 // Host description of one forward: the new tokens of every sequence, concatenated.
 struct BatchLayout {
-  std::vector<int32_t> token_ids;     // [n_tokens]
-  std::vector<int32_t> positions;     // [n_tokens] position of each token in its sequence
-  std::vector<int32_t> slots;         // [n_tokens] KV slot: block_id * block_size + offset
+  std::vector<int32_t> token_ids;  // [n_tokens]
+  std::vector<int32_t> positions;  // [n_tokens] position of each token in its sequence
+  // [n_tokens] KV slot: block_id * block_size + offset; -1 for a token of a quantized format in
+  // a block its sequence does not hold yet (the partly filled last block lives in the tail).
+  std::vector<int32_t> slots;
   std::vector<int32_t> seq_of_token;  // [n_tokens] index of the token's sequence
   std::vector<int32_t> context_lens;  // [n_seqs] cached prefix + new tokens
   std::vector<int32_t> block_tables;  // [n_seqs, max_blocks] (padded with -1)
+  std::vector<int32_t> tails;         // [n_seqs] 16-bit tail block (quantized formats), else -1
   std::vector<int32_t> out_rows;      // [n_out] token rows whose logits are returned
-  int max_blocks = 0;                 // block-table row length
-  int max_context = 0;                // largest context length
+  // [n_rounds + 1] token-row offsets of the attention rounds (LlamaModel): within one round
+  // each sequence's tokens lie in one KV block, so a quantized tail holds what they attend to.
+  std::vector<int32_t> rounds;
+  int max_blocks = 0;   // block-table row length
+  int max_context = 0;  // largest context length
 };
 
 // The same, in backend memory (pointers valid until the next upload_batch) plus host scalars.
@@ -60,12 +66,16 @@ struct BatchView {
   const int32_t* seq_of_token = nullptr;
   const int32_t* context_lens = nullptr;
   const int32_t* block_tables = nullptr;
+  const int32_t* tails = nullptr;
   const int32_t* out_rows = nullptr;
   int n_tokens = 0;
   int n_seqs = 0;
   int n_out = 0;
   int max_blocks = 0;
   int max_context = 0;
+
+  // Token rows [begin, begin + n): the per-token arrays offset, the per-sequence ones kept.
+  BatchView tokens(int begin, int n) const;
 };
 
 class Backend {
@@ -102,12 +112,27 @@ class Backend {
   // with angle positions[t] * inv_freq[i]; inv_freq [1, head_dim / 2] fp32.
   virtual void rope(const Tensor& x, int head_dim, const int32_t* positions,
                     const Tensor& inv_freq) = 0;
-  // Writes k, v [T, n_kv_heads * head_dim] of each token into its slot of the layer's cache.
+  // Stores k, v [T, n_kv_heads * head_dim] (fp32, keys after RoPE, unrotated) of every token of
+  // the batch in the layer's cache. Plain formats: in slot batch.slots[t]. Quantized formats
+  // (docs/kv-formats.md): token p goes, 16-bit, to row p % B of its sequence's tail
+  // (batch.tails[seq]); writing row B - 1 quantizes the whole tail into block slots[t] / B
+  // ("seals" it). A sequence's tokens are stored in batch order, which is position order.
+  // Rotated formats (k4v2) rotate each head's k and v rows (kv_rotate_rows) before storing.
+  // CPU reference: kv_store_token (kv_paged.h).
   virtual void kv_write(const KvLayerView& kv, const Tensor& k, const Tensor& v,
-                        const int32_t* slots) = 0;
+                        const BatchView& batch) = 0;
   // Causal attention of q [T, n_heads * head_dim] over each sequence's cached context (which
-  // already includes this chunk's tokens): token t of sequence s at position p attends to
-  // positions [0, p]. GQA: head h reads kv head h / (n_heads / n_kv_heads). out like q.
+  // already includes this batch's tokens, see kv_write). GQA: head h reads kv head
+  // h / (n_heads / n_kv_heads). out like q. Token t at position p attends to positions [0, p]:
+  //  - plain formats: read from their blocks;
+  //  - quantized formats: every block entirely inside [0, p] (blocks [0, (p + 1) / B)) in its
+  //    sealed, quantized form, and the rows [(p + 1) / B * B, p] of the token's own partly filled
+  //    block from its sequence's 16-bit tail. Precondition: the tail holds those rows, i.e. no
+  //    token of the same sequence in this batch lies in a later block (LlamaModel::forward runs
+  //    a chunk that crosses block boundaries in rounds, BatchLayout::rounds). So a token sees the
+  //    same numbers however the prompt was chunked, and whether its prefix came from the cache.
+  //  - rotated formats (k4v2): q is rotated before the dot products and the output rotated back.
+  // CPU reference: kv_attention_context (kv_paged.h) gives the keys and values token p reads.
   virtual void paged_attention(const Tensor& q, const KvLayerView& kv, const BatchView& batch,
                                float scale, const Tensor& out) = 0;
   // out = silu(gate) * up, where gate_up [T, 2 * I] = [gate | up], out [T, I].

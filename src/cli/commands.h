@@ -11,5 +11,6 @@ void register_generate(CLI::App& app);       // cmd_generate.cpp
 void register_tokenize(CLI::App& app);       // cmd_tokenize.cpp
 void register_chat_template(CLI::App& app);  // cmd_chat_template.cpp
 void register_capacity(CLI::App& app);       // cmd_capacity.cpp
+void register_eval(CLI::App& app);           // cmd_eval.cpp
 
 }  // namespace densekv::cli

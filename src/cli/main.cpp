@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   densekv::cli::register_tokenize(app);
   densekv::cli::register_chat_template(app);
   densekv::cli::register_capacity(app);
+  densekv::cli::register_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -9,7 +9,8 @@ void add_model_options(CLI::App* cmd, ModelOptions& opts) {
   cmd->add_option("model_dir", opts.model_dir, "Hugging Face model folder")->required();
   cmd->add_option("--device", opts.device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--kv-cache-dtype", opts.kv_cache_dtype,
-                  "auto (model dtype), bf16, fp16, fp32; quantized formats come later")
+                  "KV cache format: auto (model dtype), bf16, fp16, fp32, fp8_e4m3, int8, "
+                  "int4_kivi, int2_kivi, k4v2 (docs/kv-formats.md)")
       ->capture_default_str();
   cmd->add_option("--threads", opts.threads, "CPU threads (0: all)")->capture_default_str();
   cmd->add_option("--prefill-chunk", opts.prefill_chunk,
@@ -22,9 +23,10 @@ LoadedModel load_model(const ModelOptions& opts) {
   if (opts.threads < 0) throw InvalidArgumentError("--threads must be >= 0");
   LoadedModel m;
   m.backend = make_backend(opts.device, opts.threads);
-  // Parse the KV format against the config before the (slow) weight load.
+  // Parse the KV format, and check it can store the model's head_dim, before the (slow) weight
+  // load.
   ModelConfig cfg = load_model_config(opts.model_dir);
-  parse_kv_cache_dtype(opts.kv_cache_dtype, cfg.dtype);
+  kv_format_info(parse_kv_cache_dtype(opts.kv_cache_dtype, cfg.dtype), cfg.head_dim);
   m.model = load_llama(*m.backend, opts.model_dir);
   m.kv_format = parse_kv_cache_dtype(opts.kv_cache_dtype, m.model->config().dtype);
   return m;

@@ -1,65 +1,85 @@
 #include "kv/kv_cache.h"
 
+#include <string>
+
 #include "core/check.h"
 #include "core/errors.h"
-
-#include <string>
+#include "kv/capacity.h"
 
 namespace densekv {
 
-KvCache::KvCache(Backend& backend, const KvCacheConfig& cfg) : cfg_(cfg) {
-  if (cfg.block_size <= 0 || cfg.num_blocks <= 0 || cfg.num_layers <= 0 || cfg.n_kv_heads <= 0 ||
-      cfg.head_dim <= 0) {
-    throw InvalidArgumentError("KV cache needs positive block size, block count and model shape");
+namespace {
+
+KvCacheConfig resolved(KvCacheConfig cfg) {
+  if (cfg.num_blocks <= 0 || cfg.num_layers <= 0 || cfg.n_kv_heads <= 0 || cfg.head_dim <= 0 ||
+      cfg.block_size < 0) {
+    throw InvalidArgumentError("KV cache needs positive block count and model shape");
   }
+  // Validates the format against head_dim and block size, and resolves the default block size.
+  cfg.block_size = kv_format_info(cfg.format, cfg.head_dim, cfg.block_size).block_size;
   if (kv_format_is_quantized(cfg.format)) {
-    throw InvalidArgumentError(std::string("--kv-cache-dtype ") + kv_format_name(cfg.format) +
-                               " is not supported yet by the model forward (use bf16, fp16 or fp32)");
+    if (cfg.num_tail_blocks <= 0) {
+      throw InvalidArgumentError(std::string("KV format ") + kv_format_name(cfg.format) +
+                                 " needs at least one 16-bit tail block");
+    }
+    if (cfg.tail_format != KvFormat::BF16 && cfg.tail_format != KvFormat::F16) {
+      throw InvalidArgumentError("the KV tail format must be bf16 or fp16");
+    }
+  } else {
+    cfg.num_tail_blocks = 0;
   }
-  block_bytes_ = kv_block_bytes(cfg.format, cfg.block_size, cfg.n_kv_heads, cfg.head_dim);
-  pool_ = Buffer(backend, block_bytes_ * cfg.num_blocks * cfg.num_layers);
-  free_.reserve(static_cast<size_t>(cfg.num_blocks));
-  for (int b = cfg.num_blocks - 1; b >= 0; --b) free_.push_back(b);  // hand out 0, 1, 2, ...
+  return cfg;
+}
+
+KvBlockManagerConfig manager_config(const KvCacheConfig& cfg) {
+  KvBlockManagerConfig m;
+  m.num_blocks = cfg.num_blocks;
+  m.num_tail_blocks = cfg.num_tail_blocks;
+  m.block_size = cfg.block_size;
+  m.has_tail = kv_format_is_quantized(cfg.format);
+  m.prefix_caching = cfg.prefix_caching;
+  return m;
+}
+
+}  // namespace
+
+KvCache::KvCache(Backend& backend, const KvCacheConfig& cfg)
+    : cfg_(resolved(cfg)), manager_(manager_config(cfg_)) {
+  block_bytes_ = kv_block_bytes(cfg_.format, cfg_.block_size, cfg_.n_kv_heads, cfg_.head_dim);
+  main_ = Buffer(backend, block_bytes_ * cfg_.num_blocks * cfg_.num_layers);
+  if (quantized()) {
+    tail_block_bytes_ =
+        kv_block_bytes(cfg_.tail_format, cfg_.block_size, cfg_.n_kv_heads, cfg_.head_dim);
+    tails_ = Buffer(backend, tail_block_bytes_ * cfg_.num_tail_blocks * cfg_.num_layers);
+  }
 }
 
 KvLayerView KvCache::layer(int l) const {
   CHECK(l >= 0 && l < cfg_.num_layers);
   KvLayerView v;
   v.base =
-      static_cast<char*>(pool_.data()) + static_cast<size_t>(l) * cfg_.num_blocks * block_bytes_;
+      static_cast<char*>(main_.data()) + static_cast<size_t>(l) * cfg_.num_blocks * block_bytes_;
   v.format = cfg_.format;
   v.block_size = cfg_.block_size;
   v.n_kv_heads = cfg_.n_kv_heads;
   v.head_dim = cfg_.head_dim;
   v.block_bytes = block_bytes_;
+  if (quantized()) {
+    v.tail_base = static_cast<char*>(tails_.data()) +
+                  static_cast<size_t>(l) * cfg_.num_tail_blocks * tail_block_bytes_;
+    v.tail_format = cfg_.tail_format;
+    v.tail_block_bytes = tail_block_bytes_;
+  }
   return v;
 }
 
-bool KvCache::reserve(SeqBlocks& seq, int n_tokens) {
-  int need = kv_blocks_for(n_tokens, cfg_.block_size) - static_cast<int>(seq.table.size());
-  if (need <= 0) return true;
-  if (need > num_free_blocks()) return false;
-  for (int i = 0; i < need; ++i) {
-    seq.table.push_back(free_.back());
-    free_.pop_back();
-  }
-  return true;
-}
-
-void KvCache::release(SeqBlocks& seq) {
-  for (int32_t b : seq.table) {
-    CHECK(b >= 0 && b < cfg_.num_blocks);
-    free_.push_back(b);
-  }
-  seq.table.clear();
-}
-
 KvCacheConfig kv_cache_config(const ModelConfig& model, KvFormat format, int num_blocks,
-                              int block_size) {
+                              int max_seqs) {
   KvCacheConfig c;
   c.format = format;
-  c.block_size = block_size;
+  c.tail_format = kv_tail_format(model.dtype);
   c.num_blocks = num_blocks;
+  c.num_tail_blocks = kv_format_is_quantized(format) ? max_seqs : 0;
   c.num_layers = model.num_layers;
   c.n_kv_heads = model.num_kv_heads;
   c.head_dim = model.head_dim;

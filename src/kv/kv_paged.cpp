@@ -54,11 +54,11 @@ uint8_t* kv_tail_section(const KvLayerView& kv, int tail, int which, int head) {
          (static_cast<size_t>(which) * kv.n_kv_heads + head) * section;
 }
 
-void kv_store_token(const KvLayerView& kv, int32_t slot, int32_t tail, const float* k,
+void kv_store_token(const KvLayerView& kv, int32_t block, int row, int32_t tail, const float* k,
                     const float* v, int h0, int h1) {
-  CHECK(slot >= 0 && h0 >= 0 && h1 <= kv.n_kv_heads);
-  const int bs = kv.block_size, d = kv.head_dim;
-  const int block = slot / bs, offset = slot % bs;
+  const int bs = kv.block_size, d = kv.head_dim, offset = row;
+  CHECK(row >= 0 && row < bs && h0 >= 0 && h1 <= kv.n_kv_heads);
+  CHECK(block >= 0 || (kv_format_is_quantized(kv.format) && row != bs - 1));
   if (!kv_format_is_quantized(kv.format)) {
     for (int h = h0; h < h1; ++h) {
       store_row(kv.format, kv_block_section(kv, block, 0, h), offset, d, k + h * d);
@@ -110,6 +110,30 @@ void kv_load_context(const KvLayerView& kv, int head, const int32_t* table, int3
     load_rows(kv.tail_format, kv_tail_section(kv, tail, 1, head), rest, d,
               v + static_cast<size_t>(whole) * bs * d);
   }
+}
+
+void kv_load_block(const KvLayerView& kv, int head, int32_t block, float* k, float* v) {
+  CHECK(block >= 0);
+  const uint8_t* ks = kv_block_section(kv, block, 0, head);
+  const uint8_t* vs = kv_block_section(kv, block, 1, head);
+  if (!kv_format_is_quantized(kv.format)) {
+    load_rows(kv.format, ks, kv.block_size, kv.head_dim, k);
+    load_rows(kv.format, vs, kv.block_size, kv.head_dim, v);
+    return;
+  }
+  dequantize_block(kv_format_info(kv.format, kv.head_dim, kv.block_size), ks, vs, k, v);
+}
+
+void kv_load_tail(const KvLayerView& kv, int head, int32_t tail, int rows, float* k, float* v) {
+  CHECK(tail >= 0 && kv.tail_base != nullptr && rows >= 0 && rows <= kv.block_size);
+  load_rows(kv.tail_format, kv_tail_section(kv, tail, 0, head), rows, kv.head_dim, k);
+  load_rows(kv.tail_format, kv_tail_section(kv, tail, 1, head), rows, kv.head_dim, v);
+}
+
+void kv_attention_context(const KvLayerView& kv, int head, const int32_t* table, int32_t tail,
+                          int p, float* k, float* v) {
+  // Positions [0, p] are what a stored length of p + 1 holds: the same split.
+  kv_load_context(kv, head, table, tail, p + 1, k, v);
 }
 
 }  // namespace densekv

@@ -22,10 +22,12 @@ uint8_t* kv_block_section(const KvLayerView& kv, int block, int which, int head)
 uint8_t* kv_tail_section(const KvLayerView& kv, int tail, int which, int head);
 
 // Stores one token of one sequence for kv heads [h0, h1): k, v [n_kv_heads * head_dim] fp32 (keys
-// after RoPE; already rotated for a rotated format, see kv_rotate_rows). `tail` is the sequence's
-// tail (ignored by plain formats). Each sequence's tokens must be stored in position order; heads
-// are independent, so callers may split [0, H) across threads.
-void kv_store_token(const KvLayerView& kv, int32_t slot, int32_t tail, const float* k,
+// after RoPE; already rotated for a rotated format, see kv_rotate_rows), at row `row` (= p % B)
+// of main block `block` (plain formats) or of the sequence's tail `tail` (quantized formats:
+// writing row B - 1 seals the tail into `block`; for other rows `block` is unused and may be
+// -1). Each sequence's tokens must be stored in position order; heads are independent, so
+// callers may split [0, H) across threads.
+void kv_store_token(const KvLayerView& kv, int32_t block, int row, int32_t tail, const float* k,
                     const float* v, int h0, int h1);
 
 // Keys and values of tokens [0, n) of one sequence and kv head, as fp32 [n][head_dim] (rotated
@@ -33,5 +35,19 @@ void kv_store_token(const KvLayerView& kv, int32_t slot, int32_t tail, const flo
 // format from `tail`. n is the sequence's stored length (what is sealed depends on it).
 void kv_load_context(const KvLayerView& kv, int head, const int32_t* table, int32_t tail, int n,
                      float* k, float* v);
+
+// Keys and values of one main block (all block_size rows; sealed blocks dequantized) and the
+// first `rows` rows of a tail, as fp32 [rows][head_dim], for kv head `head`.
+void kv_load_block(const KvLayerView& kv, int head, int32_t block, float* k, float* v);
+void kv_load_tail(const KvLayerView& kv, int head, int32_t tail, int rows, float* k, float* v);
+
+// The attention rule (Backend::paged_attention): the keys and values token p of a sequence
+// attends to, positions [0, p] as fp32 [p + 1][head_dim] (rotated domain for a rotated format).
+// Plain formats: the stored rows. Quantized formats: blocks [0, (p + 1) / B) sealed
+// (dequantized), then rows [(p + 1) / B * B, p] of the 16-bit tail. The CPU attention reads
+// exactly these numbers (= kv_load_context of n = p + 1: a token reads what a sequence of p + 1
+// stored tokens holds). The per-token reference that tests and kernels compare with.
+void kv_attention_context(const KvLayerView& kv, int head, const int32_t* table, int32_t tail,
+                          int p, float* k, float* v);
 
 }  // namespace densekv

@@ -18,27 +18,31 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// A cache with exactly the blocks one sequence of n_tokens needs.
+// A cache with exactly the blocks (and the one tail) one sequence of n_tokens needs.
 KvCache make_cache(LlamaModel& model, KvFormat format, int n_tokens) {
-  const int bs = 16;
-  return KvCache(model.backend(), kv_cache_config(model.config(), format,
-                                                  std::max(1, kv_blocks_for(n_tokens, bs)), bs));
+  KvCacheConfig cfg = kv_cache_config(model.config(), format, 1, 1);
+  cfg.block_size = kv_format_info(format, model.config().head_dim).block_size;
+  cfg.num_blocks = std::max(1, (n_tokens + cfg.block_size - 1) / cfg.block_size);
+  return KvCache(model.backend(), cfg);
 }
 
-// Runs ids[begin, end) of one sequence, chunked; returns the logits tensor of the last chunk.
-Tensor run_prefill(LlamaModel& model, KvCache& cache, const SeqBlocks& seq,
+// Runs ids[seq.num_tokens, n) of one sequence in chunks, committing each; returns the logits
+// tensor of the last chunk.
+Tensor run_prefill(LlamaModel& model, KvCache& cache, KvSeqBlocks& seq,
                    const std::vector<int32_t>& ids, int chunk, bool last_only,
                    std::vector<float>* all_rows) {
   const int n = static_cast<int>(ids.size());
   if (chunk <= 0) chunk = n;
   Tensor logits;
-  for (int start = 0; start < n; start += chunk) {
+  for (int start = seq.num_tokens; start < n; start += chunk) {
     SeqChunk c;
     c.ids = ids.data() + start;
     c.n_ids = std::min(chunk, n - start);
     c.start_pos = start;
-    c.block_table = &seq.table;
+    c.kv = &seq;
+    CHECK(cache.blocks().reserve(seq, start + c.n_ids));
     logits = model.forward({c}, cache, last_only);
+    cache.blocks().commit(seq, ids, start + c.n_ids);
     if (all_rows) {
       size_t off = all_rows->size();
       all_rows->resize(off + static_cast<size_t>(logits.numel()));
@@ -54,8 +58,8 @@ std::vector<float> prompt_logits(LlamaModel& model, KvFormat kv_format,
                                  const std::vector<int32_t>& ids, int prefill_chunk) {
   if (ids.empty()) throw InvalidArgumentError("no token ids given");
   KvCache cache = make_cache(model, kv_format, static_cast<int>(ids.size()));
-  SeqBlocks seq;
-  CHECK(cache.reserve(seq, static_cast<int>(ids.size())));
+  KvSeqBlocks seq;
+  CHECK(cache.blocks().start(seq, {}) == 0);
   std::vector<float> out;
   out.reserve(ids.size() * static_cast<size_t>(model.config().vocab_size));
   run_prefill(model, cache, seq, ids, prefill_chunk, /*last_only=*/false, &out);
@@ -86,8 +90,8 @@ GenerateResult generate(LlamaModel& model, KvFormat kv_format, const std::vector
   const ModelConfig& cfg = model.config();
   const int total = static_cast<int>(prompt.size()) + opts.max_tokens;
   KvCache cache = make_cache(model, kv_format, total);
-  SeqBlocks seq;
-  CHECK(cache.reserve(seq, total));
+  KvSeqBlocks seq;
+  CHECK(cache.blocks().start(seq, {}) == 0);
 
   GenerateResult res;
   res.prompt_tokens = static_cast<int>(prompt.size());
@@ -106,10 +110,12 @@ GenerateResult generate(LlamaModel& model, KvFormat kv_format, const std::vector
   res.prefill_seconds = seconds_since(t0);
 
   const double kv_bytes_per_token =
-      static_cast<double>(cache.block_bytes()) * cfg.num_layers / cache.config().block_size;
+      static_cast<double>(cache.block_bytes()) * cfg.num_layers / cache.block_size();
+  std::vector<int32_t> all = prompt;  // prompt + generated tokens (the committed ids)
   auto t1 = Clock::now();
   for (;;) {
     res.token_ids.push_back(next);
+    all.push_back(next);
     if (!opts.ignore_eos && is_eos(next)) {
       res.finish_reason = "stop";
       break;
@@ -120,8 +126,10 @@ GenerateResult generate(LlamaModel& model, KvFormat kv_format, const std::vector
     c.ids = &res.token_ids.back();
     c.n_ids = 1;
     c.start_pos = res.prompt_tokens + static_cast<int>(res.token_ids.size()) - 1;
-    c.block_table = &seq.table;
+    c.kv = &seq;
+    CHECK(cache.blocks().reserve(seq, c.start_pos + 1));
     logits = model.forward({c}, cache, true);
+    cache.blocks().commit(seq, all, c.start_pos + 1);
     model.backend().download_f32(logits, row.data());
     next = sample_token(row.data(), cfg.vocab_size, opts.temperature, rng_state);
     res.decode_steps++;
@@ -129,7 +137,7 @@ GenerateResult generate(LlamaModel& model, KvFormat kv_format, const std::vector
                         kv_bytes_per_token * (c.start_pos + 1);
   }
   res.decode_seconds = seconds_since(t1);
-  cache.release(seq);
+  cache.blocks().release(seq);
   return res;
 }
 

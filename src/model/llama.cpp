@@ -21,37 +21,71 @@ LlamaModel::LlamaModel(Backend& backend, const ModelConfig& cfg, ModelWeights we
 
 BatchLayout LlamaModel::make_layout(const std::vector<SeqChunk>& batch, const KvCache& cache,
                                     bool last_only) const {
-  const int bs = cache.config().block_size;
+  const int bs = cache.block_size();
   BatchLayout lay;
   for (const SeqChunk& s : batch) {
-    CHECK(s.n_ids > 0 && s.start_pos >= 0 && s.block_table != nullptr);
+    CHECK(s.n_ids > 0 && s.start_pos >= 0 && s.kv != nullptr);
     const int ctx = s.start_pos + s.n_ids;
-    CHECK_MSG(static_cast<int>(s.block_table->size()) >= kv_blocks_for(ctx, bs),
+    CHECK_MSG(static_cast<int>(s.kv->blocks.size()) >= cache.blocks().blocks_for(ctx),
               "block table too short for the sequence");
-    lay.max_blocks = std::max(lay.max_blocks, static_cast<int>(s.block_table->size()));
+    CHECK_MSG(!cache.quantized() || s.kv->tail >= 0, "a quantized KV cache needs a tail");
+    lay.max_blocks = std::max(lay.max_blocks, static_cast<int>(s.kv->blocks.size()));
     lay.max_context = std::max(lay.max_context, ctx);
   }
+  // Token order: plain formats keep the batch order (one round). Quantized formats order the
+  // tokens by round: round r holds the r-th block segment of every sequence's chunk (its tokens
+  // inside one block), so each round's tokens find their own block's rows in the 16-bit tail.
+  int n_rounds = 1;
+  std::vector<int> first_row(batch.size() + 1, 0);  // batch-order row of each sequence's start
   for (size_t si = 0; si < batch.size(); ++si) {
     const SeqChunk& s = batch[si];
-    const auto& table = *s.block_table;
-    for (int i = 0; i < s.n_ids; ++i) {
-      const int32_t id = s.ids[i];
-      if (id < 0 || id >= cfg_.vocab_size) {
-        throw InvalidArgumentError("token id " + std::to_string(id) +
-                                   " is outside the vocabulary [0, " +
-                                   std::to_string(cfg_.vocab_size) + ")");
-      }
-      const int pos = s.start_pos + i;
-      lay.token_ids.push_back(id);
-      lay.positions.push_back(pos);
-      lay.slots.push_back(table[pos / bs] * bs + pos % bs);
-      lay.seq_of_token.push_back(static_cast<int32_t>(si));
+    if (cache.quantized()) {
+      n_rounds = std::max(n_rounds, (s.start_pos + s.n_ids - 1) / bs - s.start_pos / bs + 1);
     }
-    if (last_only) lay.out_rows.push_back(static_cast<int32_t>(lay.token_ids.size()) - 1);
+    first_row[si + 1] = first_row[si] + s.n_ids;
+  }
+  std::vector<int32_t> new_row(static_cast<size_t>(first_row.back()));  // batch row -> our row
+  for (int r = 0; r < n_rounds; ++r) {
+    lay.rounds.push_back(static_cast<int32_t>(lay.token_ids.size()));
+    for (size_t si = 0; si < batch.size(); ++si) {
+      const SeqChunk& s = batch[si];
+      const int end = s.start_pos + s.n_ids;
+      int p0 = s.start_pos, p1 = end;
+      if (cache.quantized()) {
+        p0 = std::max(s.start_pos, (s.start_pos / bs + r) * bs);
+        p1 = std::min(end, (s.start_pos / bs + r + 1) * bs);
+      } else if (r > 0) {
+        p1 = p0;
+      }
+      for (int pos = p0; pos < p1; ++pos) {
+        const int32_t id = s.ids[pos - s.start_pos];
+        if (id < 0 || id >= cfg_.vocab_size) {
+          throw InvalidArgumentError("token id " + std::to_string(id) +
+                                     " is outside the vocabulary [0, " +
+                                     std::to_string(cfg_.vocab_size) + ")");
+        }
+        new_row[first_row[si] + pos - s.start_pos] = static_cast<int32_t>(lay.token_ids.size());
+        lay.token_ids.push_back(id);
+        lay.positions.push_back(pos);
+        // A quantized format's partly filled last block is only in the tail: no block yet.
+        const bool held = pos / bs < static_cast<int>(s.kv->blocks.size());
+        lay.slots.push_back(held ? s.kv->blocks[pos / bs] * bs + pos % bs : -1);
+        lay.seq_of_token.push_back(static_cast<int32_t>(si));
+      }
+    }
+  }
+  lay.rounds.push_back(static_cast<int32_t>(lay.token_ids.size()));
+  for (size_t si = 0; si < batch.size(); ++si) {
+    const SeqChunk& s = batch[si];
+    const std::vector<int32_t>& table = s.kv->blocks;
+    if (last_only) lay.out_rows.push_back(new_row[first_row[si + 1] - 1]);
     lay.context_lens.push_back(s.start_pos + s.n_ids);
     lay.block_tables.insert(lay.block_tables.end(), table.begin(), table.end());
     lay.block_tables.resize(lay.block_tables.size() + (lay.max_blocks - table.size()), -1);
+    lay.tails.push_back(cache.quantized() ? s.kv->tail : -1);
   }
+  // All rows in batch order, when the rounds reordered them.
+  if (!last_only && n_rounds > 1) lay.out_rows = new_row;
   return lay;
 }
 
@@ -85,7 +119,8 @@ Tensor LlamaModel::forward(const std::vector<SeqChunk>& batch, KvCache& cache, b
   layout_ = make_layout(batch, cache, last_only);
   const BatchView bv = backend_.upload_batch(layout_);
   const int64_t T = bv.n_tokens;
-  const int64_t R = last_only ? bv.n_out : T;
+  const bool gather = bv.n_out > 0;  // last rows only, or the rows back in batch order
+  const int64_t R = gather ? bv.n_out : T;
   reserve_workspace(T, R);
 
   const DType at = backend_.activation_dtype();
@@ -111,8 +146,12 @@ Tensor LlamaModel::forward(const std::vector<SeqChunk>& batch, KvCache& cache, b
     backend_.matmul(h, w.qkv, w.qkv_bias, qkv);
     backend_.rope(qkv.slice_cols(0, q_dim + kv_dim), static_cast<int>(hd), bv.positions,
                   inv_freq_);  // q and k heads are adjacent columns
-    backend_.kv_write(kv, k, v, bv.slots);
-    backend_.paged_attention(q, kv, bv, scale, attn);
+    for (size_t r = 0; r + 1 < layout_.rounds.size(); ++r) {
+      const int r0 = layout_.rounds[r], n = layout_.rounds[r + 1] - r0;
+      const BatchView rv = bv.tokens(r0, n);
+      backend_.kv_write(kv, k.slice_rows(r0, n), v.slice_rows(r0, n), rv);
+      backend_.paged_attention(q.slice_rows(r0, n), kv, rv, scale, attn.slice_rows(r0, n));
+    }
     backend_.matmul(attn, w.o, Tensor{}, x, /*accumulate=*/true);
     backend_.rmsnorm(x, w.mlp_norm, cfg_.rms_norm_eps, h);
     backend_.matmul(h, w.gate_up, Tensor{}, gate_up);
@@ -120,7 +159,7 @@ Tensor LlamaModel::forward(const std::vector<SeqChunk>& batch, KvCache& cache, b
     backend_.matmul(act, w.down, Tensor{}, x, /*accumulate=*/true);
   }
   Tensor out_in = x;
-  if (last_only) {
+  if (gather) {
     out_in = make_tensor(ws_.last.data(), at, R, hidden);
     backend_.gather_rows(x, bv.out_rows, out_in);
   }

@@ -4,6 +4,9 @@
 //   x += paged_attention(q) @ Wo^T; h = rmsnorm(x); x += swiglu(h @ Wgate_up^T) @ Wdown^T
 // then logits = rmsnorm(x) @ lm_head^T. A batch mixes sequences at any stage: a prefill chunk
 // (start_pos = tokens already cached) and a decode step (one new token) are the same thing.
+// With a quantized KV format, kv_write + paged_attention run in rounds so that each round's
+// tokens of a sequence lie in one KV block (BatchLayout::rounds, docs/kv-formats.md); the
+// returned rows are in batch order regardless.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -22,8 +25,9 @@ struct SeqChunk {
   const int32_t* ids = nullptr;  // [n_ids]
   int n_ids = 0;
   int start_pos = 0;  // tokens of this sequence already in the cache
-  // The sequence's blocks, covering at least start_pos + n_ids tokens.
-  const std::vector<int32_t>* block_table = nullptr;
+  // The sequence's blocks (cache.blocks().reserve'd for start_pos + n_ids tokens) and, for a
+  // quantized format, its 16-bit tail.
+  const KvSeqBlocks* kv = nullptr;
 };
 
 class LlamaModel {

@@ -52,6 +52,17 @@ print(','.join(map(str, g['prompt_ids'])), ','.join(map(str, g['token_ids'])))")
     echo "missing speed report:"; cat "$TMP/err"; exit 1; }
 done
 
+# Every KV format runs logits and generate on the CPU (quality: tests/unit/kv_forward_test.cpp,
+# docs/quality.md). Chunked logits equal unchunked ones bit for bit.
+M=$MODELS/mistral-tiny-hd64
+for f in auto bf16 fp16 fp32 fp8_e4m3 fp8 int8 int4_kivi int2_kivi k4v2; do
+  "$BIN" logits "$M" --ids 1,2,3,4,5,6,7,8,9,10 --out "$TMP/a.npy" --kv-cache-dtype $f --threads 2 2> /dev/null
+  "$BIN" logits "$M" --ids 1,2,3,4,5,6,7,8,9,10 --out "$TMP/b.npy" --kv-cache-dtype $f --threads 2 --prefill-chunk 3 2> /dev/null
+  cmp -s "$TMP/a.npy" "$TMP/b.npy" || { echo "$f: chunked logits differ"; exit 1; }
+  n=$("$BIN" generate "$M" --ids 1,2,3 --max-tokens 70 --ignore-eos --kv-cache-dtype $f --threads 2 2> /dev/null | tr ',' '\n' | wc -l)
+  [ "$n" = 70 ] || { echo "$f: generated $n tokens, want 70"; exit 1; }
+done
+
 # Clear errors (exit 2) for what is not there yet or is wrong.
 expect_error() {
   local pattern=$1; shift
@@ -65,7 +76,7 @@ expect_error() {
 }
 M=$MODELS/llama31-tiny
 expect_error "not built yet" "$BIN" generate "$M" --ids 1,2 --max-tokens 2 --device cuda
-expect_error "not supported yet" "$BIN" generate "$M" --ids 1,2 --max-tokens 2 --kv-cache-dtype int4_kivi
+expect_error "unknown --kv-cache-dtype 'int4'" "$BIN" generate "$M" --ids 1,2 --max-tokens 2 --kv-cache-dtype int4
 expect_error "unknown --kv-cache-dtype" "$BIN" logits "$M" --ids 1 --out "$TMP/x.npy" --kv-cache-dtype int5
 expect_error "outside the vocabulary" "$BIN" logits "$M" --ids 1,99999 --out "$TMP/x.npy"
 expect_error "not a token id" "$BIN" logits "$M" --ids 1,x --out "$TMP/x.npy"

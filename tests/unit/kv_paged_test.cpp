@@ -12,7 +12,6 @@
 #include <random>
 #include <vector>
 
-
 using namespace densekv;
 
 namespace {
@@ -65,14 +64,11 @@ TEST(KvPaged, StoreSealAndLoadMatchTheBlockCoding) {
       for (float& e : *x) e = nd(rng);
     for (int p = 0; p < std::max(na, nb); ++p) {  // interleaved, each in position order
       if (p < na) {
-        kv_store_token(l.view, table_a[p / bs] * bs + p % bs, 2, &ka[p * H * d], &va[p * H * d], 0,
-                       H);
+        kv_store_token(l.view, table_a[p / bs], p % bs, 2, &ka[p * H * d], &va[p * H * d], 0, H);
       }
       if (p < nb) {
-        kv_store_token(l.view, table_b[p / bs] * bs + p % bs, 0, &kb[p * H * d], &vb[p * H * d], 0,
-                       1);
-        kv_store_token(l.view, table_b[p / bs] * bs + p % bs, 0, &kb[p * H * d], &vb[p * H * d], 1,
-                       H);
+        kv_store_token(l.view, table_b[p / bs], p % bs, 0, &kb[p * H * d], &vb[p * H * d], 0, 1);
+        kv_store_token(l.view, table_b[p / bs], p % bs, 0, &kb[p * H * d], &vb[p * H * d], 1, H);
       }
     }
     auto check = [&](const std::vector<int32_t>& table, int tail, int n,
@@ -115,7 +111,7 @@ TEST(KvPaged, SealedBlockBytesAreTheQuantizedTail) {
     k[i] = bf16_round(std::sin(0.1f * static_cast<float>(i)));
     v[i] = bf16_round(std::cos(0.07f * static_cast<float>(i)));
   }
-  for (int p = 0; p < 64; ++p) kv_store_token(l.view, 64 + p, 0, &k[p * 128], &v[p * 128], 0, 1);
+  for (int p = 0; p < 64; ++p) kv_store_token(l.view, 1, p, 0, &k[p * 128], &v[p * 128], 0, 1);
   std::vector<uint8_t> kq(info.k.bytes), vq(info.v.bytes);
   quantize_block(info, k.data(), v.data(), kq.data(), vq.data());
   EXPECT_EQ(0, std::memcmp(kv_block_section(l.view, 1, 0, 0), kq.data(), kq.size()));

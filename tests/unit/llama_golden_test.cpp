@@ -154,20 +154,21 @@ TEST_P(LlamaGolden, BatchedSequencesEqualSeparateRuns) {
   c.resize(41);
   const int vocab = model_->config().vocab_size;
 
-  KvCache cache(*backend_, kv_cache_config(model_->config(), KvFormat::F32, 64, 16));
-  SeqBlocks sa, sb, sc;
+  KvCache cache(*backend_, kv_cache_config(model_->config(), KvFormat::F32, 64));
+  KvBlockManager& bm = cache.blocks();
+  KvSeqBlocks sa, sb, sc;
+  for (KvSeqBlocks* s : {&sa, &sb, &sc}) ASSERT_EQ(bm.start(*s, {}), 0);
   // Interleave the blocks of the sequences.
   for (int n = 16; n <= 48; n += 16) {
-    ASSERT_TRUE(cache.reserve(sa, std::min<int>(n, a.size())));
-    ASSERT_TRUE(cache.reserve(sc, std::min<int>(n, c.size())));
-    ASSERT_TRUE(cache.reserve(sb, std::min<int>(n, b.size())));
+    ASSERT_TRUE(bm.reserve(sa, std::min<int>(n, a.size())));
+    ASSERT_TRUE(bm.reserve(sc, std::min<int>(n, c.size())));
+    ASSERT_TRUE(bm.reserve(sb, std::min<int>(n, b.size())));
   }
   // Cache the prefixes of a and c.
-  model_->forward({{a.data(), 20, 0, &sa.table}, {c.data(), 40, 0, &sc.table}}, cache, true);
-  Tensor t = model_->forward({{a.data() + 20, 17, 20, &sa.table},
-                              {b.data(), 5, 0, &sb.table},
-                              {c.data() + 40, 1, 40, &sc.table}},
-                             cache, /*last_only=*/false);
+  model_->forward({{a.data(), 20, 0, &sa}, {c.data(), 40, 0, &sc}}, cache, true);
+  Tensor t = model_->forward(
+      {{a.data() + 20, 17, 20, &sa}, {b.data(), 5, 0, &sb}, {c.data() + 40, 1, 40, &sc}}, cache,
+      /*last_only=*/false);
   ASSERT_EQ(t.rows, 17 + 5 + 1);
   std::vector<float> got(static_cast<size_t>(t.numel()));
   backend_->download_f32(t, got.data());
@@ -185,12 +186,13 @@ TEST_P(LlamaGolden, BatchedSequencesEqualSeparateRuns) {
   EXPECT_LT(max_abs_diff(part(22, 1), rows(rc, 40, 1)), 1e-4f);
 
   // last_only returns one row per sequence: the last new token's.
-  cache.release(sa);
-  cache.release(sb);
-  ASSERT_TRUE(cache.reserve(sa, 37));
-  ASSERT_TRUE(cache.reserve(sb, 5));
-  Tensor last =
-      model_->forward({{a.data(), 37, 0, &sa.table}, {b.data(), 5, 0, &sb.table}}, cache, true);
+  bm.release(sa);
+  bm.release(sb);
+  ASSERT_EQ(bm.start(sa, {}), 0);
+  ASSERT_EQ(bm.start(sb, {}), 0);
+  ASSERT_TRUE(bm.reserve(sa, 37));
+  ASSERT_TRUE(bm.reserve(sb, 5));
+  Tensor last = model_->forward({{a.data(), 37, 0, &sa}, {b.data(), 5, 0, &sb}}, cache, true);
   ASSERT_EQ(last.rows, 2);
   std::vector<float> lg(static_cast<size_t>(last.numel()));
   backend_->download_f32(last, lg.data());

@@ -2,8 +2,6 @@
 // add, argmax). Attention and the KV write live in cpu_attention.cpp.
 #include "backend/cpu/cpu_backend.h"
 
-#include <cblas.h>
-
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -17,11 +15,7 @@ namespace densekv {
 
 using cpu::convert_row;
 
-CpuBackend::CpuBackend(int threads) : pool_(threads) {
-  // Our pool and OpenBLAS never run at the same time (GEMMs are called from the forward's
-  // thread between pool loops), so both may use every core.
-  openblas_set_num_threads(pool_.size());
-}
+CpuBackend::CpuBackend(int threads) : pool_(threads) {}
 
 void* CpuBackend::alloc(size_t bytes) {
   size_t rounded = (bytes + 63) / 64 * 64;
@@ -69,6 +63,7 @@ BatchView CpuBackend::upload_batch(const BatchLayout& b) {
   v.seq_of_token = b.seq_of_token.data();
   v.context_lens = b.context_lens.data();
   v.block_tables = b.block_tables.data();
+  v.tails = b.tails.data();
   v.out_rows = b.out_rows.data();
   v.n_tokens = static_cast<int>(b.token_ids.size());
   v.n_seqs = static_cast<int>(b.context_lens.size());
@@ -108,30 +103,6 @@ void CpuBackend::rmsnorm(const Tensor& x, const Tensor& w, float eps, const Tens
       for (int64_t i = 0; i < x.cols; ++i) o[i] = wp[i] * (xr[i] * inv);
     }
   });
-}
-
-void CpuBackend::matmul(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out,
-                        bool accumulate) {
-  CHECK(x.dtype == DType::F32 && w.dtype == DType::F32 && out.dtype == DType::F32);
-  CHECK(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows);
-  if (x.rows == 0) return;
-  // Note: OpenBLAS picks kernels by shape (gemv for one row, small-matrix kernels, ...), so a
-  // row's result can differ in the last bits with the number of rows; chunked prefill therefore
-  // equals one-chunk prefill to fp32 rounding, not bit for bit.
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(x.rows),
-              static_cast<int>(w.rows), static_cast<int>(x.cols), 1.0f, x.ptr<float>(),
-              static_cast<int>(x.stride), w.ptr<float>(), static_cast<int>(w.stride),
-              accumulate ? 1.0f : 0.0f, out.ptr<float>(), static_cast<int>(out.stride));
-  if (!bias.empty()) {
-    CHECK(bias.cols == out.cols);
-    const float* bp = row_f32(bias, 0);
-    pool_.parallel_for(out.rows, [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) {
-        float* o = row_f32(out, r);
-        for (int64_t i = 0; i < out.cols; ++i) o[i] += bp[i];
-      }
-    });
-  }
 }
 
 void CpuBackend::rope(const Tensor& x, int head_dim, const int32_t* positions,

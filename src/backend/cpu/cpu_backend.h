@@ -1,6 +1,6 @@
 // The CPU reference backend: fp32 weights and activations in host memory, threaded loops on a
-// small pool, OpenBLAS sgemm for matmul. The KV cache keeps its own element type (bf16/fp16/fp32)
-// and attention converts to fp32 as it reads.
+// small pool, a row-independent matmul (cpu_matmul.cpp). The KV cache keeps its own format
+// (plain bf16/fp16/fp32, or quantized, kv_format.h) and attention converts to fp32 as it reads.
 #pragma once
 #include "backend/backend.h"
 #include "core/thread_pool.h"
@@ -27,7 +27,7 @@ class CpuBackend : public Backend {
   void rope(const Tensor& x, int head_dim, const int32_t* positions,
             const Tensor& inv_freq) override;
   void kv_write(const KvLayerView& kv, const Tensor& k, const Tensor& v,
-                const int32_t* slots) override;
+                const BatchView& batch) override;
   void paged_attention(const Tensor& q, const KvLayerView& kv, const BatchView& batch, float scale,
                        const Tensor& out) override;
   void swiglu(const Tensor& gate_up, const Tensor& out) override;

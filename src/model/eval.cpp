@@ -1,0 +1,84 @@
+#include "model/eval.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "core/errors.h"
+#include "model/generate.h"
+
+namespace densekv {
+
+namespace {
+
+// -log softmax(row)[target], in double.
+double nll(const float* row, int vocab, int32_t target) {
+  const float mx = *std::max_element(row, row + vocab);
+  double sum = 0;
+  for (int i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(row[i]) - mx);
+  return std::log(sum) + mx - static_cast<double>(row[target]);
+}
+
+}  // namespace
+
+PerplexityResult perplexity(LlamaModel& model, KvFormat format, const std::vector<int32_t>& ids,
+                            const PerplexityOptions& opts) {
+  if (opts.window < 2) throw InvalidArgumentError("--window must be at least 2");
+  if (opts.stride < 1 || opts.stride >= opts.window) {
+    throw InvalidArgumentError("--stride must be in [1, window - 1], got " +
+                               std::to_string(opts.stride) + " with window " +
+                               std::to_string(opts.window));
+  }
+  if (ids.size() < 2) throw InvalidArgumentError("perplexity needs a text of at least 2 tokens");
+  const int n = static_cast<int>(ids.size()), vocab = model.config().vocab_size;
+  PerplexityResult r;
+  double total = 0;
+  int scored_end = 1;  // tokens [1, scored_end) are scored; token 0 has no prediction
+  for (int begin = 0; scored_end < n; begin += opts.stride) {
+    const int end = std::min(n, begin + opts.window);
+    const std::vector<int32_t> win(ids.begin() + begin, ids.begin() + end);
+    const std::vector<float> logits = prompt_logits(model, format, win, opts.prefill_chunk);
+    for (int i = scored_end; i < end; ++i) {  // token i predicted by window row i - 1 - begin
+      total += nll(logits.data() + static_cast<int64_t>(i - 1 - begin) * vocab, vocab, ids[i]);
+      ++r.tokens;
+    }
+    scored_end = end;
+    ++r.windows;
+  }
+  r.mean_nll = total / static_cast<double>(r.tokens);
+  r.ppl = std::exp(r.mean_nll);
+  return r;
+}
+
+GreedyMatchResult greedy_match(LlamaModel& model, KvFormat format, KvFormat baseline,
+                               const std::vector<std::vector<int32_t>>& prompts, int max_tokens) {
+  if (max_tokens < 1) throw InvalidArgumentError("--max-tokens must be at least 1");
+  if (prompts.empty()) throw InvalidArgumentError("the prompt set is empty");
+  const int vocab = model.config().vocab_size;
+  GenerateOptions opts;
+  opts.max_tokens = max_tokens;
+  opts.ignore_eos = true;
+  GreedyMatchResult r;
+  double divergence_sum = 0;
+  for (const std::vector<int32_t>& prompt : prompts) {
+    if (prompt.empty()) throw InvalidArgumentError("a prompt of the prompt set has no tokens");
+    const std::vector<int32_t> ref = generate(model, baseline, prompt, opts).token_ids;
+    std::vector<int32_t> seq = prompt;
+    seq.insert(seq.end(), ref.begin(), ref.end() - 1);
+    const std::vector<float> logits = prompt_logits(model, format, seq);
+    int first = max_tokens;
+    for (int i = 0; i < max_tokens; ++i) {
+      const float* row = logits.data() + static_cast<int64_t>(prompt.size() - 1 + i) * vocab;
+      const bool same = std::max_element(row, row + vocab) - row == ref[i];
+      r.matched += same;
+      if (!same && first == max_tokens) first = i;
+    }
+    r.tokens += max_tokens;
+    divergence_sum += first;
+    ++r.prompts;
+  }
+  r.first_divergence_mean = divergence_sum / r.prompts;
+  return r;
+}
+
+}  // namespace densekv

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# densekv eval on a tiny test model: every format reports the JSON keys; errors exit 2 with a
+# named message. Usage: eval.sh <densekv-binary> <repo-root>
+set -euo pipefail
+BIN=$1
+ROOT=$2
+M=$ROOT/tests/data/models/mistral-tiny-hd64
+DATA=$ROOT/tests/data/eval
+if [ ! -f "$M/config.json" ]; then
+  echo "skip: $M missing"
+  exit 77
+fi
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+head -c 1200 "$DATA/text.txt" > "$TMP/text.txt"
+head -n 3 "$DATA/prompts.jsonl" > "$TMP/prompts.jsonl"
+tail -n 1 "$DATA/prompts.jsonl" >> "$TMP/prompts.jsonl"  # a line of token ids
+
+for f in auto bf16 fp16 fp32 fp8_e4m3 int8 int4_kivi int2_kivi k4v2; do
+  out=$("$BIN" eval "$M" --kv-cache-dtype $f --text-file "$TMP/text.txt" --window 128 \
+    --prompts "$TMP/prompts.jsonl" --max-tokens 16 --json --threads 2)
+  python3 - "$f" "$out" <<'PY'
+import json, sys
+f, j = sys.argv[1], json.loads(sys.argv[2])
+for k in ("ppl", "ppl_16bit", "greedy_match", "first_divergence_mean"):
+    assert isinstance(j[k], float), (f, k, j)
+assert j["ppl"] > 1 and j["ppl_16bit"] > 1, j
+assert 0 <= j["greedy_match"] <= 1 and 0 <= j["first_divergence_mean"] <= 16, j
+assert j["prompts"] == 4 and j["stride"] == 64 and j["baseline"] == "bf16", j
+if f in ("bf16", "auto"):  # the baseline itself (this model's dtype is bf16)
+    assert j["ppl"] == j["ppl_16bit"] and j["greedy_match"] == 1.0, j
+print(f, "ppl %.3f vs %.3f, greedy match %.3f" % (j["ppl"], j["ppl_16bit"], j["greedy_match"]))
+PY
+done
+# Without --json: readable lines.
+"$BIN" eval "$M" --kv-cache-dtype int8 --prompts "$TMP/prompts.jsonl" --max-tokens 4 --threads 2 |
+  grep -q "greedy match vs bf16 over 4 prompts x 4 tokens"
+
+expect_error() {
+  local pattern=$1; shift
+  set +e
+  "$@" > "$TMP/out" 2> "$TMP/err"
+  local rc=$?
+  set -e
+  if [ $rc -ne 2 ] || ! grep -q "$pattern" "$TMP/err"; then
+    echo "expected exit 2 and '$pattern' from: $*"; echo "rc=$rc"; cat "$TMP/err"; exit 1
+  fi
+}
+expect_error "unknown --kv-cache-dtype 'int3'" "$BIN" eval "$M" --kv-cache-dtype int3 --prompts "$TMP/prompts.jsonl"
+expect_error "give --text-file" "$BIN" eval "$M" --kv-cache-dtype int8
+expect_error "stride must be" "$BIN" eval "$M" --kv-cache-dtype int8 --text-file "$TMP/text.txt" --window 64 --stride 64
+expect_error "cannot be read" "$BIN" eval "$M" --kv-cache-dtype int8 --prompts "$TMP/none.jsonl"
+printf '"ok"\n{"a": 1}\n' > "$TMP/bad.jsonl"
+expect_error "bad.jsonl:2: expected a JSON string" "$BIN" eval "$M" --kv-cache-dtype int8 --prompts "$TMP/bad.jsonl"
+printf '[1, 99999]\n' > "$TMP/oov.jsonl"
+expect_error "outside the vocabulary" "$BIN" eval "$M" --kv-cache-dtype int8 --prompts "$TMP/oov.jsonl"
+echo ok
