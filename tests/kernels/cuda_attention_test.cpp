@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <random>
 
@@ -26,13 +27,13 @@ std::string case_name(const AttnCase& c) {
          std::to_string(c.n_kv_heads) + "kv_hd" + std::to_string(c.head_dim);
 }
 
-// One layer's cache on one backend, plus a block table per sequence.
+// One layer's cache on one backend: main pool and (quantized formats) one 16-bit tail per
+// sequence.
 struct Scene {
-  Backend& b;
   KvLayerView kv;
-  Buffer pool;
-  Scene(Backend& backend, KvFormat f, int n_kv_heads, int hd, int block_size, int num_blocks)
-      : b(backend) {
+  Buffer pool, tails;
+  Scene(Backend& b, KvFormat f, int n_kv_heads, int hd, int block_size, int num_blocks,
+        int num_tails) {
     kv.format = f;
     kv.block_size = block_size;
     kv.n_kv_heads = n_kv_heads;
@@ -40,8 +41,23 @@ struct Scene {
     kv.block_bytes = kv_block_bytes(f, block_size, n_kv_heads, hd);
     pool = Buffer(b, kv.block_bytes * num_blocks);
     kv.base = pool.data();
+    if (kv_format_is_quantized(f)) {
+      kv.tail_format = KvFormat::BF16;
+      kv.tail_block_bytes = kv_block_bytes(KvFormat::BF16, block_size, n_kv_heads, hd);
+      tails = Buffer(b, kv.tail_block_bytes * num_tails);
+      kv.tail_base = tails.data();
+    }
   }
 };
+
+// Raw bytes of backend memory (through an fp32 view: a plain copy).
+std::vector<uint8_t> raw_bytes(Backend& b, void* p, size_t bytes) {
+  std::vector<float> f(bytes / 4);
+  b.download_f32(make_tensor(p, DType::F32, 1, static_cast<int64_t>(f.size())), f.data());
+  std::vector<uint8_t> out(bytes);
+  std::memcpy(out.data(), f.data(), bytes);
+  return out;
+}
 
 class CudaAttention : public ::testing::TestWithParam<AttnCase> {
  protected:
@@ -53,14 +69,17 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
     cpu_ = make_backend("cpu", 2);
   }
 
-  // Writes `lens[s]` tokens of every sequence on both backends, then runs attention for the
-  // query tokens `q_count[s]` at the end of each sequence and compares.
-  void run(const std::vector<int>& lens, const std::vector<int>& q_count, double tol) {
+  // Writes `lens[s]` tokens of every sequence on both backends (quantized formats: in rounds of
+  // one block per sequence, as the forward does), then runs attention for the last `q_count[s]`
+  // tokens of each sequence (quantized: at most those of its last block) and compares.
+  void run(const std::vector<int>& lens, std::vector<int> q_count, double tol) {
     const AttnCase c = GetParam();
+    const bool quant = kv_format_is_quantized(c.format);
     const int hd = c.head_dim, kvd = c.n_kv_heads * hd, qd = c.n_heads * hd;
-    const int bs = kv_format_is_quantized(c.format) ? 64 : 16;
-    int total_blocks = 0;
-    for (int l : lens) total_blocks += (l + bs - 1) / bs;
+    const int bs = quant ? 64 : 16;
+    const int n_seqs = static_cast<int>(lens.size());
+    int total_blocks = 0, max_nb = 0;
+    for (int l : lens) total_blocks += (l + bs - 1) / bs, max_nb = std::max(max_nb, (l + bs - 1) / bs);
     std::vector<int32_t> ids(total_blocks);
     std::iota(ids.begin(), ids.end(), 0);
     std::shuffle(ids.begin(), ids.end(), rng_);
@@ -68,51 +87,71 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
     BatchLayout write, attn;
     int next = 0;
     std::vector<std::vector<int32_t>> tables;
-    for (size_t s = 0; s < lens.size(); ++s) {
+    for (int s = 0; s < n_seqs; ++s) {
       const int nb = (lens[s] + bs - 1) / bs;
       tables.emplace_back(ids.begin() + next, ids.begin() + next + nb);
       next += nb;
-      write.max_blocks = attn.max_blocks = std::max(attn.max_blocks, nb);
-      attn.max_context = std::max(attn.max_context, lens[s]);
+      if (quant) q_count[s] = std::min(q_count[s], (lens[s] - 1) % bs + 1);
     }
-    for (size_t s = 0; s < lens.size(); ++s) {
-      for (int p = 0; p < lens[s]; ++p) {
-        write.slots.push_back(tables[s][p / bs] * bs + p % bs);
-        if (p >= lens[s] - q_count[s]) {
-          attn.token_ids.push_back(0);
-          attn.positions.push_back(p);
-          attn.slots.push_back(tables[s][p / bs] * bs + p % bs);
-          attn.seq_of_token.push_back(static_cast<int32_t>(s));
-        }
+    for (BatchLayout* l : {&write, &attn}) {
+      l->max_blocks = max_nb;
+      l->max_context = *std::max_element(lens.begin(), lens.end());
+      for (int s = 0; s < n_seqs; ++s) {
+        l->context_lens.push_back(lens[s]);
+        l->block_tables.insert(l->block_tables.end(), tables[s].begin(), tables[s].end());
+        l->block_tables.resize(l->block_tables.size() + max_nb - tables[s].size(), -1);
+        l->tails.push_back(quant ? s : -1);
       }
-      attn.context_lens.push_back(lens[s]);
-      attn.block_tables.insert(attn.block_tables.end(), tables[s].begin(), tables[s].end());
-      attn.block_tables.resize(attn.block_tables.size() + attn.max_blocks - tables[s].size(), -1);
     }
-    const int64_t n_write = static_cast<int64_t>(write.slots.size());
+    auto add_token = [&](BatchLayout& l, int s, int p) {
+      l.token_ids.push_back(0);
+      l.positions.push_back(p);
+      l.slots.push_back(tables[s][p / bs] * bs + p % bs);
+      l.seq_of_token.push_back(s);
+    };
+    // Rounds: block r of every sequence (one round for plain formats).
+    for (int r = 0; r < (quant ? max_nb : 1); ++r) {
+      write.rounds.push_back(static_cast<int32_t>(write.positions.size()));
+      for (int s = 0; s < n_seqs; ++s) {
+        const int p0 = quant ? r * bs : 0, p1 = quant ? std::min(lens[s], (r + 1) * bs) : lens[s];
+        for (int p = p0; p < p1; ++p) add_token(write, s, p);
+      }
+    }
+    write.rounds.push_back(static_cast<int32_t>(write.positions.size()));
+    for (int s = 0; s < n_seqs; ++s) {
+      for (int p = lens[s] - q_count[s]; p < lens[s]; ++p) add_token(attn, s, p);
+    }
+    const int64_t n_write = static_cast<int64_t>(write.positions.size());
     const int64_t n_q = static_cast<int64_t>(attn.positions.size());
 
     auto k = random_values(n_write * kvd, 2.0f, rng_);
     auto v = random_values(n_write * kvd, 1.0f, rng_);
     auto q = random_values(n_q * qd, 0.5f, rng_);
 
-    Scene gs(*gpu_, c.format, c.n_kv_heads, hd, bs, total_blocks);
-    Scene cs(*cpu_, c.format, c.n_kv_heads, hd, bs, total_blocks);
+    Scene gs(*gpu_, c.format, c.n_kv_heads, hd, bs, total_blocks, n_seqs);
+    Scene cs(*cpu_, c.format, c.n_kv_heads, hd, bs, total_blocks, n_seqs);
     auto gk = make_owned(*gpu_, DType::BF16, n_write, kvd, &k);
     auto gv = make_owned(*gpu_, DType::BF16, n_write, kvd, &v);
     auto ck = make_owned(*cpu_, DType::F32, n_write, kvd, &k);
     auto cv = make_owned(*cpu_, DType::F32, n_write, kvd, &v);
-    auto gslots = upload_index(*gpu_, write.slots);
-    auto cslots = upload_index(*cpu_, write.slots);
-    gpu_->kv_write(gs.kv, gk.t, gv.t, gslots.ptr());
-    cpu_->kv_write(cs.kv, ck.t, cv.t, cslots.ptr());
+    for (size_t r = 0; r + 1 < write.rounds.size(); ++r) {
+      const int r0 = write.rounds[r], n = write.rounds[r + 1] - r0;
+      if (n == 0) continue;
+      const BatchView gw = gpu_->upload_batch(write).tokens(r0, n);
+      gpu_->kv_write(gs.kv, gk.t.slice_rows(r0, n), gv.t.slice_rows(r0, n), gw);
+      const BatchView cw = cpu_->upload_batch(write).tokens(r0, n);
+      cpu_->kv_write(cs.kv, ck.t.slice_rows(r0, n), cv.t.slice_rows(r0, n), cw);
+    }
 
-    // The stored bytes are the reference's bit for bit (plain formats: 16-bit rounding).
-    if (!kv_format_is_quantized(c.format)) {
-      const DType et = kv_format_dtype(c.format);
-      const int64_t elems = static_cast<int64_t>(gs.kv.block_bytes) * total_blocks / 2;
-      Tensor gt = make_tensor(gs.kv.base, et, 1, elems), ct = make_tensor(cs.kv.base, et, 1, elems);
-      EXPECT_EQ(download(*gpu_, gt), download(*cpu_, ct)) << "cache bytes";
+    // The stored bytes are the reference's bit for bit: 16-bit rounding, rotation, sealing.
+    const size_t pool_bytes = gs.kv.block_bytes * total_blocks;
+    EXPECT_TRUE(raw_bytes(*gpu_, gs.kv.base, pool_bytes) == raw_bytes(*cpu_, cs.kv.base, pool_bytes))
+        << "main pool bytes differ";
+    if (quant) {
+      const size_t tail_bytes = gs.kv.tail_block_bytes * n_seqs;
+      EXPECT_TRUE(raw_bytes(*gpu_, gs.kv.tail_base, tail_bytes) ==
+                  raw_bytes(*cpu_, cs.kv.tail_base, tail_bytes))
+          << "tail bytes differ";
     }
 
     auto gq = make_owned(*gpu_, DType::BF16, n_q, qd, &q);
@@ -139,7 +178,7 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
 constexpr double kTol = 1e-2;
 
 TEST_P(CudaAttention, DecodeShortContexts) {
-  run({1, 5, 16, 17, 64, 100}, {1, 1, 1, 1, 1, 1}, kTol);
+  run({1, 5, 16, 17, 63, 64, 65, 100, 128}, {1, 1, 1, 1, 1, 1, 1, 1, 1}, kTol);
 }
 
 TEST_P(CudaAttention, DecodeLongContextSplitK) {
@@ -147,12 +186,13 @@ TEST_P(CudaAttention, DecodeLongContextSplitK) {
 }
 
 TEST_P(CudaAttention, PrefillChunksAreCausal) {
-  run({40, 130, 7}, {40, 70, 3}, kTol);
+  run({40, 130, 7, 128}, {40, 70, 3, 64}, kTol);
 }
 
 std::vector<AttnCase> cases() {
   std::vector<AttnCase> v;
-  for (KvFormat f : {KvFormat::BF16, KvFormat::F16}) {
+  for (KvFormat f : {KvFormat::BF16, KvFormat::F16, KvFormat::FP8_E4M3, KvFormat::INT8,
+                     KvFormat::INT4_KIVI, KvFormat::INT2_KIVI, KvFormat::K4V2}) {
     for (int hd : {64, 128}) {
       v.push_back({f, 32, 8, hd});
       v.push_back({f, 28, 4, hd});

@@ -96,6 +96,62 @@ TEST_P(CudaModel, GreedyFollowsTransformers) {
   EXPECT_GT(same, total / 4);
 }
 
+// Every quantized format on the GPU against the same format on the CPU reference (fp32
+// activations there): the same quantization rules, so bf16-level differences only.
+TEST_P(CudaModel, QuantizedFormatsMatchTheCpuReference) {
+  auto cpu = make_backend("cpu", 2);
+  auto cpu_model = load_llama(*cpu, dir_);
+  const std::vector<int32_t> ids = golden_["prompts"][3]["ids"].get<std::vector<int32_t>>();
+  for (KvFormat f : {KvFormat::FP8_E4M3, KvFormat::INT8, KvFormat::INT4_KIVI, KvFormat::INT2_KIVI,
+                     KvFormat::K4V2}) {
+    const std::vector<float> got = prompt_logits(*model_, f, ids, 50);
+    const std::vector<float> want = prompt_logits(*cpu_model, f, ids);
+    const double err = rel_max_err(got, want);
+    std::printf("  %s: %zu ids, rel max err vs CPU %.3g\n", kv_format_name(f), ids.size(), err);
+    EXPECT_LT(err, 0.03) << kv_format_name(f);
+  }
+}
+
+// int8 keeps the 16-bit cache's greedy tokens on the GPU, wherever the 16-bit top token leads the
+// runner-up by more than kMargin (these random tiny models have many near ties; see
+// tests/unit/kv_forward_test.cpp for the CPU version and docs/quality.md).
+TEST_P(CudaModel, Int8GreedyEquals16BitAwayFromTies) {
+  constexpr float kMargin = 0.1f;
+  const int vocab = model_->config().vocab_size;
+  GenerateOptions o;
+  o.max_tokens = 64;
+  o.ignore_eos = true;
+  int confident = 0, total = 0;
+  for (const auto& g : golden_["greedy"]) {
+    const std::vector<int32_t> p = g["prompt_ids"].get<std::vector<int32_t>>();
+    const std::vector<int32_t> ref = generate(*model_, KvFormat::BF16, p, o).token_ids;
+    const std::vector<int32_t> got = generate(*model_, KvFormat::INT8, p, o).token_ids;
+    std::vector<int32_t> seq = p;
+    seq.insert(seq.end(), ref.begin(), ref.end() - 1);
+    const std::vector<float> lb = prompt_logits(*model_, KvFormat::BF16, seq);
+    const std::vector<float> li = prompt_logits(*model_, KvFormat::INT8, seq);
+    int first_tie = o.max_tokens;
+    for (int i = 0; i < o.max_tokens; ++i) {
+      const int64_t off = static_cast<int64_t>(p.size() - 1 + i) * vocab;
+      std::vector<float> row(lb.begin() + off, lb.begin() + off + vocab);
+      std::nth_element(row.begin(), row.begin() + 1, row.end(), std::greater<float>());
+      ++total;
+      if (row[0] - row[1] <= kMargin) {
+        first_tie = std::min(first_tie, i);
+        continue;
+      }
+      ++confident;
+      const float* irow = li.data() + off;
+      EXPECT_EQ(std::max_element(irow, irow + vocab) - irow, ref[i]) << "step " << i;
+    }
+    EXPECT_TRUE(std::equal(got.begin(), got.begin() + first_tie, ref.begin()))
+        << p.size() << "-token prompt: int8 greedy differs before the first near tie";
+  }
+  std::printf("  int8 vs bf16 on cuda: %d of %d steps checked (margin > %.2f)\n", confident,
+              total, kMargin);
+  EXPECT_GT(confident, total / 3);
+}
+
 TEST_P(CudaModel, Fp32CacheIsRefusedClearly) {
   EXPECT_THROW(prompt_logits(*model_, KvFormat::F32, {1, 2, 3}), InvalidArgumentError);
 }

@@ -116,7 +116,7 @@ BatchView CudaBackend::upload_batch(const BatchLayout& b) {
   // One device buffer, each array at a 16-byte aligned offset.
   const std::vector<const std::vector<int32_t>*> arrays = {
       &b.token_ids, &b.positions,    &b.slots,   &b.seq_of_token,
-      &b.context_lens, &b.block_tables, &b.out_rows};
+      &b.context_lens, &b.block_tables, &b.out_rows, &b.tails};
   std::vector<size_t> offs;
   size_t total = 0;
   for (const auto* a : arrays) {
@@ -148,6 +148,7 @@ BatchView CudaBackend::upload_batch(const BatchLayout& b) {
   v.context_lens = batch_dev_ + offs[4];
   v.block_tables = batch_dev_ + offs[5];
   v.out_rows = batch_dev_ + offs[6];
+  v.tails = batch_dev_ + offs[7];
   v.n_tokens = static_cast<int>(b.token_ids.size());
   v.n_seqs = static_cast<int>(b.context_lens.size());
   v.n_out = static_cast<int>(b.out_rows.size());

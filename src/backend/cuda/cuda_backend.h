@@ -46,7 +46,7 @@ class CudaBackend : public Backend {
   void rope(const Tensor& x, int head_dim, const int32_t* positions,
             const Tensor& inv_freq) override;
   void kv_write(const KvLayerView& kv, const Tensor& k, const Tensor& v,
-                const int32_t* slots) override;
+                const BatchView& batch) override;
   void paged_attention(const Tensor& q, const KvLayerView& kv, const BatchView& batch, float scale,
                        const Tensor& out) override;
   void swiglu(const Tensor& gate_up, const Tensor& out) override;

@@ -50,10 +50,6 @@ void CudaBackend::paged_attention(const Tensor& q, const KvLayerView& kv, const 
         "the fp32 KV cache is the CPU reference only; use --kv-cache-dtype auto/bf16/fp16 on cuda");
   }
   const bool quantized = kv_format_is_quantized(kv.format);
-  if (quantized) {
-    throw InvalidArgumentError(std::string("--kv-cache-dtype ") + kv_format_name(kv.format) +
-                               " is not wired into the CUDA forward yet");
-  }
   if (q.rows == 0) return;
   const int n_heads = static_cast<int>(q.cols / hd);
   CHECK(n_heads % kv.n_kv_heads == 0);
@@ -74,6 +70,8 @@ void CudaBackend::paged_attention(const Tensor& q, const KvLayerView& kv, const 
     a.tail_base = static_cast<const uint8_t*>(kv.tail_base);
     a.tail_block_bytes = kv.tail_block_bytes;
     a.tail_bf16 = kv.tail_format == KvFormat::BF16;
+    a.tails = batch.tails;
+    CHECK(a.tail_base != nullptr && a.tails != nullptr);
   }
   a.positions = batch.positions;
   a.seq_of_token = batch.seq_of_token;

@@ -85,7 +85,7 @@ __device__ void hadamard_rows_smem(float* x, int rows) {
     }
     __syncthreads();
   }
-  const float s = rsqrtf(static_cast<float>(HD));
+  const float s = 1.0f / sqrtf(static_cast<float>(HD));  // as kv/hadamard.cpp, bit for bit
   for (int i = threadIdx.x; i < rows * HD; i += blockDim.x) x[i] *= s;
   __syncthreads();
 }
