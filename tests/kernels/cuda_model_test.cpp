@@ -96,19 +96,31 @@ TEST_P(CudaModel, GreedyFollowsTransformers) {
   EXPECT_GT(same, total / 4);
 }
 
-// Every quantized format on the GPU against the same format on the CPU reference (fp32
-// activations there): the same quantization rules, so bf16-level differences only.
-TEST_P(CudaModel, QuantizedFormatsMatchTheCpuReference) {
+// Every quantized format on the GPU is as close to transformers (fp32, unquantized) as the same
+// format on the CPU reference is. GPU and CPU cannot agree closely with each other: the GPU's
+// bf16 activations move K/V by bf16 rounding before quantization, and coarse codes (int2/int4)
+// amplify that (measured GPU vs CPU, same format, 300 tokens: int8 0.03-0.04, fp8 0.06-0.09,
+// int4 0.19-0.22, int2 0.37-0.45 of the logit range), while both stay at the format's own
+// distance from the oracle. The slack is the bf16 path's own error (LogitsCloseToTransformers).
+TEST_P(CudaModel, QuantizedFormatsAsCloseToTransformersAsCpu) {
   auto cpu = make_backend("cpu", 2);
   auto cpu_model = load_llama(*cpu, dir_);
-  const std::vector<int32_t> ids = golden_["prompts"][3]["ids"].get<std::vector<int32_t>>();
+  const auto& p = golden_["prompts"][3];
+  const std::vector<int32_t> ids = p["ids"].get<std::vector<int32_t>>();
+  NpyArray ref = read_npy_f32(dir_ + "/" + p["logits"].get<std::string>());
+  auto max_diff = [&](const std::vector<float>& v) {
+    double m = 0;
+    for (size_t i = 0; i < v.size(); ++i) m = std::max(m, double(std::fabs(v[i] - ref.data[i])));
+    return m;
+  };
+  const double bf16_err = max_diff(prompt_logits(*model_, KvFormat::BF16, ids));
   for (KvFormat f : {KvFormat::FP8_E4M3, KvFormat::INT8, KvFormat::INT4_KIVI, KvFormat::INT2_KIVI,
                      KvFormat::K4V2}) {
-    const std::vector<float> got = prompt_logits(*model_, f, ids, 50);
-    const std::vector<float> want = prompt_logits(*cpu_model, f, ids);
-    const double err = rel_max_err(got, want);
-    std::printf("  %s: %zu ids, rel max err vs CPU %.3g\n", kv_format_name(f), ids.size(), err);
-    EXPECT_LT(err, 0.03) << kv_format_name(f);
+    const double gpu_err = max_diff(prompt_logits(*model_, f, ids, 50));
+    const double cpu_err = max_diff(prompt_logits(*cpu_model, f, ids));
+    std::printf("  %s: max |logit - transformers| gpu %.3g, cpu %.3g (gpu bf16 cache %.3g)\n",
+                kv_format_name(f), gpu_err, cpu_err, bf16_err);
+    EXPECT_LT(gpu_err, 1.25 * cpu_err + bf16_err) << kv_format_name(f);
   }
 }
 
