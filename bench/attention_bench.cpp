@@ -105,11 +105,11 @@ int main(int argc, char** argv) {
   std::printf("%-10s %-6s %5s %6s %10s %12s %8s %6s\n", "format", "gqa", "batch", "ctx", "time_us",
               "bytes_MB", "GB/s", "frac");
   const int hd = 128;
-  const std::vector<KvFormat> formats = {KvFormat::BF16,      KvFormat::FP8_E4M3,
-                                         KvFormat::INT8,      KvFormat::INT4_KIVI,
-                                         KvFormat::INT2_KIVI, KvFormat::K4V2};
+  const std::vector<KvFormat> formats = {KvFormat::BF16,      KvFormat::FP8_E4M3,  KvFormat::INT8,
+                                         KvFormat::INT4_KIVI, KvFormat::INT2_KIVI, KvFormat::K4V2};
   const std::vector<std::pair<int, int>> gqas = {{32, 8}, {28, 4}};
-  const std::vector<int> batches = quick ? std::vector<int>{1, 64} : std::vector<int>{1, 16, 64, 256};
+  const std::vector<int> batches =
+      quick ? std::vector<int>{1, 64} : std::vector<int>{1, 16, 64, 256};
   const std::vector<int> ctxs =
       quick ? std::vector<int>{4096} : std::vector<int>{1024, 4096, 16384, 32768};
   for (KvFormat f : formats) {
@@ -160,8 +160,8 @@ int main(int argc, char** argv) {
           const Tensor q = make_tensor(qb.data(), DType::BF16, batch, n_heads * hd);
           const Tensor out = make_tensor(ob.data(), DType::BF16, batch, n_heads * hd);
           const float scale = 1.0f / std::sqrt(float(hd));
-          const double ms = median_ms(st, quick ? 5 : 20,
-                                      [&] { be.paged_attention(q, kv, bv, scale, out); });
+          const double ms =
+              median_ms(st, quick ? 5 : 20, [&] { be.paged_attention(q, kv, bv, scale, out); });
           // Bytes that must be read: sealed sections + tail rows (quantized), 16-bit rows (plain).
           double bytes = 0;
           if (quant) {

@@ -79,7 +79,8 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
     const int bs = quant ? 64 : 16;
     const int n_seqs = static_cast<int>(lens.size());
     int total_blocks = 0, max_nb = 0;
-    for (int l : lens) total_blocks += (l + bs - 1) / bs, max_nb = std::max(max_nb, (l + bs - 1) / bs);
+    for (int l : lens)
+      total_blocks += (l + bs - 1) / bs, max_nb = std::max(max_nb, (l + bs - 1) / bs);
     std::vector<int32_t> ids(total_blocks);
     std::iota(ids.begin(), ids.end(), 0);
     std::shuffle(ids.begin(), ids.end(), rng_);
@@ -145,7 +146,8 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
 
     // The stored bytes are the reference's bit for bit: 16-bit rounding, rotation, sealing.
     const size_t pool_bytes = gs.kv.block_bytes * total_blocks;
-    EXPECT_TRUE(raw_bytes(*gpu_, gs.kv.base, pool_bytes) == raw_bytes(*cpu_, cs.kv.base, pool_bytes))
+    EXPECT_TRUE(raw_bytes(*gpu_, gs.kv.base, pool_bytes) ==
+                raw_bytes(*cpu_, cs.kv.base, pool_bytes))
         << "main pool bytes differ";
     if (quant) {
       const size_t tail_bytes = gs.kv.tail_block_bytes * n_seqs;

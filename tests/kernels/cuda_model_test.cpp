@@ -159,8 +159,8 @@ TEST_P(CudaModel, Int8GreedyEquals16BitAwayFromTies) {
     EXPECT_TRUE(std::equal(got.begin(), got.begin() + first_tie, ref.begin()))
         << p.size() << "-token prompt: int8 greedy differs before the first near tie";
   }
-  std::printf("  int8 vs bf16 on cuda: %d of %d steps checked (margin > %.2f)\n", confident,
-              total, kMargin);
+  std::printf("  int8 vs bf16 on cuda: %d of %d steps checked (margin > %.2f)\n", confident, total,
+              kMargin);
   EXPECT_GT(confident, total / 3);
 }
 

@@ -84,7 +84,8 @@ TEST_P(CudaOps, MatmulBiasAccumulateAndF32Out) {
     cpu_->matmul(cx.t, cw.t, cb.t, co.t, false);
     EXPECT_LT(rel_max_err(download(*gpu_, go.t), download(*cpu_, co.t)), tol()) << s.t;
     // out += x w^T (the residual stream)
-    auto ga = make_owned(*gpu_, at_, s.t, s.n, &o0), ca = make_owned(*cpu_, DType::F32, s.t, s.n, &o0);
+    auto ga = make_owned(*gpu_, at_, s.t, s.n, &o0),
+         ca = make_owned(*cpu_, DType::F32, s.t, s.n, &o0);
     gpu_->matmul(gx.t, gw.t, Tensor{}, ga.t, true);
     cpu_->matmul(cx.t, cw.t, Tensor{}, ca.t, true);
     EXPECT_LT(rel_max_err(download(*gpu_, ga.t), download(*cpu_, ca.t)), tol()) << s.t;

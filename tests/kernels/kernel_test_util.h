@@ -28,9 +28,9 @@ inline std::unique_ptr<Backend> cuda_backend_or_null(std::string& why) {
   }
 }
 
-#define DENSEKV_REQUIRE_CUDA(var)                                                       \
-  std::string why_##var;                                                                \
-  std::unique_ptr<Backend> var = ::densekv::test::cuda_backend_or_null(why_##var);      \
+#define DENSEKV_REQUIRE_CUDA(var)                                                  \
+  std::string why_##var;                                                           \
+  std::unique_ptr<Backend> var = ::densekv::test::cuda_backend_or_null(why_##var); \
   if (!var) GTEST_SKIP() << "no CUDA backend (" << why_##var << ")";
 
 // Random values in [-a, a], rounded to dtype `round_to` (so every backend sees the same numbers).

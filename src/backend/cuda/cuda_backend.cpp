@@ -22,8 +22,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   CHECK(cublasLtCreate(&lt_) == CUBLAS_STATUS_SUCCESS);
   gemm_workspace_bytes_ = 32u << 20;
   CUDA_CHECK(cudaMalloc(&gemm_workspace_, gemm_workspace_bytes_));
-  spdlog::info("cuda: {} (sm_{}{}, {} SMs, {:.1f} GiB)", prop.name, prop.major, prop.minor, sm_count_,
-           static_cast<double>(prop.totalGlobalMem) / (1u << 30));
+  spdlog::info("cuda: {} (sm_{}{}, {} SMs, {:.1f} GiB)", prop.name, prop.major, prop.minor,
+               sm_count_, static_cast<double>(prop.totalGlobalMem) / (1u << 30));
 }
 
 CudaBackend::~CudaBackend() {
@@ -82,8 +82,8 @@ void* CudaBackend::scratch(int slot, size_t bytes) {
 
 void CudaBackend::upload(void* dst, DType dst_dtype, const void* src, DType src_dtype, size_t n) {
   if (dst_dtype == src_dtype) {
-    CUDA_CHECK(cudaMemcpyAsync(dst, src, n * dtype_size(src_dtype), cudaMemcpyHostToDevice,
-                               stream_));
+    CUDA_CHECK(
+        cudaMemcpyAsync(dst, src, n * dtype_size(src_dtype), cudaMemcpyHostToDevice, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     return;
   }
@@ -109,13 +109,14 @@ void CudaBackend::download_f32(const Tensor& src, float* dst) {
                                  src.cols * es, src.rows, cudaMemcpyDeviceToHost, stream_));
   }
   CUDA_CHECK(cudaStreamSynchronize(stream_));
-  cpu::convert_row(dst, DType::F32, raw.data(), src.dtype, static_cast<size_t>(src.rows * src.cols));
+  cpu::convert_row(dst, DType::F32, raw.data(), src.dtype,
+                   static_cast<size_t>(src.rows * src.cols));
 }
 
 BatchView CudaBackend::upload_batch(const BatchLayout& b) {
   // One device buffer, each array at a 16-byte aligned offset.
   const std::vector<const std::vector<int32_t>*> arrays = {
-      &b.token_ids, &b.positions,    &b.slots,   &b.seq_of_token,
+      &b.token_ids,    &b.positions,    &b.slots,    &b.seq_of_token,
       &b.context_lens, &b.block_tables, &b.out_rows, &b.tails};
   std::vector<size_t> offs;
   size_t total = 0;

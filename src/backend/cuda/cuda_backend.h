@@ -62,7 +62,7 @@ class CudaBackend : public Backend {
 
  private:
   CudaGemmPlan& gemm_plan(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out,
-                      bool accumulate);
+                          bool accumulate);
 
   int device_ = 0;
   int sm_count_ = 0;
@@ -71,9 +71,9 @@ class CudaBackend : public Backend {
   cublasLtHandle_t lt_ = nullptr;
   void* gemm_workspace_ = nullptr;
   size_t gemm_workspace_bytes_ = 0;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, int, int,
-                      int>,
-           CudaGemmPlan*>
+  std::map<
+      std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, int, int, int>,
+      CudaGemmPlan*>
       gemm_plans_;
 
   // Batch index arrays: pinned host staging and one device buffer.

@@ -4,10 +4,10 @@
 
 #include "core/check.h"
 
-#define CUDA_CHECK(expr)                                                                   \
-  do {                                                                                     \
-    cudaError_t err_ = (expr);                                                             \
-    if (err_ != cudaSuccess) DENSEKV_CHECK_FAIL(#expr, cudaGetErrorString(err_));          \
+#define CUDA_CHECK(expr)                                                          \
+  do {                                                                            \
+    cudaError_t err_ = (expr);                                                    \
+    if (err_ != cudaSuccess) DENSEKV_CHECK_FAIL(#expr, cudaGetErrorString(err_)); \
   } while (0)
 
 // After a kernel launch: catches bad launch configurations at once (asynchronous faults show up

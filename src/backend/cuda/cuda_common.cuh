@@ -107,23 +107,23 @@ inline bool aligned(const void* p, size_t bytes) {
 
 // Runs `body` with `T` bound to the device element type of dtype `dt` (float, __nv_bfloat16,
 // __half). Used by the host-side launchers to instantiate a kernel per dtype.
-#define DENSEKV_DISPATCH_DTYPE(dt, T, ...)            \
-  do {                                                \
-    switch (dt) {                                     \
-      case ::densekv::DType::F32: {                   \
-        using T = float;                              \
-        __VA_ARGS__;                                  \
-        break;                                        \
-      }                                               \
-      case ::densekv::DType::BF16: {                  \
-        using T = __nv_bfloat16;                      \
-        __VA_ARGS__;                                  \
-        break;                                        \
-      }                                               \
-      case ::densekv::DType::F16: {                   \
-        using T = __half;                             \
-        __VA_ARGS__;                                  \
-        break;                                        \
-      }                                               \
-    }                                                 \
+#define DENSEKV_DISPATCH_DTYPE(dt, T, ...) \
+  do {                                     \
+    switch (dt) {                          \
+      case ::densekv::DType::F32: {        \
+        using T = float;                   \
+        __VA_ARGS__;                       \
+        break;                             \
+      }                                    \
+      case ::densekv::DType::BF16: {       \
+        using T = __nv_bfloat16;           \
+        __VA_ARGS__;                       \
+        break;                             \
+      }                                    \
+      case ::densekv::DType::F16: {        \
+        using T = __half;                  \
+        __VA_ARGS__;                       \
+        break;                             \
+      }                                    \
+    }                                      \
   } while (0)

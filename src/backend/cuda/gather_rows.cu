@@ -18,7 +18,8 @@ __global__ void gather_rows_kernel(const TI* src, int64_t src_stride, int64_t n_
     return;
   }
   const TI* s = src + static_cast<int64_t>(i) * src_stride;
-  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) o[c] = cuda::from_f32<TO>(cuda::to_f32(s[c]));
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+    o[c] = cuda::from_f32<TO>(cuda::to_f32(s[c]));
 }
 
 }  // namespace
@@ -28,9 +29,10 @@ void CudaBackend::gather_rows(const Tensor& src, const int32_t* idx, const Tenso
   if (out.rows == 0) return;
   const int threads = static_cast<int>(std::min<int64_t>(256, (out.cols + 31) / 32 * 32));
   DENSEKV_DISPATCH_DTYPE(src.dtype, TI, DENSEKV_DISPATCH_DTYPE(out.dtype, TO, {
-    gather_rows_kernel<TI, TO><<<out.rows, threads, 0, stream_>>>(
-        src.ptr<TI>(), src.stride, src.rows, idx, out.ptr<TO>(), out.stride, out.cols);
-  }));
+                           gather_rows_kernel<TI, TO><<<out.rows, threads, 0, stream_>>>(
+                               src.ptr<TI>(), src.stride, src.rows, idx, out.ptr<TO>(), out.stride,
+                               out.cols);
+                         }));
   CUDA_CHECK_LAUNCH();
 }
 

@@ -114,8 +114,7 @@ struct PerTokenGroupCoding {
   __device__ __forceinline__ void init(const uint8_t*, int) {}
   __device__ __forceinline__ void load(const uint8_t* sec, int j, int c8, float* x) const {
     const uint32_t w = load_codes8<BITS, HD>(sec, j, c8);
-    const __half2 sz =
-        reinterpret_cast<const __half2*>(sec + kMeta)[j * kGroups + c8 * 8 / GROUP];
+    const __half2 sz = reinterpret_cast<const __half2*>(sec + kMeta)[j * kGroups + c8 * 8 / GROUP];
     const float scale = __low2float(sz), zero = __high2float(sz);
     constexpr uint32_t kMask = (1u << BITS) - 1;
 #pragma unroll

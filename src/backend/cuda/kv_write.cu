@@ -129,10 +129,10 @@ SectionDesc section_desc(const KvSection& s) {
 // tail's 64 rows of that head into section `which` of main block slots[t] / 64.
 template <class TT, int HD>
 __global__ void kv_seal_kernel(const int32_t* positions, const int32_t* seq_of_token,
-                               const int32_t* slots, const int32_t* tails,
-                               const uint8_t* tail_base, size_t tail_block_bytes, uint8_t* base,
-                               size_t block_bytes, int n_kv_heads, size_t k_bytes, size_t v_bytes,
-                               SectionDesc kd, SectionDesc vd) {
+                               const int32_t* slots, const int32_t* tails, const uint8_t* tail_base,
+                               size_t tail_block_bytes, uint8_t* base, size_t block_bytes,
+                               int n_kv_heads, size_t k_bytes, size_t v_bytes, SectionDesc kd,
+                               SectionDesc vd) {
   constexpr int B = cuda::kQBlock;
   const int t = blockIdx.x, h = blockIdx.y, which = blockIdx.z;
   if (positions[t] % B != B - 1) return;
@@ -199,7 +199,8 @@ __global__ void kv_seal_kernel(const int32_t* positions, const int32_t* seq_of_t
       scale_zero(lo, hi, s.bits, scale_h, zero_h);
       reinterpret_cast<uint16_t*>(meta)[2 * u] = scale_h;
       reinterpret_cast<uint16_t*>(meta)[2 * u + 1] = zero_h;
-      for (int c = c0; c < c0 + s.group; ++c) codes[r][c] = asym_code(x[r][c], scale_h, zero_h, s.bits);
+      for (int c = c0; c < c0 + s.group; ++c)
+        codes[r][c] = asym_code(x[r][c], scale_h, zero_h, s.bits);
     }
   }
   __syncthreads();
@@ -207,7 +208,8 @@ __global__ void kv_seal_kernel(const int32_t* positions, const int32_t* seq_of_t
   for (int i = threadIdx.x; i < B * words; i += blockDim.x) {
     const int r = i / words, w = i % words;
     uint32_t packed = 0;
-    for (int j = 0; j < per_word; ++j) packed |= static_cast<uint32_t>(codes[r][w * per_word + j]) << (j * s.bits);
+    for (int j = 0; j < per_word; ++j)
+      packed |= static_cast<uint32_t>(codes[r][w * per_word + j]) << (j * s.bits);
     reinterpret_cast<uint32_t*>(out + r * s.row_bytes)[w] = packed;
   }
 }
@@ -235,11 +237,11 @@ void launch_quantized_write(const KvLayerView& kv, const Tensor& k, const Tensor
   CUDA_CHECK_LAUNCH();
   const dim3 grid_s(k.rows, kv.n_kv_heads, 2);
   auto seal = [&](auto* kernel) {
-    kernel<<<grid_s, 128, 0, stream>>>(
-        batch.positions, batch.seq_of_token, batch.slots, batch.tails,
-        static_cast<const uint8_t*>(kv.tail_base), kv.tail_block_bytes,
-        static_cast<uint8_t*>(kv.base), kv.block_bytes, kv.n_kv_heads, info.k.bytes, info.v.bytes,
-        section_desc(info.k), section_desc(info.v));
+    kernel<<<grid_s, 128, 0, stream>>>(batch.positions, batch.seq_of_token, batch.slots,
+                                       batch.tails, static_cast<const uint8_t*>(kv.tail_base),
+                                       kv.tail_block_bytes, static_cast<uint8_t*>(kv.base),
+                                       kv.block_bytes, kv.n_kv_heads, info.k.bytes, info.v.bytes,
+                                       section_desc(info.k), section_desc(info.v));
   };
   if (tail_bf16) {
     seal(&kv_seal_kernel<__nv_bfloat16, HD>);
@@ -263,17 +265,20 @@ void CudaBackend::kv_write(const KvLayerView& kv, const Tensor& k, const Tensor&
     } else if (hd == 128) {
       launch_quantized_write<128>(kv, k, v, batch, stream_);
     } else {
-      throw InvalidArgumentError("the CUDA KV write of quantized formats supports head_dim 64 "
-                                 "and 128, the model has " + std::to_string(hd));
+      throw InvalidArgumentError(
+          "the CUDA KV write of quantized formats supports head_dim 64 "
+          "and 128, the model has " +
+          std::to_string(hd));
     }
     return;
   }
   const int threads = std::min(256, (2 * kv.n_kv_heads * hd / 8 + 31) / 32 * 32);
   DENSEKV_DISPATCH_DTYPE(k.dtype, TA, DENSEKV_DISPATCH_DTYPE(kv_format_dtype(kv.format), E, {
-    kv_write_plain_kernel<TA, E><<<k.rows, threads, 0, stream_>>>(
-        k.ptr<TA>(), k.stride, v.ptr<TA>(), v.stride, batch.slots,
-        static_cast<uint8_t*>(kv.base), kv.block_bytes, kv.block_size, kv.n_kv_heads, hd);
-  }));
+                           kv_write_plain_kernel<TA, E><<<k.rows, threads, 0, stream_>>>(
+                               k.ptr<TA>(), k.stride, v.ptr<TA>(), v.stride, batch.slots,
+                               static_cast<uint8_t*>(kv.base), kv.block_bytes, kv.block_size,
+                               kv.n_kv_heads, hd);
+                         }));
   CUDA_CHECK_LAUNCH();
 }
 

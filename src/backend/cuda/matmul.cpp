@@ -11,9 +11,9 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 
-#define LT_CHECK(expr)                                                              \
-  do {                                                                              \
-    cublasStatus_t st_ = (expr);                                                    \
+#define LT_CHECK(expr)                                                                         \
+  do {                                                                                         \
+    cublasStatus_t st_ = (expr);                                                               \
     if (st_ != CUBLAS_STATUS_SUCCESS) DENSEKV_CHECK_FAIL(#expr, cublasLtGetStatusString(st_)); \
   } while (0)
 
@@ -63,10 +63,10 @@ CudaGemmPlan& CudaBackend::gemm_plan(const Tensor& x, const Tensor& w, const Ten
   const int align = alignment_of(x.data) | (alignment_of(w.data) << 5) |
                     (alignment_of(out.data) << 10) |
                     ((bias.empty() ? 16 : alignment_of(bias.data)) << 15);
-  const auto key = std::make_tuple(w.rows, x.rows, x.cols, w.stride, x.stride, out.stride,
-                                   static_cast<int>(w.dtype), static_cast<int>(out.dtype),
-                                   static_cast<int>(!bias.empty()), static_cast<int>(accumulate),
-                                   align);
+  const auto key =
+      std::make_tuple(w.rows, x.rows, x.cols, w.stride, x.stride, out.stride,
+                      static_cast<int>(w.dtype), static_cast<int>(out.dtype),
+                      static_cast<int>(!bias.empty()), static_cast<int>(accumulate), align);
   auto it = gemm_plans_.find(key);
   if (it != gemm_plans_.end()) return *it->second;
 
@@ -74,17 +74,17 @@ CudaGemmPlan& CudaBackend::gemm_plan(const Tensor& x, const Tensor& w, const Ten
   const cudaDataType_t in_t = cuda_type(w.dtype), out_t = cuda_type(out.dtype);
   LT_CHECK(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t op_t = CUBLAS_OP_T, op_n = CUBLAS_OP_N;
-  LT_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_t,
-                                          sizeof(op_t)));
-  LT_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_n,
-                                          sizeof(op_n)));
+  LT_CHECK(
+      cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_t, sizeof(op_t)));
+  LT_CHECK(
+      cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_n, sizeof(op_n)));
   if (!bias.empty()) {
     const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
-    LT_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi,
-                                            sizeof(epi)));
+    LT_CHECK(
+        cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
     const cudaDataType_t bias_t = cuda_type(bias.dtype);
-    LT_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
-                                            &bias_t, sizeof(bias_t)));
+    LT_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_t,
+                                            sizeof(bias_t)));
   }
   LT_CHECK(cublasLtMatrixLayoutCreate(&p->a, in_t, x.cols, w.rows, w.stride));
   LT_CHECK(cublasLtMatrixLayoutCreate(&p->b, in_t, x.cols, x.rows, x.stride));
@@ -130,8 +130,7 @@ void CudaBackend::matmul(const Tensor& x, const Tensor& w, const Tensor& bias, c
   }
   const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   LT_CHECK(cublasLtMatmul(lt_, p.desc, &alpha, w.data, p.a, x.data, p.b, &beta, out.data, p.d,
-                          out.data, p.d, &p.algo, gemm_workspace_, gemm_workspace_bytes_,
-                          stream_));
+                          out.data, p.d, &p.algo, gemm_workspace_, gemm_workspace_bytes_, stream_));
 }
 
 }  // namespace densekv

@@ -39,8 +39,7 @@ void CudaBackend::paged_attention(const Tensor& q, const KvLayerView& kv, const 
                                   float scale, const Tensor& out) {
   const int hd = kv.head_dim;
   CHECK(q.dtype == out.dtype && (q.dtype == DType::BF16 || q.dtype == DType::F16));
-  CHECK(q.cols % hd == 0 && q.rows == batch.n_tokens && out.rows == q.rows &&
-        out.cols == q.cols);
+  CHECK(q.cols % hd == 0 && q.rows == batch.n_tokens && out.rows == q.rows && out.cols == q.cols);
   if (hd != 64 && hd != 128) {
     throw InvalidArgumentError("the CUDA attention supports head_dim 64 and 128, the model has " +
                                std::to_string(hd));
@@ -85,18 +84,18 @@ void CudaBackend::paged_attention(const Tensor& q, const KvLayerView& kv, const 
 
   // Splits: aim for >= 2 blocks per SM; each split gets a whole number of 64-token tiles.
   const int g_block = a.group <= 1 ? 1 : a.group <= 2 ? 2 : a.group <= 4 ? 4 : 8;
-  const int64_t base_blocks =
-      int64_t(q.rows) * kv.n_kv_heads * ((a.group + g_block - 1) / g_block);
+  const int64_t base_blocks = int64_t(q.rows) * kv.n_kv_heads * ((a.group + g_block - 1) / g_block);
   const int n_tiles = (batch.max_context + 63) / 64;
   int splits = 1;
   if (base_blocks < 2 * sm_count_ && n_tiles > 1) {
-    splits = static_cast<int>(std::min<int64_t>(n_tiles, cuda::ceil_div(2 * sm_count_, base_blocks)));
+    splits =
+        static_cast<int>(std::min<int64_t>(n_tiles, cuda::ceil_div(2 * sm_count_, base_blocks)));
   }
   a.tiles_per_split = (n_tiles + splits - 1) / splits;
   a.n_splits = (n_tiles + a.tiles_per_split - 1) / a.tiles_per_split;
   if (a.n_splits > 1) {
-    a.part = static_cast<float*>(
-        scratch(0, sizeof(float) * q.rows * n_heads * a.n_splits * (hd + 2)));
+    a.part =
+        static_cast<float*>(scratch(0, sizeof(float) * q.rows * n_heads * a.n_splits * (hd + 2)));
   }
 
   switch (kv.format) {

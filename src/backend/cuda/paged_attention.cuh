@@ -48,10 +48,10 @@ struct AttnArgs {
   int max_blocks = 0;
 
   int n_heads = 0, n_kv_heads = 0;
-  int group = 0;          // query heads per KV head
-  int head_chunks = 0;    // blocks per KV head (group split in chunks of G)
+  int group = 0;        // query heads per KV head
+  int head_chunks = 0;  // blocks per KV head (group split in chunks of G)
   float scale = 1.0f;
-  bool rotate = false;    // k4v2: q is rotated in, the output rotated back (Hadamard)
+  bool rotate = false;  // k4v2: q is rotated in, the output rotated back (Hadamard)
 
   int tiles_per_split = 0;
   int n_splits = 1;
@@ -143,8 +143,8 @@ template <int HD, int G, class KC, class VC>
 __device__ __forceinline__ void attend_tile(const uint8_t* ks, const uint8_t* vs, int n_rows,
                                             float scale, AttnShared<HD, G>& sh,
                                             AttnRegs<HD, G>& rg) {
-  constexpr int LPT = HD / 8;       // lanes per token in the scores phase
-  constexpr int TPW = 32 / LPT;     // tokens per warp per pass
+  constexpr int LPT = HD / 8;                 // lanes per token in the scores phase
+  constexpr int TPW = 32 / LPT;               // tokens per warp per pass
   constexpr int NSLICE = kAttnThreads / LPT;  // token slices in the values phase
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int c8 = lane % LPT;
@@ -262,8 +262,7 @@ __host__ __device__ constexpr int attn_smem_bytes() {
 }
 
 template <class F, int HD, int G>
-__global__ void __launch_bounds__(kAttnThreads)
-    paged_attention_kernel(const AttnArgs a) {
+__global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(const AttnArgs a) {
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ AttnShared<HD, G> sh;
   __shared__ float qs[G][HD];
@@ -273,7 +272,7 @@ __global__ void __launch_bounds__(kAttnThreads)
 
   const int kvh = blockIdx.x / a.head_chunks;
   const int h0 = kvh * a.group + (blockIdx.x % a.head_chunks) * G;  // first query head
-  const int n_h = min(G, kvh * a.group + a.group - h0);               // heads of this block
+  const int n_h = min(G, kvh * a.group + a.group - h0);             // heads of this block
   const int t = blockIdx.y, split = blockIdx.z;
   const int seq = a.seq_of_token[t];
   const int n_ctx = a.positions[t] + 1;
@@ -333,8 +332,7 @@ __global__ void __launch_bounds__(kAttnThreads)
         copy_bytes_async(vd, blk + a.n_kv_heads * a.k_bytes + kvh * a.v_bytes,
                          static_cast<int>(a.v_bytes));
       } else {
-        const uint8_t* tl =
-            a.tail_base + static_cast<size_t>(a.tails[seq]) * a.tail_block_bytes;
+        const uint8_t* tl = a.tail_base + static_cast<size_t>(a.tails[seq]) * a.tail_block_bytes;
         copy_bytes_async(kd, tl + static_cast<size_t>(kvh) * kTail16, tail_rows * HD * 2);
         copy_bytes_async(vd, tl + static_cast<size_t>(a.n_kv_heads + kvh) * kTail16,
                          tail_rows * HD * 2);
@@ -367,14 +365,14 @@ __global__ void __launch_bounds__(kAttnThreads)
     const uint8_t* vd = kd + kStage / 2;
     if constexpr (F::kQuantized) {
       if (tile < n_sealed) {
-        attend_tile<HD, G, typename F::template K<HD>, typename F::template V<HD>>(
-            kd, vd, 64, a.scale, sh, rg);
+        attend_tile<HD, G, typename F::template K<HD>, typename F::template V<HD>>(kd, vd, 64,
+                                                                                   a.scale, sh, rg);
       } else if (a.tail_bf16) {
         attend_tile<HD, G, PlainCoding<__nv_bfloat16, HD>, PlainCoding<__nv_bfloat16, HD>>(
             kd, vd, tail_rows, a.scale, sh, rg);
       } else {
         attend_tile<HD, G, PlainCoding<__half, HD>, PlainCoding<__half, HD>>(kd, vd, tail_rows,
-                                                                           a.scale, sh, rg);
+                                                                             a.scale, sh, rg);
       }
     } else {
       attend_tile<HD, G, typename F::template K<HD>, typename F::template V<HD>>(
@@ -424,8 +422,8 @@ __global__ void __launch_bounds__(kAttnThreads)
   } else {
     for (int i = threadIdx.x; i < n_h * (HD + 2); i += blockDim.x) {
       const int g = i / (HD + 2), c = i % (HD + 2);
-      float* dst = a.part + ((static_cast<int64_t>(t) * a.n_heads + h0 + g) * a.n_splits + split) *
-                                (HD + 2);
+      float* dst =
+          a.part + ((static_cast<int64_t>(t) * a.n_heads + h0 + g) * a.n_splits + split) * (HD + 2);
       dst[c] = c < HD ? qs[g][c] : (c == HD ? sh.m[g] : sh.l[g]);
     }
   }

@@ -31,9 +31,10 @@ void CudaBackend::rmsnorm(const Tensor& x, const Tensor& w, float eps, const Ten
   if (x.rows == 0) return;
   const int threads = static_cast<int>(std::min<int64_t>(1024, (x.cols + 31) / 32 * 32));
   DENSEKV_DISPATCH_DTYPE(x.dtype, T, DENSEKV_DISPATCH_DTYPE(w.dtype, TW, {
-    rmsnorm_kernel<T, TW><<<x.rows, threads, 0, stream_>>>(x.ptr<T>(), x.stride, w.ptr<TW>(), eps,
-                                                          out.ptr<T>(), out.stride, x.cols);
-  }));
+                           rmsnorm_kernel<T, TW><<<x.rows, threads, 0, stream_>>>(
+                               x.ptr<T>(), x.stride, w.ptr<TW>(), eps, out.ptr<T>(), out.stride,
+                               x.cols);
+                         }));
   CUDA_CHECK_LAUNCH();
 }
 

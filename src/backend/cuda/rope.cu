@@ -35,7 +35,7 @@ void CudaBackend::rope(const Tensor& x, int head_dim, const int32_t* positions,
   const int threads = std::min(512, (n_heads * half + 31) / 32 * 32);
   DENSEKV_DISPATCH_DTYPE(x.dtype, T, {
     rope_kernel<T><<<x.rows, threads, 0, stream_>>>(x.ptr<T>(), x.stride, n_heads, half, positions,
-                                                   inv_freq.ptr<float>());
+                                                    inv_freq.ptr<float>());
   });
   CUDA_CHECK_LAUNCH();
 }
