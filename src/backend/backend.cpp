@@ -1,6 +1,9 @@
 #include "backend/backend.h"
 
 #include "backend/cpu/cpu_backend.h"
+#ifdef DENSEKV_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 #include "core/check.h"
 #include "core/errors.h"
 
@@ -64,8 +67,17 @@ Buffer& Buffer::operator=(Buffer&& o) noexcept {
 std::unique_ptr<Backend> make_backend(const std::string& device, int threads) {
   if (device == "cpu") return std::make_unique<CpuBackend>(threads);
   if (device == "cuda") {
+#ifdef DENSEKV_HAVE_CUDA
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+      cudaGetLastError();  // clear the sticky "no device" error
+      throw InvalidArgumentError("--device cuda: no CUDA device is available (use --device cpu)");
+    }
+    return std::make_unique<CudaBackend>(0);
+#else
     throw InvalidArgumentError(
-        "--device cuda: the CUDA backend is not built yet (use --device cpu)");
+        "--device cuda: this binary was built without CUDA (nvcc not found; use --device cpu)");
+#endif
   }
   throw InvalidArgumentError("unknown --device '" + device + "' (expected cpu or cuda)");
 }

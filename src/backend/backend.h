@@ -94,6 +94,9 @@ class Backend {
   virtual DType weight_dtype(DType file_dtype) const = 0;
   // The dtype of activations between ops.
   virtual DType activation_dtype() const = 0;
+  // Called once before the weights are loaded with the model's dtype (config.json): a backend
+  // whose weight/activation dtypes follow the model (CUDA: its 16-bit dtype) picks them here.
+  virtual void set_model_dtype(DType /*model_dtype*/) {}
   // Makes the batch's index arrays visible to ops.
   virtual BatchView upload_batch(const BatchLayout& batch) = 0;
 
@@ -159,7 +162,8 @@ class Buffer {
   size_t bytes_ = 0;
 };
 
-// "cpu" (threads <= 0: all hardware threads); "cuda" throws InvalidArgumentError until it exists.
+// "cpu" (threads <= 0: all hardware threads); "cuda" (GPU 0; throws InvalidArgumentError when the
+// binary was built without CUDA or no device is present).
 std::unique_ptr<Backend> make_backend(const std::string& device, int threads = 0);
 
 }  // namespace densekv

@@ -148,6 +148,7 @@ ModelWeights random_weights(Backend& backend, const ModelConfig& cfg, uint64_t s
 
 ModelWeights load_weights(Backend& backend, const ModelConfig& cfg, const ModelTensors& tensors) {
   ModelWeights w;
+  backend.set_model_dtype(cfg.dtype);
   Progress progress("loading weights", static_cast<int64_t>(tensors.total_bytes()));
   Loader ld(backend, tensors, w, progress);
   const int64_t hidden = cfg.hidden_size, inter = cfg.intermediate_size;

@@ -1,0 +1,192 @@
+// Decode attention benchmark of the CUDA backend: every KV format at batch {1, 16, 64, 256} x
+// context {1k, 4k, 16k, 32k}, GQA 32/8 and 28/4, head_dim 128. One query token per sequence at
+// position ctx + 31 (ctx / 64 sealed blocks plus 32 rows in the 16-bit tail for quantized
+// formats; ctx + 32 tokens in 16-token blocks for 16-bit formats), block tables shuffled over
+// the pool. Reports the median time of the paged_attention call, the bytes of KV (codes, scales,
+// zeros, tail rows) it must read, GB/s, and that as a fraction of the measured device-to-device
+// copy bandwidth (bytes read + written per second).
+//
+//   attention_bench [--quick] [--json FILE]
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_check.h"
+#include "kv/kv_format.h"
+
+using namespace densekv;
+
+namespace {
+
+// Median milliseconds of fn() over `iters` runs (events on the backend's stream).
+template <class Fn>
+double median_ms(cudaStream_t stream, int iters, Fn fn) {
+  cudaEvent_t a, b;
+  CUDA_CHECK(cudaEventCreate(&a));
+  CUDA_CHECK(cudaEventCreate(&b));
+  for (int i = 0; i < 3; ++i) fn();  // warm-up
+  std::vector<float> ms;
+  for (int i = 0; i < iters; ++i) {
+    CUDA_CHECK(cudaEventRecord(a, stream));
+    fn();
+    CUDA_CHECK(cudaEventRecord(b, stream));
+    CUDA_CHECK(cudaEventSynchronize(b));
+    float t = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
+    ms.push_back(t);
+  }
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+// A 64 MiB pattern of 16-bit words that are finite, moderate numbers read as fp16 or bf16
+// (scales, zeros and 16-bit rows stay finite; codes are arbitrary bytes).
+std::vector<uint16_t> random_pattern(std::mt19937& rng) {
+  std::vector<uint16_t> p(32u << 20);
+  for (uint16_t& w : p) {
+    const uint32_t r = rng();
+    w = static_cast<uint16_t>(((r & 1) << 15) | ((11 + (r >> 1) % 5) << 10) | ((r >> 4) & 0x3ff));
+  }
+  return p;
+}
+
+// Fills n bytes of device memory by copying the device pattern over it.
+void fill(void* dst, size_t n, const void* pattern, size_t pattern_bytes, cudaStream_t s) {
+  for (size_t off = 0; off < n; off += pattern_bytes) {
+    CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(dst) + off, pattern,
+                               std::min(pattern_bytes, n - off), cudaMemcpyDeviceToDevice, s));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  std::string json_path;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--quick")) quick = true;
+    if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
+  }
+  CudaBackend be(0);
+  be.set_model_dtype(DType::BF16);
+  const cudaStream_t st = be.stream();
+  std::mt19937 rng(7);
+
+  const std::vector<uint16_t> host_pattern = random_pattern(rng);
+  const size_t pattern_bytes = host_pattern.size() * 2;
+  Buffer pattern(be, pattern_bytes);
+  be.upload(pattern.data(), DType::F16, host_pattern.data(), DType::F16, host_pattern.size());
+
+  // Device-to-device copy bandwidth: 2 GiB, counting bytes read plus written.
+  double copy_gbs = 0;
+  {
+    const size_t n = size_t(2) << 30;
+    Buffer a(be, n), b(be, n);
+    fill(a.data(), n, pattern.data(), pattern_bytes, st);
+    const double ms = median_ms(st, 10, [&] {
+      CUDA_CHECK(cudaMemcpyAsync(b.data(), a.data(), n, cudaMemcpyDeviceToDevice, st));
+    });
+    copy_gbs = 2.0 * n / (ms * 1e-3) / 1e9;
+    std::printf("device-to-device copy: %.0f GB/s (read + write)\n", copy_gbs);
+  }
+
+  FILE* json = json_path.empty() ? nullptr : std::fopen(json_path.c_str(), "w");
+  std::printf("%-10s %-6s %5s %6s %10s %12s %8s %6s\n", "format", "gqa", "batch", "ctx", "time_us",
+              "bytes_MB", "GB/s", "frac");
+  const int hd = 128;
+  const std::vector<KvFormat> formats = {KvFormat::BF16,      KvFormat::FP8_E4M3,  KvFormat::INT8,
+                                         KvFormat::INT4_KIVI, KvFormat::INT2_KIVI, KvFormat::K4V2};
+  const std::vector<std::pair<int, int>> gqas = {{32, 8}, {28, 4}};
+  const std::vector<int> batches =
+      quick ? std::vector<int>{1, 64} : std::vector<int>{1, 16, 64, 256};
+  const std::vector<int> ctxs =
+      quick ? std::vector<int>{4096} : std::vector<int>{1024, 4096, 16384, 32768};
+  for (KvFormat f : formats) {
+    const KvFormatInfo info = kv_format_info(f, hd);
+    const bool quant = info.quantized;
+    const int bs = info.block_size;
+    for (auto [n_heads, n_kv] : gqas) {
+      for (int batch : batches) {
+        for (int ctx : ctxs) {
+          const int n_ctx = ctx + 32;
+          const int nb = (n_ctx + bs - 1) / bs;
+          KvLayerView kv;
+          kv.format = f;
+          kv.block_size = bs;
+          kv.n_kv_heads = n_kv;
+          kv.head_dim = hd;
+          kv.block_bytes = kv_block_bytes(f, bs, n_kv, hd);
+          const size_t pool_bytes = kv.block_bytes * size_t(nb) * batch;
+          Buffer pool(be, pool_bytes), tails;
+          kv.base = pool.data();
+          fill(pool.data(), pool_bytes, pattern.data(), pattern_bytes, st);
+          if (quant) {
+            kv.tail_format = KvFormat::BF16;
+            kv.tail_block_bytes = kv_block_bytes(KvFormat::BF16, bs, n_kv, hd);
+            tails = Buffer(be, kv.tail_block_bytes * batch);
+            kv.tail_base = tails.data();
+            fill(tails.data(), tails.size(), pattern.data(), pattern_bytes, st);
+          }
+          std::vector<int32_t> ids(size_t(nb) * batch);
+          std::iota(ids.begin(), ids.end(), 0);
+          std::shuffle(ids.begin(), ids.end(), rng);
+          BatchLayout lay;
+          lay.max_blocks = nb;
+          lay.max_context = n_ctx;
+          for (int s = 0; s < batch; ++s) {
+            lay.token_ids.push_back(0);
+            lay.positions.push_back(n_ctx - 1);
+            lay.slots.push_back(-1);
+            lay.seq_of_token.push_back(s);
+            lay.context_lens.push_back(n_ctx);
+            lay.block_tables.insert(lay.block_tables.end(), ids.begin() + size_t(s) * nb,
+                                    ids.begin() + size_t(s + 1) * nb);
+            lay.tails.push_back(quant ? s : -1);
+          }
+          const BatchView bv = be.upload_batch(lay);
+          Buffer qb(be, size_t(batch) * n_heads * hd * 2), ob(be, size_t(batch) * n_heads * hd * 2);
+          fill(qb.data(), qb.size(), pattern.data(), pattern_bytes, st);
+          const Tensor q = make_tensor(qb.data(), DType::BF16, batch, n_heads * hd);
+          const Tensor out = make_tensor(ob.data(), DType::BF16, batch, n_heads * hd);
+          const float scale = 1.0f / std::sqrt(float(hd));
+          const double ms =
+              median_ms(st, quick ? 5 : 20, [&] { be.paged_attention(q, kv, bv, scale, out); });
+          // Bytes that must be read: sealed sections + tail rows (quantized), 16-bit rows (plain).
+          double bytes = 0;
+          if (quant) {
+            const int sealed = n_ctx / bs, rows = n_ctx % bs;
+            bytes = double(batch) * n_kv *
+                    (double(sealed) * info.head_block_bytes() + double(rows) * hd * 2 * 2);
+          } else {
+            bytes = double(batch) * n_kv * n_ctx * hd * 2 * 2;
+          }
+          const double gbs = bytes / (ms * 1e-3) / 1e9;
+          char gqa[16];
+          std::snprintf(gqa, sizeof gqa, "%d/%d", n_heads, n_kv);
+          std::printf("%-10s %-6s %5d %6d %10.1f %12.1f %8.0f %6.2f\n", kv_format_name(f), gqa,
+                      batch, ctx, ms * 1e3, bytes / 1e6, gbs, gbs / copy_gbs);
+          if (json) {
+            std::fprintf(json,
+                         "{\"format\":\"%s\",\"heads\":%d,\"kv_heads\":%d,\"batch\":%d,\"ctx\":%d,"
+                         "\"time_us\":%.2f,\"bytes\":%.0f,\"gbs\":%.1f,\"copy_gbs\":%.1f}\n",
+                         kv_format_name(f), n_heads, n_kv, batch, ctx, ms * 1e3, bytes, gbs,
+                         copy_gbs);
+          }
+        }
+      }
+    }
+  }
+  if (json) std::fclose(json);
+  return 0;
+}

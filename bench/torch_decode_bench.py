@@ -1,0 +1,53 @@
+"""Reference for bench/attention_bench: torch SDPA decode attention (bf16, one query token per
+sequence, GQA) at the same shapes, timed with CUDA events (median). Run on the GPU machine:
+    python3 bench/torch_decode_bench.py [--json FILE]
+K/V are dense [batch, kv_heads, ctx + 32, 128] tensors (no paging), so this is the bandwidth
+a contiguous flash decode reaches."""
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+
+
+def median_ms(fn, iters=20):
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(iters):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    times.sort()
+    return times[len(times) // 2]
+
+
+def main():
+    out = None
+    if "--json" in sys.argv:
+        out = open(sys.argv[sys.argv.index("--json") + 1], "w")
+    hd = 128
+    print(f"{'gqa':6} {'batch':>5} {'ctx':>6} {'time_us':>10} {'GB/s':>8}")
+    for heads, kv in [(32, 8), (28, 4)]:
+        for batch in [1, 16, 64, 256]:
+            for ctx in [1024, 4096, 16384, 32768]:
+                n = ctx + 32
+                q = torch.randn(batch, heads, 1, hd, device="cuda", dtype=torch.bfloat16)
+                k = torch.randn(batch, kv, n, hd, device="cuda", dtype=torch.bfloat16)
+                v = torch.randn_like(k)
+                ms = median_ms(lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True))
+                nbytes = 2 * k.numel() * 2
+                gbs = nbytes / (ms * 1e-3) / 1e9
+                print(f"{heads}/{kv:<4} {batch:5} {ctx:6} {ms * 1e3:10.1f} {gbs:8.0f}")
+                if out:
+                    out.write(json.dumps(dict(heads=heads, kv_heads=kv, batch=batch, ctx=ctx,
+                                              time_us=ms * 1e3, gbs=gbs)) + "\n")
+                del q, k, v
+                torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()

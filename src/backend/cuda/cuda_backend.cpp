@@ -1,0 +1,161 @@
+// CUDA backend: device selection, memory, host <-> device copies, batch upload, scratch buffers.
+// The ops live in one .cu each (matmul.cu, rmsnorm.cu, ...).
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu_elem.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_check.h"
+#include "core/errors.h"
+#include "core/log.h"
+
+namespace densekv {
+
+CudaBackend::CudaBackend(int device) : device_(device) {
+  CUDA_CHECK(cudaSetDevice(device_));
+  cudaDeviceProp prop{};
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
+  sm_count_ = prop.multiProcessorCount;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  CHECK(cublasLtCreate(&lt_) == CUBLAS_STATUS_SUCCESS);
+  gemm_workspace_bytes_ = 32u << 20;
+  CUDA_CHECK(cudaMalloc(&gemm_workspace_, gemm_workspace_bytes_));
+  spdlog::info("cuda: {} (sm_{}{}, {} SMs, {:.1f} GiB)", prop.name, prop.major, prop.minor,
+               sm_count_, static_cast<double>(prop.totalGlobalMem) / (1u << 30));
+}
+
+CudaBackend::~CudaBackend() {
+  cudaStreamSynchronize(stream_);
+  for (auto& [key, plan] : gemm_plans_) destroy_gemm_plan(plan);
+  for (Scratch& s : scratch_) cudaFree(s.p);
+  cudaFree(argmax_dev_);
+  cudaFree(batch_dev_);
+  cudaFreeHost(batch_host_);
+  cudaFree(gemm_workspace_);
+  cublasLtDestroy(lt_);
+  cudaStreamDestroy(stream_);
+}
+
+void CudaBackend::set_model_dtype(DType model_dtype) {
+  dtype_ = model_dtype == DType::F16 ? DType::F16 : DType::BF16;
+}
+
+void CudaBackend::synchronize() {
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void* CudaBackend::alloc(size_t bytes) {
+  void* p = nullptr;
+  const size_t rounded = std::max<size_t>(256, (bytes + 255) / 256 * 256);
+  if (cudaMalloc(&p, rounded) != cudaSuccess) {
+    cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    throw Error("out of GPU memory allocating " + std::to_string(bytes) + " bytes (" +
+                std::to_string(free_b >> 20) + " MiB free of " + std::to_string(total_b >> 20) +
+                " MiB)");
+  }
+  CUDA_CHECK(cudaMemsetAsync(p, 0, rounded, stream_));
+  return p;
+}
+
+void CudaBackend::release(void* p) {
+  if (!p) return;
+  // Work queued on the stream may still use p.
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  CUDA_CHECK(cudaFree(p));
+}
+
+void* CudaBackend::scratch(int slot, size_t bytes) {
+  CHECK(slot >= 0 && slot < 4);
+  Scratch& s = scratch_[slot];
+  if (s.bytes < bytes) {
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    CUDA_CHECK(cudaFree(s.p));
+    s.bytes = std::max(bytes, s.bytes * 2);
+    CUDA_CHECK(cudaMalloc(&s.p, s.bytes));
+  }
+  return s.p;
+}
+
+void CudaBackend::upload(void* dst, DType dst_dtype, const void* src, DType src_dtype, size_t n) {
+  if (dst_dtype == src_dtype) {
+    CUDA_CHECK(
+        cudaMemcpyAsync(dst, src, n * dtype_size(src_dtype), cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return;
+  }
+  // Convert on the host in chunks, then copy.
+  const size_t chunk = size_t(1) << 22;
+  std::vector<char> staging(std::min(n, chunk) * dtype_size(dst_dtype));
+  for (size_t off = 0; off < n; off += chunk) {
+    const size_t len = std::min(chunk, n - off);
+    cpu::convert_row(staging.data(), dst_dtype,
+                     static_cast<const char*>(src) + off * dtype_size(src_dtype), src_dtype, len);
+    CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(dst) + off * dtype_size(dst_dtype),
+                               staging.data(), len * dtype_size(dst_dtype), cudaMemcpyHostToDevice,
+                               stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+}
+
+void CudaBackend::download_f32(const Tensor& src, float* dst) {
+  const size_t es = dtype_size(src.dtype);
+  std::vector<char> raw(static_cast<size_t>(src.rows * src.cols) * es);
+  if (!raw.empty()) {
+    CUDA_CHECK(cudaMemcpy2DAsync(raw.data(), src.cols * es, src.data, src.stride * es,
+                                 src.cols * es, src.rows, cudaMemcpyDeviceToHost, stream_));
+  }
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  cpu::convert_row(dst, DType::F32, raw.data(), src.dtype,
+                   static_cast<size_t>(src.rows * src.cols));
+}
+
+BatchView CudaBackend::upload_batch(const BatchLayout& b) {
+  // One device buffer, each array at a 16-byte aligned offset.
+  const std::vector<const std::vector<int32_t>*> arrays = {
+      &b.token_ids,    &b.positions,    &b.slots,    &b.seq_of_token,
+      &b.context_lens, &b.block_tables, &b.out_rows, &b.tails};
+  std::vector<size_t> offs;
+  size_t total = 0;
+  for (const auto* a : arrays) {
+    offs.push_back(total);
+    total += (a->size() + 3) / 4 * 4;
+  }
+  total = std::max<size_t>(total, 4);
+  // The previous batch's copy and kernels must be done before the staging/device buffers change.
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (total > batch_cap_) {
+    CUDA_CHECK(cudaFreeHost(batch_host_));
+    CUDA_CHECK(cudaFree(batch_dev_));
+    batch_cap_ = std::max(total, batch_cap_ * 2);
+    CUDA_CHECK(cudaMallocHost(&batch_host_, batch_cap_ * sizeof(int32_t)));
+    CUDA_CHECK(cudaMalloc(&batch_dev_, batch_cap_ * sizeof(int32_t)));
+  }
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    if (!arrays[i]->empty()) {
+      std::memcpy(batch_host_ + offs[i], arrays[i]->data(), arrays[i]->size() * sizeof(int32_t));
+    }
+  }
+  CUDA_CHECK(cudaMemcpyAsync(batch_dev_, batch_host_, total * sizeof(int32_t),
+                             cudaMemcpyHostToDevice, stream_));
+  BatchView v;
+  v.token_ids = batch_dev_ + offs[0];
+  v.positions = batch_dev_ + offs[1];
+  v.slots = batch_dev_ + offs[2];
+  v.seq_of_token = batch_dev_ + offs[3];
+  v.context_lens = batch_dev_ + offs[4];
+  v.block_tables = batch_dev_ + offs[5];
+  v.out_rows = batch_dev_ + offs[6];
+  v.tails = batch_dev_ + offs[7];
+  v.n_tokens = static_cast<int>(b.token_ids.size());
+  v.n_seqs = static_cast<int>(b.context_lens.size());
+  v.n_out = static_cast<int>(b.out_rows.size());
+  v.max_blocks = b.max_blocks;
+  v.max_context = b.max_context;
+  return v;
+}
+
+}  // namespace densekv

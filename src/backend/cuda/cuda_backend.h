@@ -1,0 +1,93 @@
+// The CUDA backend: the same ops as the CPU reference (backend/cpu) on one GPU, one op per .cu.
+//
+// Dtypes: weights are stored in the model's 16-bit dtype (set_model_dtype: bf16, or fp16 for fp16
+// models; fp32 checkpoints run in bf16), activations between ops are that same 16-bit dtype
+// (GEMM inputs and outputs, residual stream), logits are fp32. Every op computes in fp32
+// internally (norms, softmax, GEMM accumulation via cuBLASLt COMPUTE_32F).
+//
+// All work is queued on one stream; host-visible results (download_f32, argmax) synchronize it.
+// Index arrays of a forward live in one device buffer refilled by upload_batch.
+#pragma once
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "backend/backend.h"
+
+namespace densekv {
+
+struct CudaGemmPlan;  // a cuBLASLt matmul descriptor, layouts and chosen algorithm (matmul.cu)
+void destroy_gemm_plan(CudaGemmPlan* plan);
+
+class CudaBackend : public Backend {
+ public:
+  explicit CudaBackend(int device = 0);
+  ~CudaBackend() override;
+  std::string name() const override { return "cuda"; }
+
+  void* alloc(size_t bytes) override;
+  void release(void* p) override;
+  void upload(void* dst, DType dst_dtype, const void* src, DType src_dtype, size_t n) override;
+  void download_f32(const Tensor& src, float* dst) override;
+  DType weight_dtype(DType) const override { return dtype_; }
+  DType activation_dtype() const override { return dtype_; }
+  void set_model_dtype(DType model_dtype) override;
+  BatchView upload_batch(const BatchLayout& batch) override;
+
+  void gather_rows(const Tensor& src, const int32_t* idx, const Tensor& out) override;
+  void rmsnorm(const Tensor& x, const Tensor& w, float eps, const Tensor& out) override;
+  void matmul(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out,
+              bool accumulate) override;
+  void rope(const Tensor& x, int head_dim, const int32_t* positions,
+            const Tensor& inv_freq) override;
+  void kv_write(const KvLayerView& kv, const Tensor& k, const Tensor& v,
+                const BatchView& batch) override;
+  void paged_attention(const Tensor& q, const KvLayerView& kv, const BatchView& batch, float scale,
+                       const Tensor& out) override;
+  void swiglu(const Tensor& gate_up, const Tensor& out) override;
+  void add(const Tensor& a, const Tensor& b, const Tensor& out) override;
+  std::vector<int32_t> argmax(const Tensor& x) override;
+
+  cudaStream_t stream() const { return stream_; }
+  int sm_count() const { return sm_count_; }
+  void synchronize();
+  // Scratch device memory of at least `bytes` (slot i: independent buffers), valid until the next
+  // call with the same slot; grows, never shrinks.
+  void* scratch(int slot, size_t bytes);
+
+ private:
+  CudaGemmPlan& gemm_plan(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out,
+                          bool accumulate);
+
+  int device_ = 0;
+  int sm_count_ = 0;
+  DType dtype_ = DType::BF16;
+  cudaStream_t stream_ = nullptr;
+  cublasLtHandle_t lt_ = nullptr;
+  void* gemm_workspace_ = nullptr;
+  size_t gemm_workspace_bytes_ = 0;
+  std::map<
+      std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, int, int, int>,
+      CudaGemmPlan*>
+      gemm_plans_;
+
+  // Batch index arrays: pinned host staging and one device buffer.
+  int32_t* batch_host_ = nullptr;
+  int32_t* batch_dev_ = nullptr;
+  size_t batch_cap_ = 0;  // int32 elements
+
+  struct Scratch {
+    void* p = nullptr;
+    size_t bytes = 0;
+  };
+  Scratch scratch_[4];
+  int32_t* argmax_dev_ = nullptr;
+  size_t argmax_cap_ = 0;
+};
+
+}  // namespace densekv

@@ -1,0 +1,130 @@
+// CUDA backend: paged attention (decode and prefill chunks alike: each query token attends to
+// positions [0, its position] of its sequence). Picks the split count (flash-decoding: enough
+// blocks to fill the GPU when the batch is small and the context long), launches the format's
+// kernel (paged_attention.cuh, instantiated in attention_*.cu) and merges the splits.
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/paged_attention.cuh"
+#include "core/errors.h"
+
+namespace densekv {
+
+namespace {
+
+// Merges the splits of one (token, head): thread c = channel c. part [T, n_heads, n_splits, HD+2].
+template <int HD, class T>
+__global__ void combine_splits_kernel(const float* part, int n_heads, int n_splits, bool rotate,
+                                      T* out, int64_t out_stride) {
+  __shared__ float o[HD];
+  const int h = blockIdx.x, t = blockIdx.y, c = threadIdx.x;
+  const float* p = part + (static_cast<int64_t>(t) * n_heads + h) * n_splits * (HD + 2);
+  float m = -INFINITY;
+  for (int s = 0; s < n_splits; ++s) m = fmaxf(m, p[s * (HD + 2) + HD]);
+  float num = 0.0f, den = 0.0f;
+  for (int s = 0; s < n_splits; ++s) {
+    const float ms = p[s * (HD + 2) + HD];
+    if (ms == -INFINITY) continue;
+    const float w = expf(ms - m);
+    num += w * p[s * (HD + 2) + c];
+    den += w * p[s * (HD + 2) + HD + 1];
+  }
+  o[c] = den > 0.0f ? num / den : 0.0f;
+  __syncthreads();
+  if (rotate) cuda::hadamard_rows_smem<HD>(o, 1);
+  out[static_cast<int64_t>(t) * out_stride + h * HD + c] = cuda::from_f32<T>(o[c]);
+}
+
+}  // namespace
+
+void CudaBackend::paged_attention(const Tensor& q, const KvLayerView& kv, const BatchView& batch,
+                                  float scale, const Tensor& out) {
+  const int hd = kv.head_dim;
+  CHECK(q.dtype == out.dtype && (q.dtype == DType::BF16 || q.dtype == DType::F16));
+  CHECK(q.cols % hd == 0 && q.rows == batch.n_tokens && out.rows == q.rows && out.cols == q.cols);
+  if (hd != 64 && hd != 128) {
+    throw InvalidArgumentError("the CUDA attention supports head_dim 64 and 128, the model has " +
+                               std::to_string(hd));
+  }
+  if (kv.format == KvFormat::F32) {
+    throw InvalidArgumentError(
+        "the fp32 KV cache is the CPU reference only; use --kv-cache-dtype auto/bf16/fp16 on cuda");
+  }
+  const bool quantized = kv_format_is_quantized(kv.format);
+  if (q.rows == 0) return;
+  const int n_heads = static_cast<int>(q.cols / hd);
+  CHECK(n_heads % kv.n_kv_heads == 0);
+
+  cuda::AttnArgs a;
+  a.q = q.data;
+  a.q_stride = q.stride;
+  a.out = out.data;
+  a.out_stride = out.stride;
+  a.act_bf16 = q.dtype == DType::BF16;
+  a.base = static_cast<const uint8_t*>(kv.base);
+  a.block_bytes = kv.block_bytes;
+  a.block_size = kv.block_size;
+  if (quantized) {
+    const KvFormatInfo info = kv_format_info(kv.format, hd, kv.block_size);
+    a.k_bytes = info.k.bytes;
+    a.v_bytes = info.v.bytes;
+    a.tail_base = static_cast<const uint8_t*>(kv.tail_base);
+    a.tail_block_bytes = kv.tail_block_bytes;
+    a.tail_bf16 = kv.tail_format == KvFormat::BF16;
+    a.tails = batch.tails;
+    CHECK(a.tail_base != nullptr && a.tails != nullptr);
+  }
+  a.positions = batch.positions;
+  a.seq_of_token = batch.seq_of_token;
+  a.block_tables = batch.block_tables;
+  a.max_blocks = batch.max_blocks;
+  a.n_heads = n_heads;
+  a.n_kv_heads = kv.n_kv_heads;
+  a.group = n_heads / kv.n_kv_heads;
+  a.scale = scale;
+  a.rotate = kv.format == KvFormat::K4V2;
+
+  // Splits: aim for >= 2 blocks per SM; each split gets a whole number of 64-token tiles.
+  const int g_block = a.group <= 1 ? 1 : a.group <= 2 ? 2 : a.group <= 4 ? 4 : 8;
+  const int64_t base_blocks = int64_t(q.rows) * kv.n_kv_heads * ((a.group + g_block - 1) / g_block);
+  const int n_tiles = (batch.max_context + 63) / 64;
+  int splits = 1;
+  if (base_blocks < 2 * sm_count_ && n_tiles > 1) {
+    splits =
+        static_cast<int>(std::min<int64_t>(n_tiles, cuda::ceil_div(2 * sm_count_, base_blocks)));
+  }
+  a.tiles_per_split = (n_tiles + splits - 1) / splits;
+  a.n_splits = (n_tiles + a.tiles_per_split - 1) / a.tiles_per_split;
+  if (a.n_splits > 1) {
+    a.part =
+        static_cast<float*>(scratch(0, sizeof(float) * q.rows * n_heads * a.n_splits * (hd + 2)));
+  }
+
+  switch (kv.format) {
+    case KvFormat::BF16:
+    case KvFormat::F16:
+      cuda::launch_attention_plain(kv.format, a, hd, batch.n_tokens, stream_);
+      break;
+    case KvFormat::FP8_E4M3:
+    case KvFormat::INT8:
+      cuda::launch_attention_8bit(kv.format, a, hd, batch.n_tokens, stream_);
+      break;
+    default:
+      cuda::launch_attention_kivi(kv.format, a, hd, batch.n_tokens, stream_);
+      break;
+  }
+
+  if (a.n_splits > 1) {
+    const dim3 grid(n_heads, q.rows);
+    DENSEKV_DISPATCH_DTYPE(out.dtype, T, {
+      if (hd == 64) {
+        combine_splits_kernel<64, T><<<grid, 64, 0, stream_>>>(a.part, n_heads, a.n_splits,
+                                                               a.rotate, out.ptr<T>(), out.stride);
+      } else {
+        combine_splits_kernel<128, T><<<grid, 128, 0, stream_>>>(
+            a.part, n_heads, a.n_splits, a.rotate, out.ptr<T>(), out.stride);
+      }
+    });
+    CUDA_CHECK_LAUNCH();
+  }
+}
+
+}  // namespace densekv

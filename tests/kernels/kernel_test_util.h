@@ -1,0 +1,97 @@
+// Helpers of the CUDA kernel tests: a CUDA backend (or a skip), tensors filled from host data on
+// any backend, and error measures. Every CUDA op is compared with the CPU reference backend on the
+// same (16-bit-rounded) inputs.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/dtype.h"
+#include "core/errors.h"
+
+namespace densekv::test {
+
+// The CUDA backend, or nullptr with the reason (the test then skips).
+inline std::unique_ptr<Backend> cuda_backend_or_null(std::string& why) {
+  try {
+    return make_backend("cuda");
+  } catch (const Error& e) {
+    why = e.what();
+    return nullptr;
+  }
+}
+
+#define DENSEKV_REQUIRE_CUDA(var)                                                  \
+  std::string why_##var;                                                           \
+  std::unique_ptr<Backend> var = ::densekv::test::cuda_backend_or_null(why_##var); \
+  if (!var) GTEST_SKIP() << "no CUDA backend (" << why_##var << ")";
+
+// Random values in [-a, a], rounded to dtype `round_to` (so every backend sees the same numbers).
+inline std::vector<float> random_values(size_t n, float a, std::mt19937& rng,
+                                        DType round_to = DType::BF16) {
+  std::uniform_real_distribution<float> d(-a, a);
+  std::vector<float> v(n);
+  for (float& x : v) {
+    x = d(rng);
+    if (round_to == DType::BF16) x = bf16_to_f32(f32_to_bf16(x));
+    if (round_to == DType::F16) x = f16_to_f32(f32_to_f16(x));
+  }
+  return v;
+}
+
+// A tensor owning its backend memory.
+struct OwnedTensor {
+  Buffer buf;
+  Tensor t;
+};
+
+inline OwnedTensor make_owned(Backend& b, DType dt, int64_t rows, int64_t cols,
+                              const std::vector<float>* host = nullptr) {
+  OwnedTensor o;
+  o.buf = Buffer(b, static_cast<size_t>(rows * cols) * dtype_size(dt));
+  o.t = make_tensor(o.buf.data(), dt, rows, cols);
+  if (host) b.upload(o.buf.data(), dt, host->data(), DType::F32, host->size());
+  return o;
+}
+
+inline std::vector<float> download(Backend& b, const Tensor& t) {
+  std::vector<float> v(static_cast<size_t>(t.numel()));
+  b.download_f32(t, v.data());
+  return v;
+}
+
+// Int32 array in backend memory (index arrays of ops).
+struct OwnedIndex {
+  Buffer buf;
+  const int32_t* ptr() const { return static_cast<const int32_t*>(buf.data()); }
+};
+
+inline OwnedIndex upload_index(Backend& b, const std::vector<int32_t>& v) {
+  OwnedIndex o;
+  o.buf = Buffer(b, std::max<size_t>(4, v.size() * 4));
+  // int32 through the float path would round: upload as raw bytes of F32 width.
+  b.upload(o.buf.data(), DType::F32, v.data(), DType::F32, v.size());
+  return o;
+}
+
+// max |a - b| / max(max |b|, floor)
+inline double rel_max_err(const std::vector<float>& a, const std::vector<float>& b,
+                          double floor = 1e-6) {
+  EXPECT_EQ(a.size(), b.size());
+  double err = 0, ref = floor;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    if (std::isnan(a[i]) != std::isnan(b[i])) return INFINITY;
+    err = std::max(err, static_cast<double>(std::fabs(a[i] - b[i])));
+    ref = std::max(ref, static_cast<double>(std::fabs(b[i])));
+  }
+  return err / ref;
+}
+
+}  // namespace densekv::test
