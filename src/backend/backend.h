@@ -78,10 +78,18 @@ struct BatchView {
   BatchView tokens(int begin, int n) const;
 };
 
+// Memory of the device a backend computes on (CUDA: cudaMemGetInfo). A backend with no device
+// memory of its own (the CPU backend) reports zeros, so KV pools there are sized from explicit
+// flags or the 1 GiB default and never from a fraction of the host's RAM.
+struct MemoryInfo {
+  size_t free_bytes = 0, total_bytes = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  virtual MemoryInfo memory_info() const { return {}; }
 
   // ---- memory ----
   virtual void* alloc(size_t bytes) = 0;  // zero-filled; throws on exhaustion

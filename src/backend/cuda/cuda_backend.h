@@ -29,6 +29,7 @@ class CudaBackend : public Backend {
   explicit CudaBackend(int device = 0);
   ~CudaBackend() override;
   std::string name() const override { return "cuda"; }
+  MemoryInfo memory_info() const override;
 
   void* alloc(size_t bytes) override;
   void release(void* p) override;
