@@ -75,43 +75,33 @@ class Loader {
   Progress& progress_;
 };
 
-// Fills [rows, cols] tensors with values from a seeded splitmix64 stream (or a constant).
+// Fills [rows, cols] tensors with random numbers (Backend::fill_random: one counter-based
+// splitmix64 stream per tensor, derived from the seed) or a constant.
 class RandomFiller {
  public:
   RandomFiller(Backend& backend, ModelWeights& out, uint64_t seed)
       : backend_(backend), out_(out), state_(seed) {}
 
-  // const_value NaN: uniform in [-a, a] with std 0.02; else every element const_value.
+  // const_value NaN: uniform in [-a, a] with std 0.02; else every element const_value. Generated
+  // by the backend (on the GPU for CUDA), one random stream per tensor.
   Tensor make(int64_t rows, int64_t cols, float const_value = NAN) {
     const DType dt = backend_.weight_dtype(DType::BF16);
     Buffer buf(backend_, static_cast<size_t>(rows * cols) * dtype_size(dt));
     const float a = 0.02f * std::sqrt(3.0f);
-    std::vector<float> host(static_cast<size_t>(std::min<int64_t>(rows * cols, 1 << 20)));
-    for (int64_t off = 0; off < rows * cols; off += static_cast<int64_t>(host.size())) {
-      const size_t n = static_cast<size_t>(std::min<int64_t>(host.size(), rows * cols - off));
-      for (size_t i = 0; i < n; ++i) {
-        host[i] = std::isnan(const_value) ? a * (2.0f * next_unit() - 1.0f) : const_value;
-      }
-      backend_.upload(static_cast<char*>(buf.data()) + off * dtype_size(dt), dt, host.data(),
-                      DType::F32, n);
-    }
     Tensor t = make_tensor(buf.data(), dt, rows, cols);
+    const bool constant = !std::isnan(const_value);
+    const uint64_t stream = state_ ^ (++tensors_ * 0xd1b54a32d192ed03ull);
+    backend_.fill_random(t, constant ? 0.0f : a, constant ? const_value : 0.0f, stream);
     out_.total_bytes += buf.size();
     out_.storage.push_back(std::move(buf));
     return t;
   }
 
  private:
-  float next_unit() {  // splitmix64 -> [0, 1)
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return static_cast<float>((z ^ (z >> 31)) >> 40) * 0x1.0p-24f;
-  }
-
   Backend& backend_;
   ModelWeights& out_;
   uint64_t state_;
+  uint64_t tensors_ = 0;
 };
 
 }  // namespace

@@ -30,6 +30,7 @@ class CudaBackend : public Backend {
   ~CudaBackend() override;
   std::string name() const override { return "cuda"; }
   MemoryInfo memory_info() const override;
+  void fill_random(const Tensor& t, float a, float value, uint64_t seed) override;
 
   void* alloc(size_t bytes) override;
   void release(void* p) override;

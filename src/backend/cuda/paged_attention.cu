@@ -92,7 +92,7 @@ void CudaBackend::paged_attention(const Tensor& q, const KvLayerView& kv, const 
   const int g_block = !simt ? 8 : a.group <= 1 ? 1 : a.group <= 2 ? 2 : a.group <= 4 ? 4 : 8;
   const int64_t base_blocks = int64_t(q.rows) * kv.n_kv_heads * ((a.group + g_block - 1) / g_block);
   const int n_tiles = (batch.max_context + 63) / 64;
-  const int64_t slots = int64_t(sm_count_) * (hd == 64 ? 5 : 3);
+  const int64_t slots = int64_t(sm_count_) * (hd == 64 ? 4 : 3);
   int splits = 1;
   int64_t best = INT64_MAX;
   for (int s = 1; s <= std::min(n_tiles, 128); ++s) {

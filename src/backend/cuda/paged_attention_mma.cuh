@@ -332,7 +332,9 @@ __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(co
     for (int i = 0; i < 4; ++i) st.acc[mt][i] = 0.0f;
   }
 
-  for (int tile = tile0; tile < tile1; ++tile) {
+  // Full tiles (plain: all; quantized: the sealed blocks), prefetching one ahead (the tail too).
+  const int main_end = F::kQuantized ? min(tile1, n_sealed) : tile1;
+  for (int tile = tile0; tile < main_end; ++tile) {
     const int stg = (tile - tile0) & 1;
     if (tile + 1 < tile1) load_tile(tile + 1, stg ^ 1);
     cp_async_commit();
@@ -340,26 +342,30 @@ __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(co
     __syncthreads();
     const uint8_t* kd = smem + stg * kStage;
     const uint8_t* vd = kd + kStage / 2;
-    if constexpr (F::kQuantized) {
-      if (tile < n_sealed) {
-        mma_attend_tile<KM, VM, VM, HD>(kd, vd, 64, qa, sumq, sl2, st);
-      } else {
-        uint32_t qt[HD / 16][2];
-        float sumt = 0.0f;
-        if (a.tail_bf16) {
-          using P16 = PlainFrag<__nv_bfloat16, HD>;
-          make_q_frags<P16, HD>(qs, gid, t, qt, sumt);
-          mma_attend_tile<P16, P16, VM, HD>(kd, vd, tail_rows, qt, sumt, sl2, st);
-        } else {
-          using P16 = PlainFrag<__half, HD>;
-          make_q_frags<P16, HD>(qs, gid, t, qt, sumt);
-          mma_attend_tile<P16, P16, VM, HD>(kd, vd, tail_rows, qt, sumt, sl2, st);
-        }
-      }
-    } else {
-      mma_attend_tile<KM, VM, VM, HD>(kd, vd, min(64, n_ctx - tile * 64), qa, sumq, sl2, st);
-    }
+    const int n_rows = F::kQuantized ? 64 : min(64, n_ctx - tile * 64);
+    mma_attend_tile<KM, VM, VM, HD>(kd, vd, n_rows, qa, sumq, sl2, st);
     __syncthreads();  // the stage is refilled next iteration
+  }
+  // A quantized format's 16-bit tail (the last tile of the last split), outside the loop so that
+  // its gather addresses are not held in registers across it.
+  if constexpr (F::kQuantized) {
+    if (n_sealed < tile1 && n_sealed >= tile0) {
+      cp_async_wait<0>();
+      __syncthreads();
+      const uint8_t* kd = smem + ((n_sealed - tile0) & 1) * kStage;
+      const uint8_t* vd = kd + kStage / 2;
+      uint32_t qt[HD / 16][2];
+      float sumt = 0.0f;
+      if (a.tail_bf16) {
+        using P16 = PlainFrag<__nv_bfloat16, HD>;
+        make_q_frags<P16, HD>(qs, gid, t, qt, sumt);
+        mma_attend_tile<P16, P16, VM, HD>(kd, vd, tail_rows, qt, sumt, sl2, st);
+      } else {
+        using P16 = PlainFrag<__half, HD>;
+        make_q_frags<P16, HD>(qs, gid, t, qt, sumt);
+        mma_attend_tile<P16, P16, VM, HD>(kd, vd, tail_rows, qt, sumt, sl2, st);
+      }
+    }
   }
   cp_async_wait<0>();
   __syncthreads();
