@@ -1,10 +1,14 @@
-// Host test (no GPU needed) of the tensor-core attention's fragment mapping
+// Host test (no GPU needed) of the tensor-core attention (paged_attention_mma.cuh). Part 1: the
+// fragment mapping
 // (src/backend/cuda/kv_fragments.cuh): for every KV format and head_dim 64/128, a block quantized
 // by the reference coding (kv_format.cpp) is laid out in "shared memory" with the kernel's swizzle,
 // ldmatrix (plain and .trans) is emulated per lane with the kernel's row addresses, and every
 // element each lane decodes (codes, byte permutes, scale/zero pairs, channel order) must equal the
 // reference dequantized value of the token and channel the kernel believes it holds. Every
-// (token, channel) must be covered.
+// (token, channel) must be covered. Part 2: the warp code itself (mma_attend_tile over a full
+// tile and a partial one, the 16-bit tail for quantized formats, then the kernel's merge of the 4
+// warps) runs on the host with a lockstep emulation of ldmatrix, mma.sync and shuffles
+// (warp_emulation.h), against softmax attention in double over the reference dequantized K/V.
 //
 //   attention_fragments_test    exit 0 = pass
 #include <cstdio>
@@ -15,7 +19,9 @@
 #include <vector>
 
 #include "backend/cuda/kv_fragments.cuh"
+#include "backend/cuda/paged_attention_mma.cuh"
 #include "kv/kv_format.h"
+#include "warp_emulation.h"
 
 using namespace densekv;
 using namespace densekv::cuda;
@@ -209,6 +215,126 @@ void check(KvFormat f, std::mt19937& rng) {
   std::printf("%-10s hd %3d: checked\n", name, HD);
 }
 
+// 16-bit bits of x in the format's element type.
+uint16_t to16(float x, bool bf16) {
+  return bf16 ? f32_to_bf16(x) : f32_to_f16(x);
+}
+float from16(uint16_t h, bool bf16) {
+  return bf16 ? bf16_bits(h) : h16_to_f32(h);
+}
+
+// Rows [r0, r0 + n) of x as 16-bit rows, swizzled, in a 64-row buffer whose other bytes are 0xff
+// (NaN: rows past n_rows must not leak into the output). ref gets the rounded values.
+std::vector<uint8_t> rows16_smem(const std::vector<float>& x, int r0, int n, int hd, bool bf16,
+                                 std::vector<float>& ref) {
+  const int cpr = hd * 2 / 16;
+  std::vector<uint8_t> lin(64 * hd * 2, 0xff), s(64 * hd * 2, 0xff);
+  for (int r = 0; r < n; ++r) {
+    for (int c = 0; c < hd; ++c) {
+      const uint16_t h = to16(x[(r0 + r) * hd + c], bf16);
+      std::memcpy(&lin[(r * hd + c) * 2], &h, 2);
+      ref[(r0 + r) * hd + c] = from16(h, bf16);
+    }
+  }
+  for (int i = 0; i < n * cpr; ++i) std::memcpy(&s[swizzle_chunk(i, cpr) * 16], &lin[i * 16], 16);
+  return s;
+}
+
+template <class KM, class VM, int HD>
+void check_attention(KvFormat f, std::mt19937& rng) {
+  constexpr int kB = 37;  // rows of the second (partial / tail) tile
+  constexpr int kN = 64 + kB;
+  const bool quant = kv_format_is_quantized(f);
+  const bool bf16 = f != KvFormat::F16;  // 16-bit rows: the plain format's, or a bf16 tail
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> xk(kN * HD), xv(kN * HD), kref(kN * HD), vref(kN * HD);
+  for (float& x : xk) x = 2.0f * u(rng);
+  for (float& x : xv) x = u(rng);
+  float qs[kMmaHeads][HD];
+  for (auto& row : qs)
+    for (float& x : row) x = 0.5f * u(rng);
+
+  std::vector<uint8_t> ka, va;
+  if (quant) {
+    const KvFormatInfo info = kv_format_info(f, HD);
+    std::vector<uint8_t> kb(info.k.bytes), vb(info.v.bytes);
+    quantize_section(info, info.k, xk.data(), kb.data());
+    quantize_section(info, info.v, xv.data(), vb.data());
+    dequantize_section(info, info.k, kb.data(), kref.data());
+    dequantize_section(info, info.v, vb.data(), vref.data());
+    ka = to_smem(kb, KM::kCpr);
+    va = to_smem(vb, VM::kCpr);
+  } else {
+    ka = rows16_smem(xk, 0, 64, HD, bf16, kref);
+    va = rows16_smem(xv, 0, 64, HD, bf16, vref);
+  }
+  const std::vector<uint8_t> kt = rows16_smem(xk, 64, kB, HD, bf16, kref);
+  const std::vector<uint8_t> vt = rows16_smem(xv, 64, kB, HD, bf16, vref);
+
+  const float scale = 1.0f / std::sqrt(static_cast<float>(HD));
+  const float sl2 = scale * 1.4426950408889634f;
+  std::vector<float> red(kAttnWarps * kMmaHeads * HD), ml(kAttnWarps * kMmaHeads * 2);
+  for (int w = 0; w < kAttnWarps; ++w) {
+    warp_emu::run_warp(w, [&] {
+      const int gid = lane_id() >> 2, t = lane_id() & 3;
+      uint32_t qa[HD / 16][2];
+      float sumq = 0.0f;
+      make_q_frags<KM, HD>(qs, gid, t, qa, sumq);
+      MmaWarpState<HD> st;
+      for (auto& a : st.acc)
+        for (float& x : a) x = 0.0f;
+      mma_attend_tile<KM, VM, VM, HD>(ka.data(), va.data(), 64, qa, sumq, sl2, st);
+      if (quant) {
+        using P16 = PlainFrag<__nv_bfloat16, HD>;
+        uint32_t qt[HD / 16][2];
+        float sumt = 0.0f;
+        make_q_frags<P16, HD>(qs, gid, t, qt, sumt);
+        mma_attend_tile<P16, P16, VM, HD>(kt.data(), vt.data(), kB, qt, sumt, sl2, st);
+      } else {
+        mma_attend_tile<KM, VM, VM, HD>(kt.data(), vt.data(), kB, qa, sumq, sl2, st);
+      }
+      mma_store_warp_state<VM, HD>(st, red.data(), ml.data());
+    });
+  }
+  // The kernel's merge of the warps, then softmax attention in double.
+  double err = 0, ref_max = 1e-9;
+  for (int g = 0; g < kMmaHeads; ++g) {
+    float m = -INFINITY;
+    for (int w = 0; w < kAttnWarps; ++w) m = std::max(m, ml[(w * kMmaHeads + g) * 2]);
+    std::vector<double> s(kN);
+    double smax = -1e300;
+    for (int j = 0; j < kN; ++j) {
+      double d = 0;
+      for (int c = 0; c < HD; ++c) d += double(qs[g][c]) * kref[j * HD + c];
+      s[j] = d * scale;
+      smax = std::max(smax, s[j]);
+    }
+    double den_ref = 0;
+    for (int j = 0; j < kN; ++j) den_ref += std::exp(s[j] - smax);
+    for (int c = 0; c < HD; ++c) {
+      float num = 0, den = 0;
+      for (int w = 0; w < kAttnWarps; ++w) {
+        const float mw = ml[(w * kMmaHeads + g) * 2];
+        if (mw == -INFINITY) continue;
+        const float fw = std::exp2(mw - m);
+        num += fw * red[(w * kMmaHeads + g) * HD + c];
+        den += fw * ml[(w * kMmaHeads + g) * 2 + 1];
+      }
+      double want = 0;
+      for (int j = 0; j < kN; ++j) want += std::exp(s[j] - smax) / den_ref * vref[j * HD + c];
+      const double got = den > 0 ? num / den : 0.0;
+      if (!std::isfinite(got)) err = INFINITY;
+      err = std::max(err, std::fabs(got - want));
+      ref_max = std::max(ref_max, std::fabs(want));
+    }
+  }
+  const double rel = err / ref_max;
+  const bool ok = rel < 1e-2;
+  if (!ok) ++g_failures;
+  std::printf("%-10s hd %3d: attention over %d + %d tokens, rel err %.2e %s\n", kv_format_name(f),
+              HD, 64, kB, rel, ok ? "ok" : "FAIL");
+}
+
 template <int HD>
 void check_all(std::mt19937& rng) {
   check<PlainFrag<__nv_bfloat16, HD>, PlainFrag<__nv_bfloat16, HD>, HD>(KvFormat::BF16, rng);
@@ -218,6 +344,16 @@ void check_all(std::mt19937& rng) {
   check<PerChannelFrag<4, HD>, PerTokenGroupFrag<4, 64, HD>, HD>(KvFormat::INT4_KIVI, rng);
   check<PerChannelFrag<2, HD>, PerTokenGroupFrag<2, 32, HD>, HD>(KvFormat::INT2_KIVI, rng);
   check<PerChannelFrag<4, HD>, PerTokenGroupFrag<2, 64, HD>, HD>(KvFormat::K4V2, rng);
+  check_attention<PlainFrag<__nv_bfloat16, HD>, PlainFrag<__nv_bfloat16, HD>, HD>(KvFormat::BF16,
+                                                                                  rng);
+  check_attention<PlainFrag<__half, HD>, PlainFrag<__half, HD>, HD>(KvFormat::F16, rng);
+  check_attention<Fp8Frag<HD>, Fp8Frag<HD>, HD>(KvFormat::FP8_E4M3, rng);
+  check_attention<Int8Frag<HD>, Int8Frag<HD>, HD>(KvFormat::INT8, rng);
+  check_attention<PerChannelFrag<4, HD>, PerTokenGroupFrag<4, 64, HD>, HD>(KvFormat::INT4_KIVI,
+                                                                           rng);
+  check_attention<PerChannelFrag<2, HD>, PerTokenGroupFrag<2, 32, HD>, HD>(KvFormat::INT2_KIVI,
+                                                                           rng);
+  check_attention<PerChannelFrag<4, HD>, PerTokenGroupFrag<2, 64, HD>, HD>(KvFormat::K4V2, rng);
 }
 
 }  // namespace

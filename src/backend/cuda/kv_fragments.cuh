@@ -17,7 +17,9 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "backend/cuda/kv_coding.cuh"
 
@@ -44,42 +46,103 @@ __host__ __device__ constexpr int v_ldsm_offset(int row0, int lane, int cb, int 
   return swizzle_chunk(row * cpr + (cpr >= 2 ? cb + (lane >> 4) : 0), cpr) * 16;
 }
 
+// ---- Warp-level primitives. On the device: the instructions. In host code (only the fragment
+// test calls the attention's warp functions on the host) a lockstep emulation of one warp that
+// the test defines (tests/kernels/warp_emulation.h); production code never odr-uses it. ----
+namespace warp_emu {
+int lane();
+int warp();
+float shfl(float v, int src_lane);
+void ldsm(uint32_t* r, const void* p, int count, bool trans);
+void mma(float* d, const uint32_t* a, const uint32_t* b, bool bf16);
+}  // namespace warp_emu
+
+__host__ __device__ __forceinline__ int lane_id() {
+#ifdef __CUDA_ARCH__
+  return threadIdx.x & 31;
+#else
+  return warp_emu::lane();
+#endif
+}
+__host__ __device__ __forceinline__ int warp_id() {
+#ifdef __CUDA_ARCH__
+  return threadIdx.x >> 5;
+#else
+  return warp_emu::warp();
+#endif
+}
+__host__ __device__ __forceinline__ float shfl_idx(float v, int src_lane) {
+#ifdef __CUDA_ARCH__
+  return __shfl_sync(0xffffffffu, v, src_lane);
+#else
+  return warp_emu::shfl(v, src_lane);
+#endif
+}
+__host__ __device__ __forceinline__ float shfl_xor(float v, int mask) {
+#ifdef __CUDA_ARCH__
+  return __shfl_xor_sync(0xffffffffu, v, mask);
+#else
+  return warp_emu::shfl(v, warp_emu::lane() ^ mask);
+#endif
+}
+
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
-__device__ __forceinline__ void ldsm_x4(uint32_t* r, const void* p) {
+__host__ __device__ __forceinline__ void ldsm_x4(uint32_t* r, const void* p) {
+#ifdef __CUDA_ARCH__
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(smem_u32(p)));
+#else
+  warp_emu::ldsm(r, p, 4, false);
+#endif
 }
-__device__ __forceinline__ void ldsm_x2(uint32_t* r, const void* p) {
+__host__ __device__ __forceinline__ void ldsm_x2(uint32_t* r, const void* p) {
+#ifdef __CUDA_ARCH__
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
                : "=r"(r[0]), "=r"(r[1])
                : "r"(smem_u32(p)));
+#else
+  warp_emu::ldsm(r, p, 2, false);
+#endif
 }
-__device__ __forceinline__ void ldsm_x1(uint32_t* r, const void* p) {
+__host__ __device__ __forceinline__ void ldsm_x1(uint32_t* r, const void* p) {
+#ifdef __CUDA_ARCH__
   asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];\n"
                : "=r"(r[0])
                : "r"(smem_u32(p)));
+#else
+  warp_emu::ldsm(r, p, 1, false);
+#endif
 }
-__device__ __forceinline__ void ldsm_x4_t(uint32_t* r, const void* p) {
+__host__ __device__ __forceinline__ void ldsm_x4_t(uint32_t* r, const void* p) {
+#ifdef __CUDA_ARCH__
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(smem_u32(p)));
+#else
+  warp_emu::ldsm(r, p, 4, true);
+#endif
 }
-__device__ __forceinline__ void ldsm_x2_t(uint32_t* r, const void* p) {
+__host__ __device__ __forceinline__ void ldsm_x2_t(uint32_t* r, const void* p) {
+#ifdef __CUDA_ARCH__
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
                : "=r"(r[0]), "=r"(r[1])
                : "r"(smem_u32(p)));
+#else
+  warp_emu::ldsm(r, p, 2, true);
+#endif
 }
 
 // d += A * B for one m16n8k16 tile (fp32 accumulators): a0 = (row gid, k 2t..2t+1), a1 = row
 // gid + 8, a2 = (row gid, k 2t+8..2t+9), a3 = row gid + 8; b0 = (k 2t..2t+1, n gid), b1 = k + 8;
 // d = (row gid, n 2t..2t+1), (row gid + 8, n 2t..2t+1).
 template <class T>
-__device__ __forceinline__ void mma_16816(float* d, uint32_t a0, uint32_t a1, uint32_t a2,
-                                          uint32_t a3, uint32_t b0, uint32_t b1) {
+__host__ __device__ __forceinline__ void mma_16816(float* d, uint32_t a0, uint32_t a1, uint32_t a2,
+                                                   uint32_t a3, uint32_t b0, uint32_t b1) {
+#ifdef __CUDA_ARCH__
   if constexpr (std::is_same_v<T, __half>) {
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
@@ -93,10 +156,14 @@ __device__ __forceinline__ void mma_16816(float* d, uint32_t a0, uint32_t a1, ui
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
   }
+#else
+  const uint32_t a[4] = {a0, a1, a2, a3}, b[2] = {b0, b1};
+  warp_emu::mma(d, a, b, !std::is_same_v<T, __half>);
+#endif
 }
 
 template <class T>
-__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+__host__ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   if constexpr (std::is_same_v<T, __half>) {
     const __half2 h = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<const uint32_t*>(&h);
@@ -133,6 +200,32 @@ __host__ __device__ __forceinline__ float h16_to_f32(uint16_t h) {
 }
 
 constexpr uint32_t kMagic1024 = 0x64006400u;  // half2(1024, 1024)
+
+// half2 arithmetic (host: fp32 then one rounding, for the fragment test).
+__host__ __device__ __forceinline__ __half2 hfma2(__half2 a, __half2 b, __half2 c) {
+#ifdef __CUDA_ARCH__
+  return __hfma2(a, b, c);
+#else
+  const float2 x = __half22float2(a), y = __half22float2(b), z = __half22float2(c);
+  return __floats2half2_rn(std::fma(x.x, y.x, z.x), std::fma(x.y, y.y, z.y));
+#endif
+}
+__host__ __device__ __forceinline__ __half2 hmul2(__half2 a, __half2 b) {
+#ifdef __CUDA_ARCH__
+  return __hmul2(a, b);
+#else
+  const float2 x = __half22float2(a), y = __half22float2(b);
+  return __floats2half2_rn(x.x * y.x, x.y * y.y);
+#endif
+}
+__host__ __device__ __forceinline__ __half2 hsub2(__half2 a, __half2 b) {
+#ifdef __CUDA_ARCH__
+  return __hsub2(a, b);
+#else
+  const float2 x = __half22float2(a), y = __half22float2(b);
+  return __floats2half2_rn(x.x - y.x, x.y - y.y);
+#endif
+}
 
 // e4m3 pair (low byte -> low half) -> half2, exact.
 __host__ __device__ __forceinline__ uint32_t e4m3x2_to_h2(uint32_t u16) {
@@ -218,13 +311,13 @@ struct PlainFrag : FragBase<16, HD> {
   static constexpr bool kPerChannel = false, kPerToken = false, kAffineV = false;
   struct KAff {};
   __host__ __device__ __forceinline__ KAff kaff(const uint8_t*, int, int) const { return {}; }
-  __device__ __forceinline__ uint32_t kapply(uint32_t x, const KAff&) const { return x; }
+  __host__ __device__ __forceinline__ uint32_t kapply(uint32_t x, const KAff&) const { return x; }
   __host__ __device__ __forceinline__ float2 kfix(const uint8_t*, int) const {
     return {1.0f, 0.0f};
   }
   struct VAff {};
   __host__ __device__ __forceinline__ VAff vaff(const uint8_t*, int, int) const { return {}; }
-  __device__ __forceinline__ uint32_t vapply(uint32_t x, const VAff&) const { return x; }
+  __host__ __device__ __forceinline__ uint32_t vapply(uint32_t x, const VAff&) const { return x; }
 };
 
 // fp8 e4m3 with an fp16 scale per token: keys scale the score (kfix), values are scaled in fp16.
@@ -235,7 +328,7 @@ struct Fp8Frag : FragBase<8, HD, true> {
   static constexpr bool kPerChannel = false, kPerToken = true, kAffineV = true;
   struct KAff {};
   __host__ __device__ __forceinline__ KAff kaff(const uint8_t*, int, int) const { return {}; }
-  __device__ __forceinline__ uint32_t kapply(uint32_t x, const KAff&) const { return x; }
+  __host__ __device__ __forceinline__ uint32_t kapply(uint32_t x, const KAff&) const { return x; }
   __host__ __device__ __forceinline__ float2 kfix(const uint8_t* sec, int row) const {
     return {h16_to_f32(reinterpret_cast<const uint16_t*>(sec + kMeta)[row]), 0.0f};
   }
@@ -246,8 +339,8 @@ struct Fp8Frag : FragBase<8, HD, true> {
   __host__ __device__ __forceinline__ VAff vaff(const uint8_t* sec, int a, int) const {
     return {lds_u32(sec + kMeta + 2 * a)};
   }
-  __device__ __forceinline__ uint32_t vapply(uint32_t x, const VAff& f) const {
-    return as_u32(__hmul2(as_h2(x), as_h2(f.s)));
+  __host__ __device__ __forceinline__ uint32_t vapply(uint32_t x, const VAff& f) const {
+    return as_u32(hmul2(as_h2(x), as_h2(f.s)));
   }
 };
 
@@ -261,7 +354,7 @@ struct Int8Frag : FragBase<8, HD> {
   static constexpr bool kPerChannel = false, kPerToken = true, kAffineV = true;
   struct KAff {};
   __host__ __device__ __forceinline__ KAff kaff(const uint8_t*, int, int) const { return {}; }
-  __device__ __forceinline__ uint32_t kapply(uint32_t x, const KAff&) const { return x; }
+  __host__ __device__ __forceinline__ uint32_t kapply(uint32_t x, const KAff&) const { return x; }
   __host__ __device__ __forceinline__ float2 kfix(const uint8_t* sec, int row) const {
     return {h16_to_f32(reinterpret_cast<const uint16_t*>(sec + kMeta)[row]),
             1024.0f + static_cast<float>(sec[kMeta + 2 * kQBlock + row])};
@@ -273,8 +366,8 @@ struct Int8Frag : FragBase<8, HD> {
     const uint32_t zp2 = *reinterpret_cast<const uint16_t*>(sec + kMeta + 2 * kQBlock + a);
     return {lds_u32(sec + kMeta + 2 * a), prmt(zp2, kMagic1024, 0x5150)};
   }
-  __device__ __forceinline__ uint32_t vapply(uint32_t x, const VAff& f) const {
-    return as_u32(__hmul2(__hsub2(as_h2(x), as_h2(f.off)), as_h2(f.s)));
+  __host__ __device__ __forceinline__ uint32_t vapply(uint32_t x, const VAff& f) const {
+    return as_u32(hmul2(hsub2(as_h2(x), as_h2(f.off)), as_h2(f.s)));
   }
 };
 
@@ -296,8 +389,8 @@ struct PerChannelFrag : FragBase<BITS, HD> {
     const uint32_t hi = lds_u32(sec + Base::kMeta + 4 * Base::kchan(q / P, t, q % P, 1));
     return {prmt(lo, hi, 0x5410), prmt(lo, hi, 0x7632)};
   }
-  __device__ __forceinline__ uint32_t kapply(uint32_t x, const KAff& f) const {
-    return as_u32(__hfma2(__hsub2(as_h2(x), as_h2(kMagic1024)), as_h2(f.s), as_h2(f.z)));
+  __host__ __device__ __forceinline__ uint32_t kapply(uint32_t x, const KAff& f) const {
+    return as_u32(hfma2(hsub2(as_h2(x), as_h2(kMagic1024)), as_h2(f.s), as_h2(f.z)));
   }
   __host__ __device__ __forceinline__ float2 kfix(const uint8_t*, int) const {
     return {1.0f, 0.0f};
@@ -324,8 +417,8 @@ struct PerTokenGroupFrag : FragBase<BITS, HD> {
     const uint32_t ub = lds_u32(sec + Base::kMeta + 4 * ((a + 1) * kGroups + grp));
     return {prmt(ua, ub, 0x5410), prmt(ua, ub, 0x7632)};
   }
-  __device__ __forceinline__ uint32_t vapply(uint32_t x, const VAff& f) const {
-    return as_u32(__hfma2(__hsub2(as_h2(x), as_h2(kMagic1024)), as_h2(f.s), as_h2(f.z)));
+  __host__ __device__ __forceinline__ uint32_t vapply(uint32_t x, const VAff& f) const {
+    return as_u32(hfma2(hsub2(as_h2(x), as_h2(kMagic1024)), as_h2(f.s), as_h2(f.z)));
   }
 };
 

@@ -61,8 +61,8 @@ struct MmaWarpState {
 // A fragments of q for coding C: qa[kk][0] pairs with B pair 2kk, qa[kk][1] with pair 2kk + 1,
 // channels of head gid in C's key order. sumq: sum over all channels of the rounded values.
 template <class C, int HD>
-__device__ __forceinline__ void make_q_frags(const float (*qs)[HD], int gid, int t,
-                                             uint32_t (*qa)[2], float& sumq) {
+__host__ __device__ __forceinline__ void make_q_frags(const float (*qs)[HD], int gid, int t,
+                                                      uint32_t (*qa)[2], float& sumq) {
   constexpr int P = 16 / C::kBits;
   float sum = 0.0f;
 #pragma unroll
@@ -79,8 +79,8 @@ __device__ __forceinline__ void make_q_frags(const float (*qs)[HD], int gid, int
       sum += f.x + f.y;
     }
   }
-  sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-  sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+  sum += shfl_xor(sum, 1);
+  sum += shfl_xor(sum, 2);
   sumq = sum;
 }
 
@@ -88,10 +88,11 @@ __device__ __forceinline__ void make_q_frags(const float (*qs)[HD], int gid, int
 // VC read the tile; VM is the main format's value coding, whose channel order the accumulator
 // uses (VC != VM: 16-bit tail rows of a quantized format, gathered in VM's order).
 template <class KC, class VC, class VM, int HD>
-__device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, const uint8_t* vs, int n_rows,
-                                                const uint32_t (*qa)[2], float sumq, float sl2,
-                                                MmaWarpState<HD>& st) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gid = lane >> 2, t = lane & 3;
+__host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, const uint8_t* vs,
+                                                         int n_rows, const uint32_t (*qa)[2],
+                                                         float sumq, float sl2,
+                                                         MmaWarpState<HD>& st) {
+  const int lane = lane_id(), warp = warp_id(), gid = lane >> 2, t = lane & 3;
   const int r0 = warp * 16;
   if (r0 >= n_rows) return;
 
@@ -140,8 +141,8 @@ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, const uint8_t
 
   // Online softmax (the quad of lanes t = 0..3 holds head gid's 16 scores).
   float mx = fmaxf(fmaxf(s[0][0], s[0][1]), fmaxf(s[1][0], s[1][1]));
-  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+  mx = fmaxf(mx, shfl_xor(mx, 1));
+  mx = fmaxf(mx, shfl_xor(mx, 2));
   const float m_new = fmaxf(st.m, mx);  // finite: token r0 is valid
   const float alpha = exp2f(st.m - m_new);
   float p[2][2];
@@ -152,8 +153,8 @@ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, const uint8_t
   }
   st.l = st.l * alpha + (p[0][0] + p[0][1]) + (p[1][0] + p[1][1]);
   st.m = m_new;
-  const float alpha_a = __shfl_sync(0xffffffffu, alpha, 8 * t);      // head 2t
-  const float alpha_b = __shfl_sync(0xffffffffu, alpha, 8 * t + 4);  // head 2t + 1
+  const float alpha_a = shfl_idx(alpha, 8 * t);      // head 2t
+  const float alpha_b = shfl_idx(alpha, 8 * t + 4);  // head 2t + 1
 #pragma unroll
   for (int mt = 0; mt < HD / 16; ++mt) {
     st.acc[mt][0] *= alpha_a;
@@ -222,6 +223,32 @@ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, const uint8_t
   }
 }
 
+// Writes a warp's state for the merge: red[warp][head][channel] (unnormalized O, channels in
+// natural order) and ml[warp][head] = (m, l), l summed over the quad.
+template <class VM, int HD>
+__host__ __device__ __forceinline__ void mma_store_warp_state(MmaWarpState<HD>& st, float* red,
+                                                              float* ml) {
+  const int lane = lane_id(), warp = warp_id(), gid = lane >> 2, t = lane & 3;
+  st.l += shfl_xor(st.l, 1);
+  st.l += shfl_xor(st.l, 2);
+  constexpr int EM = 16 / VM::kBits;
+  float* ra = red + (warp * kMmaHeads + 2 * t) * HD;  // head 2t
+  float* rb = ra + HD;                                // head 2t + 1
+#pragma unroll
+  for (int mt = 0; mt < HD / 16; ++mt) {
+    const int ch0 = VM::vchan((2 * mt) / EM, gid, (2 * mt) % EM);
+    const int ch1 = VM::vchan((2 * mt + 1) / EM, gid, (2 * mt + 1) % EM);
+    ra[ch0] = st.acc[mt][0];
+    rb[ch0] = st.acc[mt][1];
+    ra[ch1] = st.acc[mt][2];
+    rb[ch1] = st.acc[mt][3];
+  }
+  if (t == 0) {
+    ml[(warp * kMmaHeads + gid) * 2] = st.m;
+    ml[(warp * kMmaHeads + gid) * 2 + 1] = st.l;
+  }
+}
+
 // Copies `bytes` (a multiple of 16) from global to shared memory; the first `code_chunks` 16-byte
 // chunks (token rows of `cpr` chunks) are swizzled, the rest (scales, zeros) copied in place.
 __device__ __forceinline__ void copy_section_swizzled(uint8_t* dst, const uint8_t* src, int bytes,
@@ -249,7 +276,7 @@ __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(co
   constexpr int kStage = mma_stage_bytes<F, HD>();
   constexpr int kTail16 = 64 * HD * 2;  // one 16-bit K (or V) tile
   constexpr int kCpr16 = HD * 2 / 16;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gid = lane >> 2, t = lane & 3;
+  const int lane = threadIdx.x & 31, gid = lane >> 2, t = lane & 3;
 
   const int kvh = blockIdx.x / a.head_chunks;
   const int h0 = kvh * a.group + (blockIdx.x % a.head_chunks) * kMmaHeads;  // first query head
@@ -374,26 +401,7 @@ __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(co
   float* red = reinterpret_cast<float*>(smem);
   float* ml = red + kAttnWarps * kMmaHeads * HD;
   static_assert((kAttnWarps * kMmaHeads * (HD + 2)) * 4 <= mma_smem_bytes<F, HD>(), "merge fits");
-  st.l += __shfl_xor_sync(0xffffffffu, st.l, 1);
-  st.l += __shfl_xor_sync(0xffffffffu, st.l, 2);
-  {
-    constexpr int EM = 16 / VM::kBits;
-    float* ra = red + (warp * kMmaHeads + 2 * t) * HD;  // head 2t
-    float* rb = ra + HD;                                // head 2t + 1
-#pragma unroll
-    for (int mt = 0; mt < HD / 16; ++mt) {
-      const int ch0 = VM::vchan((2 * mt) / EM, gid, (2 * mt) % EM);
-      const int ch1 = VM::vchan((2 * mt + 1) / EM, gid, (2 * mt + 1) % EM);
-      ra[ch0] = st.acc[mt][0];
-      rb[ch0] = st.acc[mt][1];
-      ra[ch1] = st.acc[mt][2];
-      rb[ch1] = st.acc[mt][3];
-    }
-    if (t == 0) {
-      ml[(warp * kMmaHeads + gid) * 2] = st.m;
-      ml[(warp * kMmaHeads + gid) * 2 + 1] = st.l;
-    }
-  }
+  mma_store_warp_state<VM, HD>(st, red, ml);
   __syncthreads();
   for (int i = threadIdx.x; i < kMmaHeads * HD; i += kAttnThreads) {
     const int g = i / HD, c = i % HD;
