@@ -5,15 +5,15 @@
 //
 // Per tile:
 //   1. The block copies the tile's raw bytes (sealed quantized sections, or 16-bit rows) to shared
-//      memory with cp.async, one tile ahead (two stages), 16-byte chunks swizzled
-//      (kv_fragments.cuh).
+//      memory with cp.async, ahead of the compute (plain: 2 stages; quantized: 4 stages, the
+//      16-bit tail after the sealed blocks), 16-byte chunks swizzled (kv_fragments.cuh).
 //   2. Each warp takes 16 of the tile's tokens and works alone (its own online softmax and output
 //      accumulator, merged across warps at the end):
 //      scores S[8 heads x 8 tokens] = Q . K^T with mma.sync m16n8k16 (A = Q, rows 8..15 unused;
 //      B = K codes from ldmatrix, dequantized in registers by the format's coding);
 //      online softmax in log2 units on the accumulator fragments (one quad of lanes per head);
-//      O[8 heads x HD] += P . V with P kept in registers as the A fragment (the flash-attention
-//      register layout) and B = V from ldmatrix.trans, dequantized in registers.
+//      O^T[HD x 8 heads] += V^T . P^T with P kept in registers as the B fragment (the score
+//      fragments' layout) and A = V^T from ldmatrix.trans, dequantized in registers.
 // Quantized formats read their sealed 64-token blocks in [0, n_ctx) through their coding and the
 // newest partial block from the sequence's 16-bit tail (keys through the 16-bit coding; values
 // gathered in the format's channel order so that one accumulator layout serves every tile).
@@ -258,13 +258,23 @@ __device__ __forceinline__ void copy_section_swizzled(uint8_t* dst, const uint8_
   }
 }
 
+// Pipeline: plain formats 2 stages of 64 16-bit rows (32 KB at head_dim 128); quantized formats
+// 4 stages of one sealed block's K + V sections (9 KB for int4_kivi), so that 3 tiles per block
+// are in flight, and their 16-bit tail (up to 32 KB) is loaded into the same memory after the
+// sealed blocks.
+template <class F>
+constexpr int kMmaStages = F::kQuantized ? 4 : 2;
+
 template <class F, int HD>
-__host__ __device__ constexpr int mma_stage_bytes() {
-  return 2 * 64 * HD * F::kElem;  // 16-bit K and V tiles (sealed sections are smaller)
+__host__ __device__ constexpr int mma_stage_bytes(int sealed_bytes) {
+  return F::kQuantized ? sealed_bytes : 2 * 64 * HD * F::kElem;
 }
 template <class F, int HD>
-__host__ __device__ constexpr int mma_smem_bytes() {
-  return 2 * mma_stage_bytes<F, HD>();
+__host__ __device__ constexpr int mma_smem_bytes(int sealed_bytes) {
+  const int stages = kMmaStages<F> * mma_stage_bytes<F, HD>(sealed_bytes);
+  const int tail = F::kQuantized ? 2 * 64 * HD * 2 : 0;
+  const int merge = kAttnWarps * kMmaHeads * (HD + 2) * 4;
+  return stages > tail ? (stages > merge ? stages : merge) : (tail > merge ? tail : merge);
 }
 
 template <class F, int HD>
@@ -273,7 +283,8 @@ __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(co
   using VM = typename F::template V<HD>;
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ float qs[kMmaHeads][HD];
-  constexpr int kStage = mma_stage_bytes<F, HD>();
+  constexpr int S = kMmaStages<F>;
+  const int stage_bytes = mma_stage_bytes<F, HD>(static_cast<int>(a.k_bytes + a.v_bytes));
   constexpr int kTail16 = 64 * HD * 2;  // one 16-bit K (or V) tile
   constexpr int kCpr16 = HD * 2 / 16;
   const int lane = threadIdx.x & 31, gid = lane >> 2, t = lane & 3;
@@ -297,25 +308,18 @@ __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(co
   const int tile0 = split * a.tiles_per_split;
   const int tile1 = min(n_tiles, tile0 + a.tiles_per_split);
 
-  // Issues the copies of tile `tile` into stage `stg`.
+  // Issues the copies of full tile `tile` (plain rows, or a sealed block) into stage `stg`.
   auto load_tile = [&](int tile, int stg) {
-    uint8_t* kd = smem + stg * kStage;
-    uint8_t* vd = kd + kStage / 2;
+    uint8_t* kd = smem + stg * stage_bytes;
     if constexpr (F::kQuantized) {
-      if (tile < n_sealed) {
-        const uint8_t* blk = a.base + static_cast<size_t>(table[tile]) * a.block_bytes;
-        copy_section_swizzled(kd, blk + kvh * a.k_bytes, static_cast<int>(a.k_bytes), 64 * KM::kCpr,
-                              KM::kCpr);
-        copy_section_swizzled(vd, blk + a.n_kv_heads * a.k_bytes + kvh * a.v_bytes,
-                              static_cast<int>(a.v_bytes), 64 * VM::kCpr, VM::kCpr);
-      } else {
-        const uint8_t* tl = a.tail_base + static_cast<size_t>(a.tails[seq]) * a.tail_block_bytes;
-        copy_section_swizzled(kd, tl + static_cast<size_t>(kvh) * kTail16, tail_rows * HD * 2,
-                              tail_rows * kCpr16, kCpr16);
-        copy_section_swizzled(vd, tl + static_cast<size_t>(a.n_kv_heads + kvh) * kTail16,
-                              tail_rows * HD * 2, tail_rows * kCpr16, kCpr16);
-      }
+      uint8_t* vd = kd + a.k_bytes;
+      const uint8_t* blk = a.base + static_cast<size_t>(table[tile]) * a.block_bytes;
+      copy_section_swizzled(kd, blk + kvh * a.k_bytes, static_cast<int>(a.k_bytes), 64 * KM::kCpr,
+                            KM::kCpr);
+      copy_section_swizzled(vd, blk + a.n_kv_heads * a.k_bytes + kvh * a.v_bytes,
+                            static_cast<int>(a.v_bytes), 64 * VM::kCpr, VM::kCpr);
     } else {
+      uint8_t* vd = kd + stage_bytes / 2;
       constexpr int kRow = HD * F::kElem;
       constexpr int CPR = kRow / 16;
       const int bs = a.block_size;
@@ -332,8 +336,13 @@ __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(co
       }
     }
   };
-  if (tile0 < tile1) load_tile(tile0, 0);
-  cp_async_commit();
+  // Full tiles (plain: all; quantized: the sealed blocks): S - 1 in flight ahead of the compute.
+  const int main_end = F::kQuantized ? min(tile1, n_sealed) : tile1;
+#pragma unroll
+  for (int i = 0; i < S - 1; ++i) {
+    if (tile0 + i < main_end) load_tile(tile0 + i, i);
+    cp_async_commit();
+  }
 
   // Query heads -> shared memory (rotated for k4v2) -> A fragments.
   for (int i = threadIdx.x; i < kMmaHeads * HD; i += kAttnThreads) {
@@ -359,28 +368,34 @@ __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(co
     for (int i = 0; i < 4; ++i) st.acc[mt][i] = 0.0f;
   }
 
-  // Full tiles (plain: all; quantized: the sealed blocks), prefetching one ahead (the tail too).
-  const int main_end = F::kQuantized ? min(tile1, n_sealed) : tile1;
   for (int tile = tile0; tile < main_end; ++tile) {
-    const int stg = (tile - tile0) & 1;
-    if (tile + 1 < tile1) load_tile(tile + 1, stg ^ 1);
+    cp_async_wait<S - 2>();  // tile's group is complete
+    __syncthreads();         // ... for every thread; and the stage of tile - 1 is free
+    const int next = tile + S - 1;
+    if (next < main_end) load_tile(next, (next - tile0) % S);
     cp_async_commit();
-    cp_async_wait<1>();
-    __syncthreads();
-    const uint8_t* kd = smem + stg * kStage;
-    const uint8_t* vd = kd + kStage / 2;
+    const uint8_t* kd = smem + ((tile - tile0) % S) * stage_bytes;
+    const uint8_t* vd = F::kQuantized ? kd + a.k_bytes : kd + stage_bytes / 2;
     const int n_rows = F::kQuantized ? 64 : min(64, n_ctx - tile * 64);
     mma_attend_tile<KM, VM, VM, HD>(kd, vd, n_rows, qa, sumq, sl2, st);
-    __syncthreads();  // the stage is refilled next iteration
   }
-  // A quantized format's 16-bit tail (the last tile of the last split), outside the loop so that
-  // its gather addresses are not held in registers across it.
+  cp_async_wait<0>();
+  __syncthreads();
+  // A quantized format's 16-bit tail (the last tile of the last split): loaded into the stage
+  // memory once the sealed blocks are done, and attended outside the loop so that its gather
+  // addresses are not held in registers across it.
   if constexpr (F::kQuantized) {
     if (n_sealed < tile1 && n_sealed >= tile0) {
+      uint8_t* kd = smem;
+      uint8_t* vd = smem + kTail16;
+      const uint8_t* tl = a.tail_base + static_cast<size_t>(a.tails[seq]) * a.tail_block_bytes;
+      copy_section_swizzled(kd, tl + static_cast<size_t>(kvh) * kTail16, tail_rows * HD * 2,
+                            tail_rows * kCpr16, kCpr16);
+      copy_section_swizzled(vd, tl + static_cast<size_t>(a.n_kv_heads + kvh) * kTail16,
+                            tail_rows * HD * 2, tail_rows * kCpr16, kCpr16);
+      cp_async_commit();
       cp_async_wait<0>();
       __syncthreads();
-      const uint8_t* kd = smem + ((n_sealed - tile0) & 1) * kStage;
-      const uint8_t* vd = kd + kStage / 2;
       uint32_t qt[HD / 16][2];
       float sumt = 0.0f;
       if (a.tail_bf16) {
@@ -392,15 +407,14 @@ __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(co
         make_q_frags<P16, HD>(qs, gid, t, qt, sumt);
         mma_attend_tile<P16, P16, VM, HD>(kd, vd, tail_rows, qt, sumt, sl2, st);
       }
+      __syncthreads();
     }
   }
-  cp_async_wait<0>();
-  __syncthreads();
 
   // Merge the 4 warps: red [warp][head][HD], ml [warp][head] (m, l).
   float* red = reinterpret_cast<float*>(smem);
   float* ml = red + kAttnWarps * kMmaHeads * HD;
-  static_assert((kAttnWarps * kMmaHeads * (HD + 2)) * 4 <= mma_smem_bytes<F, HD>(), "merge fits");
+  // (mma_smem_bytes holds the merge)
   mma_store_warp_state<VM, HD>(st, red, ml);
   __syncthreads();
   for (int i = threadIdx.x; i < kMmaHeads * HD; i += kAttnThreads) {
@@ -447,7 +461,7 @@ __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(co
 template <class F, int HD>
 void launch_paged_attention_mma_hd(const AttnArgs& a, int n_tokens, cudaStream_t stream) {
   auto* kernel = &paged_attention_mma_kernel<F, HD>;
-  constexpr int smem = mma_smem_bytes<F, HD>();
+  const int smem = mma_smem_bytes<F, HD>(static_cast<int>(a.k_bytes + a.v_bytes));
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   AttnArgs args = a;
   args.head_chunks = (a.group + kMmaHeads - 1) / kMmaHeads;
