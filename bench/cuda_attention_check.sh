@@ -8,6 +8,9 @@
 # BIN_DIR holds densekv, densekv_tests, attention_bench, attention_fragments_test (and, where the
 # machine lacks it, libcpp-httplib.so.0.11*); results land in OUT_DIR, a table at the end.
 set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+CLI_TEST=$HERE/../tests/cli/cuda_logits_generate.sh
+[ -f "$CLI_TEST" ] || CLI_TEST=$HERE/cuda_logits_generate.sh  # staged next to this script
 B=$(cd "$1" && pwd)
 O=$2
 mkdir -p "$O"
@@ -18,7 +21,7 @@ nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv | tee
 grep -E "^\[  (PASSED|FAILED) |FAILED  \]" "$O/tests_mma.txt" | head -40
 DENSEKV_ATTENTION=simt "$B/densekv_tests" --gtest_filter='Formats/CudaAttention.*' > "$O/tests_simt.txt" 2>&1
 echo "attention tests (simt): rc=$?"
-DENSEKV_BIN=$B/densekv bash tests/cli/cuda_logits_generate.sh "$B/densekv" . > "$O/cli_cuda.txt" 2>&1
+bash "$CLI_TEST" "$B/densekv" . > "$O/cli_cuda.txt" 2>&1
 echo "cli cuda: rc=$? ($(tail -1 "$O/cli_cuda.txt"))"
 "$B/attention_bench" --json "$O/attention_mma.json" > "$O/attention_mma.txt" 2>&1; echo "bench mma: rc=$?"
 DENSEKV_ATTENTION=simt "$B/attention_bench" --quick > "$O/attention_simt_quick.txt" 2>&1
