@@ -1,5 +1,8 @@
 #include "backend/backend.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "backend/cpu/cpu_backend.h"
 #ifdef DENSEKV_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
@@ -11,6 +14,22 @@ namespace densekv {
 
 Tensor make_tensor(void* data, DType dtype, int64_t rows, int64_t cols) {
   return Tensor{data, dtype, rows, cols, cols};
+}
+
+void Backend::fill_random(const Tensor& t, float a, float value, uint64_t seed) {
+  CHECK(t.stride == t.cols);
+  const int64_t n = t.rows * t.cols;
+  std::vector<float> host(static_cast<size_t>(std::min<int64_t>(n, 1 << 20)));
+  for (int64_t off = 0; off < n; off += static_cast<int64_t>(host.size())) {
+    const size_t m =
+        static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(host.size()), n - off));
+    for (size_t i = 0; i < m; ++i) {
+      host[i] =
+          a == 0.0f ? value : a * (2.0f * random_unit(seed, static_cast<uint64_t>(off) + i) - 1.0f);
+    }
+    upload(static_cast<char*>(t.data) + off * static_cast<int64_t>(dtype_size(t.dtype)), t.dtype,
+           host.data(), DType::F32, m);
+  }
 }
 
 Tensor Tensor::slice_cols(int64_t col, int64_t n) const {

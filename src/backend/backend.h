@@ -78,10 +78,31 @@ struct BatchView {
   BatchView tokens(int begin, int n) const;
 };
 
+// Memory of the device a backend computes on (CUDA: cudaMemGetInfo). A backend with no device
+// memory of its own (the CPU backend) reports zeros, so KV pools there are sized from explicit
+// flags or the 1 GiB default and never from a fraction of the host's RAM.
+struct MemoryInfo {
+  size_t free_bytes = 0, total_bytes = 0;
+};
+
+// Counter-based uniform number in [0, 1) for element i of stream `seed` (splitmix64 of the
+// counter): identical on the host and in CUDA kernels.
+#if defined(__CUDACC__)
+__host__ __device__
+#endif
+    inline float
+    random_unit(uint64_t seed, uint64_t i) {
+  uint64_t z = seed + (i + 1) * 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return static_cast<float>((z ^ (z >> 31)) >> 40) * 0x1.0p-24f;
+}
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  virtual MemoryInfo memory_info() const { return {}; }
 
   // ---- memory ----
   virtual void* alloc(size_t bytes) = 0;  // zero-filled; throws on exhaustion
@@ -97,6 +118,10 @@ class Backend {
   // Called once before the weights are loaded with the model's dtype (config.json): a backend
   // whose weight/activation dtypes follow the model (CUDA: its 16-bit dtype) picks them here.
   virtual void set_model_dtype(DType /*model_dtype*/) {}
+  // Fills a dense tensor (stride == cols) with random_unit-based numbers: element i = a * (2u - 1)
+  // with u = random_unit(seed, i), or `value` everywhere when a == 0 (dummy weights). The same
+  // numbers on every backend; the default generates on the host and uploads, CUDA on the device.
+  virtual void fill_random(const Tensor& t, float a, float value, uint64_t seed);
   // Makes the batch's index arrays visible to ops.
   virtual BatchView upload_batch(const BatchLayout& batch) = 0;
 

@@ -31,7 +31,7 @@ struct ServeArgs {
   std::string served_model_name;
   int max_model_len = 0;
   double gpu_memory_utilization = 0.9;
-  double kv_cache_memory_gb = 0;  // 0: the engine's default (1 GiB)
+  double kv_cache_memory_gb = 0;  // > 0: overrides --gpu-memory-utilization
   int num_kv_blocks = 0;
   int max_num_seqs = 256;
   int max_num_batched_tokens = 2048;
@@ -108,11 +108,14 @@ void run(ServeArgs a) {
   ec.kv_cache_dtype = a.model.kv_cache_dtype;
   ec.num_kv_blocks = a.num_kv_blocks;
   ec.kv_memory_gb = a.kv_cache_memory_gb;
+  ec.gpu_memory_utilization = a.gpu_memory_utilization;  // used where the backend has a device
   std::unique_ptr<Engine> engine = make_llm_engine(*m.model, ec);
 
-  const double gib = a.kv_cache_memory_gb > 0 ? a.kv_cache_memory_gb : 1.0;
-  KvCapacity cap = kv_capacity(cfg, m.kv_format, static_cast<int64_t>(gib * 1073741824.0),
-                               engine->max_model_len());
+  // The pool the engine sized (main blocks; the 16-bit tails come on top).
+  const int64_t pool_bytes = int64_t(engine->metrics().kv_blocks_total) *
+                             kv_block_bytes_all_layers(cfg, m.kv_format).block;
+  const double gib = static_cast<double>(pool_bytes) / 1073741824.0;
+  KvCapacity cap = kv_capacity(cfg, m.kv_format, pool_bytes, engine->max_model_len());
   spdlog::info(
       "KV cache {}: {:.1f} GiB holds {} tokens ({:.0f} bytes/token, {:.2f}x denser than 16-bit); "
       "max concurrency at {} tokens per request: {}",
@@ -156,10 +159,11 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-model-len", a->max_model_len,
                   "context length: prompt + completion tokens (default: the model's)");
   cmd->add_option("--gpu-memory-utilization", a->gpu_memory_utilization,
-                  "fraction of GPU memory to use (0, 1]")
+                  "fraction of GPU memory to use (0, 1]: weights, workspace, then the KV cache "
+                  "takes the rest (CPU: 1 GiB of KV unless --kv-cache-memory-gb)")
       ->capture_default_str();
   cmd->add_option("--kv-cache-memory-gb", a->kv_cache_memory_gb,
-                  "KV cache size in GiB (default 1)");
+                  "KV cache size in GiB (overrides --gpu-memory-utilization)");
   cmd->add_option("--num-kv-blocks", a->num_kv_blocks, "KV cache size in blocks (wins)");
   cmd->add_option("--max-num-seqs", a->max_num_seqs, "most sequences in one step")
       ->capture_default_str();

@@ -19,11 +19,16 @@ struct EngineConfig {
   int max_model_len = 0;              // 0: the model's max_position_embeddings
   bool enable_prefix_caching = true;
   // The KV cache: format ("auto" = the model's dtype, bf16, int8, int4_kivi, ...) and pool size:
-  // num_kv_blocks > 0 wins, else kv_memory_gb > 0 (GiB, main pool + tails), else 1 GiB. The
-  // pool must hold one sequence of max_model_len tokens (max_model_len 0 is lowered to fit).
+  // num_kv_blocks > 0 wins, else kv_memory_gb > 0 (GiB, main pool + tails), else
+  // gpu_memory_utilization > 0 on a backend with device memory (as vLLM: the pool takes this
+  // fraction of the device's memory minus what the weights, the activation workspace for
+  // max_num_batched_tokens and everything else already use, less a 256 MiB margin for scratch
+  // buffers), else 1 GiB. The pool must hold one sequence of max_model_len tokens
+  // (max_model_len 0 is lowered to fit).
   std::string kv_cache_dtype = "auto";
   int num_kv_blocks = 0;
   double kv_memory_gb = 0;
+  double gpu_memory_utilization = 0;
   // Tests: CHECK the KV block invariants after every step (slow for big pools).
   bool check_invariants = false;
 };

@@ -12,6 +12,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "core/check.h"
 #include "core/errors.h"
 #include "core/log.h"
@@ -71,25 +73,58 @@ struct KvPoolSize {
   int block_size = 16;
   int num_blocks = 0;
   int num_tail_blocks = 0;
+  std::string source;  // what set the size (for the start-up log)
 };
 
-KvPoolSize size_kv_pool(const ModelConfig& mc, const EngineConfig& cfg) {
+constexpr int64_t kKvMarginBytes = 256ll << 20;  // scratch, cuBLAS, batch uploads
+
+KvPoolSize size_kv_pool(LlamaModel& model, const EngineConfig& cfg) {
+  const ModelConfig& mc = model.config();
   KvPoolSize s;
   s.format = parse_kv_cache_dtype(cfg.kv_cache_dtype, mc.dtype);
   const KvBlockBytes bb = kv_block_bytes_all_layers(mc, s.format);
   s.block_size = bb.block_size;
   if (cfg.num_kv_blocks < 0) throw InvalidArgumentError("num_kv_blocks must be >= 0");
   if (cfg.kv_memory_gb < 0) throw InvalidArgumentError("kv_memory_gb must be >= 0");
+  if (!(cfg.gpu_memory_utilization >= 0 && cfg.gpu_memory_utilization <= 1)) {
+    throw InvalidArgumentError("gpu_memory_utilization must be in [0, 1] (0: not used)");
+  }
   if (cfg.num_kv_blocks > 0) {
     s.num_blocks = cfg.num_kv_blocks;
     s.num_tail_blocks = bb.tail > 0 ? cfg.max_num_seqs : 0;
-  } else {
-    const double gb = cfg.kv_memory_gb > 0 ? cfg.kv_memory_gb : 1.0;
-    const KvPoolPlan plan =
-        plan_kv_pools(mc, s.format, static_cast<int64_t>(gb * (1ull << 30)), cfg.max_num_seqs);
-    s.num_blocks = static_cast<int>(std::min<int64_t>(plan.num_blocks, INT32_MAX / 2));
-    s.num_tail_blocks = static_cast<int>(plan.num_tail_blocks);
+    s.source = "--num-kv-blocks";
+    return s;
   }
+  int64_t budget = int64_t(1) << 30;
+  s.source = "default 1 GiB";
+  if (cfg.kv_memory_gb > 0) {
+    budget = static_cast<int64_t>(cfg.kv_memory_gb * (1ull << 30));
+    s.source = "--kv-cache-memory-gb";
+  } else if (cfg.gpu_memory_utilization > 0 && model.backend().memory_info().total_bytes > 0) {
+    // As vLLM: what the weights, the workspace of the largest step and everything else use
+    // (other processes included) comes off the allowed fraction of the device.
+    model.reserve_workspace(cfg.max_num_batched_tokens, cfg.max_num_seqs);
+    const MemoryInfo mem = model.backend().memory_info();
+    const int64_t total = static_cast<int64_t>(mem.total_bytes);
+    const int64_t used = total - static_cast<int64_t>(mem.free_bytes);
+    budget = static_cast<int64_t>(cfg.gpu_memory_utilization * static_cast<double>(total)) - used -
+             kKvMarginBytes;
+    constexpr double kGiB = 1073741824.0;
+    if (budget < bb.block + int64_t(bb.tail) * cfg.max_num_seqs) {
+      throw InvalidArgumentError(fmt::format(
+          "--gpu-memory-utilization {} of the device's {:.1f} GiB leaves no room for the KV "
+          "cache: {:.1f} GiB are in use (weights, workspace for {} batched tokens, other "
+          "processes) plus a {:.2f} GiB margin; raise it, lower --max-num-batched-tokens, or set "
+          "--kv-cache-memory-gb",
+          cfg.gpu_memory_utilization, total / kGiB, used / kGiB, cfg.max_num_batched_tokens,
+          kKvMarginBytes / kGiB));
+    }
+    s.source = fmt::format("--gpu-memory-utilization {} of {:.1f} GiB, {:.1f} GiB in use",
+                           cfg.gpu_memory_utilization, total / kGiB, used / kGiB);
+  }
+  const KvPoolPlan plan = plan_kv_pools(mc, s.format, budget, cfg.max_num_seqs);
+  s.num_blocks = static_cast<int>(std::min<int64_t>(plan.num_blocks, INT32_MAX / 2));
+  s.num_tail_blocks = static_cast<int>(plan.num_tail_blocks);
   return s;
 }
 
@@ -424,7 +459,19 @@ std::unique_ptr<Engine> make_llm_engine(LlamaModel& model, const EngineConfig& c
                                " exceeds the model's max_position_embeddings " +
                                std::to_string(mc.max_position_embeddings));
   }
-  const KvPoolSize pool = size_kv_pool(mc, cfg);
+  const KvPoolSize pool = size_kv_pool(model, cfg);
+  {
+    const KvBlockBytes bb = kv_block_bytes_all_layers(mc, pool.format);
+    const double bytes =
+        double(pool.num_blocks) * bb.block + double(pool.num_tail_blocks) * bb.tail;
+    spdlog::info(
+        "engine: KV cache {} ({}): {:.2f} GiB, {} blocks of {} tokens{} = {} tokens "
+        "({:.0f} bytes/token)",
+        kv_format_name(pool.format), pool.source, bytes / 1073741824.0, pool.num_blocks,
+        pool.block_size,
+        pool.num_tail_blocks > 0 ? fmt::format(" + {} 16-bit tails", pool.num_tail_blocks) : "",
+        int64_t(pool.num_blocks) * pool.block_size, double(bb.block) / pool.block_size);
+  }
   // Tokens one sequence can hold when it has the whole pool (a quantized format adds its tail).
   const int64_t fits = static_cast<int64_t>(pool.num_blocks) * pool.block_size +
                        (pool.num_tail_blocks > 0 ? pool.block_size - 1 : 0);

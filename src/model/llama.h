@@ -40,6 +40,10 @@ class LlamaModel {
   // vocabulary throw InvalidArgumentError.
   Tensor forward(const std::vector<SeqChunk>& batch, KvCache& cache, bool last_only);
 
+  // Grows the activation buffers for a forward of n_tokens tokens returning n_out rows of logits
+  // (forward does it as needed; the engine does it up front so the KV pool is sized after it).
+  void reserve_workspace(int64_t n_tokens, int64_t n_out);
+
   const ModelConfig& config() const { return cfg_; }
   const ModelWeights& weights() const { return weights_; }
   Backend& backend() { return backend_; }
@@ -47,7 +51,6 @@ class LlamaModel {
  private:
   BatchLayout make_layout(const std::vector<SeqChunk>& batch, const KvCache& cache,
                           bool last_only) const;
-  void reserve_workspace(int64_t n_tokens, int64_t n_out);
 
   Backend& backend_;
   ModelConfig cfg_;

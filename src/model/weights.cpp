@@ -7,7 +7,6 @@
 
 #include "core/errors.h"
 #include "core/progress.h"
-#include "core/thread_pool.h"
 
 namespace densekv {
 
@@ -76,56 +75,33 @@ class Loader {
   Progress& progress_;
 };
 
-// Fills [rows, cols] tensors with values from a seeded splitmix64 stream (or a constant).
+// Fills [rows, cols] tensors with random numbers (Backend::fill_random: one counter-based
+// splitmix64 stream per tensor, derived from the seed) or a constant.
 class RandomFiller {
  public:
   RandomFiller(Backend& backend, ModelWeights& out, uint64_t seed)
       : backend_(backend), out_(out), state_(seed) {}
 
-  // const_value NaN: uniform in [-a, a] with std 0.02; else every element const_value.
-  // splitmix64 is counter-based (element k of the stream is mix(seed + (k + 1) * gamma)), so
-  // chunks are generated in parallel with the same numbers as one sequential stream.
+  // const_value NaN: uniform in [-a, a] with std 0.02; else every element const_value. Generated
+  // by the backend (on the GPU for CUDA), one random stream per tensor.
   Tensor make(int64_t rows, int64_t cols, float const_value = NAN) {
     const DType dt = backend_.weight_dtype(DType::BF16);
-    const int64_t total = rows * cols;
-    Buffer buf(backend_, static_cast<size_t>(total) * dtype_size(dt));
+    Buffer buf(backend_, static_cast<size_t>(rows * cols) * dtype_size(dt));
     const float a = 0.02f * std::sqrt(3.0f);
-    std::vector<float> host(static_cast<size_t>(std::min<int64_t>(total, int64_t(1) << 24)));
-    for (int64_t off = 0; off < total; off += static_cast<int64_t>(host.size())) {
-      const int64_t n = std::min<int64_t>(static_cast<int64_t>(host.size()), total - off);
-      const uint64_t base = state_ + static_cast<uint64_t>(off) * kGamma;
-      pool_.parallel_for(
-          n,
-          [&](int64_t b, int64_t e) {
-            for (int64_t i = b; i < e; ++i) {
-              host[i] = std::isnan(const_value)
-                            ? a * (2.0f * unit(base + static_cast<uint64_t>(i + 1) * kGamma) - 1.0f)
-                            : const_value;
-            }
-          },
-          1 << 16);
-      backend_.upload(static_cast<char*>(buf.data()) + off * dtype_size(dt), dt, host.data(),
-                      DType::F32, static_cast<size_t>(n));
-    }
-    state_ += static_cast<uint64_t>(total) * kGamma;
     Tensor t = make_tensor(buf.data(), dt, rows, cols);
+    const bool constant = !std::isnan(const_value);
+    const uint64_t stream = state_ ^ (++tensors_ * 0xd1b54a32d192ed03ull);
+    backend_.fill_random(t, constant ? 0.0f : a, constant ? const_value : 0.0f, stream);
     out_.total_bytes += buf.size();
     out_.storage.push_back(std::move(buf));
     return t;
   }
 
  private:
-  static constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ull;
-  static float unit(uint64_t z) {  // splitmix64 mix -> [0, 1)
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return static_cast<float>((z ^ (z >> 31)) >> 40) * 0x1.0p-24f;
-  }
-
-  ThreadPool pool_;
   Backend& backend_;
   ModelWeights& out_;
   uint64_t state_;
+  uint64_t tensors_ = 0;
 };
 
 }  // namespace

@@ -38,6 +38,13 @@ CudaBackend::~CudaBackend() {
   cudaStreamDestroy(stream_);
 }
 
+MemoryInfo CudaBackend::memory_info() const {
+  MemoryInfo m;
+  CUDA_CHECK(cudaSetDevice(device_));
+  CUDA_CHECK(cudaMemGetInfo(&m.free_bytes, &m.total_bytes));
+  return m;
+}
+
 void CudaBackend::set_model_dtype(DType model_dtype) {
   dtype_ = model_dtype == DType::F16 ? DType::F16 : DType::BF16;
 }

@@ -29,6 +29,8 @@ class CudaBackend : public Backend {
   explicit CudaBackend(int device = 0);
   ~CudaBackend() override;
   std::string name() const override { return "cuda"; }
+  MemoryInfo memory_info() const override;
+  void fill_random(const Tensor& t, float a, float value, uint64_t seed) override;
 
   void* alloc(size_t bytes) override;
   void release(void* p) override;

@@ -2,6 +2,9 @@
 // positions [0, its position] of its sequence). Picks the split count (flash-decoding: enough
 // blocks to fill the GPU when the batch is small and the context long), launches the format's
 // kernel (paged_attention.cuh, instantiated in attention_*.cu) and merges the splits.
+#include <algorithm>
+#include <cstdint>
+
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/paged_attention.cuh"
 #include "core/errors.h"
@@ -23,7 +26,7 @@ __global__ void combine_splits_kernel(const float* part, int n_heads, int n_spli
   for (int s = 0; s < n_splits; ++s) {
     const float ms = p[s * (HD + 2) + HD];
     if (ms == -INFINITY) continue;
-    const float w = expf(ms - m);
+    const float w = exp2f(ms - m);  // m in log2 units
     num += w * p[s * (HD + 2) + c];
     den += w * p[s * (HD + 2) + HD + 1];
   }
@@ -82,14 +85,21 @@ void CudaBackend::paged_attention(const Tensor& q, const KvLayerView& kv, const 
   a.scale = scale;
   a.rotate = kv.format == KvFormat::K4V2;
 
-  // Splits: aim for >= 2 blocks per SM; each split gets a whole number of 64-token tiles.
-  const int g_block = a.group <= 1 ? 1 : a.group <= 2 ? 2 : a.group <= 4 ? 4 : 8;
+  // Splits (flash-decoding): a block per (token, KV head, group chunk, split); the split count
+  // minimizes waves x tiles per block over the resident block slots (~3 blocks of 64 KB shared
+  // memory per SM at head_dim 128), counting a block's fixed cost (query, merge) as 2 tiles.
+  const bool simt = cuda::use_simt_attention();
+  const int g_block = !simt ? 8 : a.group <= 1 ? 1 : a.group <= 2 ? 2 : a.group <= 4 ? 4 : 8;
   const int64_t base_blocks = int64_t(q.rows) * kv.n_kv_heads * ((a.group + g_block - 1) / g_block);
   const int n_tiles = (batch.max_context + 63) / 64;
+  const int64_t slots = int64_t(sm_count_) * (hd == 64 ? 4 : 3);
   int splits = 1;
-  if (base_blocks < 2 * sm_count_ && n_tiles > 1) {
-    splits =
-        static_cast<int>(std::min<int64_t>(n_tiles, cuda::ceil_div(2 * sm_count_, base_blocks)));
+  int64_t best = INT64_MAX;
+  for (int s = 1; s <= std::min(n_tiles, 128); ++s) {
+    const int64_t tps = cuda::ceil_div(n_tiles, s);
+    const int64_t waves = cuda::ceil_div(base_blocks * cuda::ceil_div(n_tiles, tps), slots);
+    const int64_t cost = waves * (tps + 2);
+    if (cost < best) best = cost, splits = s;
   }
   a.tiles_per_split = (n_tiles + splits - 1) / splits;
   a.n_splits = (n_tiles + a.tiles_per_split - 1) / a.tiles_per_split;

@@ -15,6 +15,8 @@
 // partial block from the sequence's 16-bit tail.
 #pragma once
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <type_traits>
 
 #include "backend/cuda/cuda_common.cuh"
@@ -22,6 +24,17 @@
 #include "kv/kv_format.h"
 
 namespace densekv::cuda {
+
+// This CUDA-core kernel is the default: it is the one verified and timed on the H100. The
+// tensor-core kernel (paged_attention_mma.cuh) is checked on the host only so far (warp emulation
+// tests); DENSEKV_ATTENTION=mma selects it until a GPU run verifies and times it.
+inline bool use_simt_attention() {
+  static const bool simt = [] {
+    const char* e = std::getenv("DENSEKV_ATTENTION");
+    return e == nullptr || std::strcmp(e, "mma") != 0;
+  }();
+  return simt;
+}
 
 constexpr int kAttnThreads = 128;
 constexpr int kAttnWarps = kAttnThreads / 32;
@@ -55,7 +68,7 @@ struct AttnArgs {
 
   int tiles_per_split = 0;
   int n_splits = 1;
-  float* part = nullptr;  // n_splits > 1: [T, n_heads, n_splits, HD + 2] (acc, m, l)
+  float* part = nullptr;  // n_splits > 1: [T, n_heads, n_splits, HD + 2] (acc, m in log2 units, l)
 };
 
 // ---- cp.async (sm_80+) ----
@@ -424,7 +437,8 @@ __global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(const Att
       const int g = i / (HD + 2), c = i % (HD + 2);
       float* dst =
           a.part + ((static_cast<int64_t>(t) * a.n_heads + h0 + g) * a.n_splits + split) * (HD + 2);
-      dst[c] = c < HD ? qs[g][c] : (c == HD ? sh.m[g] : sh.l[g]);
+      // m in log2 units, as the tensor-core kernel and the combine kernel use
+      dst[c] = c < HD ? qs[g][c] : (c == HD ? sh.m[g] * 1.4426950408889634f : sh.l[g]);
     }
   }
 }

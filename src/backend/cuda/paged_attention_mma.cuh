@@ -1,0 +1,484 @@
+// Paged decode/prefill attention on tensor cores, one template for every KV format (instantiated
+// per (format, head_dim) in attention_*.cu). One thread block (4 warps) handles one query token,
+// one KV head and up to 8 of its query heads (GQA: the KV head is read once for all of them) over
+// a range of 64-token tiles (split-K / flash-decoding: partial states merged by a combine kernel).
+//
+// Per tile:
+//   1. The block copies the tile's raw bytes (sealed quantized sections, or 16-bit rows) to shared
+//      memory with cp.async, ahead of the compute (plain: 2 stages; quantized: 4 stages, the
+//      16-bit tail after the sealed blocks), 16-byte chunks swizzled (kv_fragments.cuh).
+//   2. Each warp takes 16 of the tile's tokens and works alone (its own online softmax and output
+//      accumulator, merged across warps at the end):
+//      scores S[8 heads x 8 tokens] = Q . K^T with mma.sync m16n8k16 (A = Q, rows 8..15 unused;
+//      B = K codes from ldmatrix, dequantized in registers by the format's coding);
+//      online softmax in log2 units on the accumulator fragments (one quad of lanes per head);
+//      O^T[HD x 8 heads] += V^T . P^T with P kept in registers as the B fragment (the score
+//      fragments' layout) and A = V^T from ldmatrix.trans, dequantized in registers.
+// Quantized formats read their sealed 64-token blocks in [0, n_ctx) through their coding and the
+// newest partial block from the sequence's 16-bit tail (keys through the 16-bit coding; values
+// gathered in the format's channel order so that one accumulator layout serves every tile).
+#pragma once
+#include <cstdint>
+#include <type_traits>
+
+#include "backend/cuda/kv_fragments.cuh"
+#include "backend/cuda/paged_attention.cuh"
+
+namespace densekv::cuda {
+
+constexpr int kMmaHeads = 8;  // query heads per block (A rows 0..7)
+
+template <class E>
+struct MmaPlain {
+  static constexpr bool kQuantized = false;
+  template <int HD>
+  using K = PlainFrag<E, HD>;
+  template <int HD>
+  using V = PlainFrag<E, HD>;
+  static constexpr int kElem = sizeof(E);
+};
+
+template <template <int> class KCT, template <int> class VCT>
+struct MmaQuant {
+  static constexpr bool kQuantized = true;
+  template <int HD>
+  using K = KCT<HD>;
+  template <int HD>
+  using V = VCT<HD>;
+  static constexpr int kElem = 2;  // tail rows
+};
+
+// O^T of this warp's tokens: m-tile mt = V n-tiles 2mt (rows 0..7) and 2mt + 1 (rows 8..15),
+// row gid = the n-tile's column gid (a channel, in the value coding's order), columns = heads:
+// acc[mt] = (2mt col gid, head 2t), (2mt col gid, head 2t+1), (2mt+1 col gid, 2t), (.., 2t+1).
+template <int HD>
+struct MmaWarpState {
+  float m = -INFINITY;  // running max of head gid's scores (log2 units), this warp's tokens
+  float l = 0.0f;       // this lane's part of head gid's softmax denominator
+  float acc[HD / 16][4];
+};
+
+// A fragments of q for coding C: qa[kk][0] pairs with B pair 2kk, qa[kk][1] with pair 2kk + 1,
+// channels of head gid in C's key order. sumq: sum over all channels of the rounded values.
+template <class C, int HD>
+__host__ __device__ __forceinline__ void make_q_frags(const float (*qs)[HD], int gid, int t,
+                                                      uint32_t (*qa)[2], float& sumq) {
+  constexpr int P = 16 / C::kBits;
+  float sum = 0.0f;
+#pragma unroll
+  for (int q = 0; q < HD / 8; ++q) {
+    const float lo = qs[gid][C::kchan(q / P, t, q % P, 0)];
+    const float hi = qs[gid][C::kchan(q / P, t, q % P, 1)];
+    const uint32_t u = pack2<typename C::T>(lo, hi);
+    qa[q / 2][q % 2] = u;
+    if constexpr (std::is_same_v<typename C::T, __half>) {
+      const float2 f = __half22float2(as_h2(u));
+      sum += f.x + f.y;
+    } else {
+      const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u));
+      sum += f.x + f.y;
+    }
+  }
+  sum += shfl_xor(sum, 1);
+  sum += shfl_xor(sum, 2);
+  sumq = sum;
+}
+
+// One warp's 16 tokens [16 warp, 16 warp + 16) of a tile of n_rows tokens in shared memory. KC /
+// VC read the tile; VM is the main format's value coding, whose channel order the accumulator
+// uses (VC != VM: 16-bit tail rows of a quantized format, gathered in VM's order).
+template <class KC, class VC, class VM, int HD>
+__host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, const uint8_t* vs,
+                                                         int n_rows, const uint32_t (*qa)[2],
+                                                         float sumq, float sl2,
+                                                         MmaWarpState<HD>& st) {
+  const int lane = lane_id(), warp = warp_id(), gid = lane >> 2, t = lane & 3;
+  const int r0 = warp * 16;
+  if (r0 >= n_rows) return;
+
+  // Scores of tokens r0 + 8i + 2t + e for head gid, log2 units, -inf past n_rows.
+  float s[2][2];
+  {
+    const KC kc;
+    constexpr int CPR = KC::kCpr, P = 16 / KC::kBits;
+    uint32_t w[2][CPR];  // token rows r0 + 8i + gid
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      if constexpr (CPR >= 4) {
+#pragma unroll
+        for (int cb = 0; cb < CPR; cb += 4) {
+          ldsm_x4(&w[i][cb], ks + k_ldsm_offset(r0 + 8 * i, lane, cb, CPR));
+        }
+      } else if constexpr (CPR == 2) {
+        ldsm_x2(w[i], ks + k_ldsm_offset(r0 + 8 * i, lane, 0, CPR));
+      } else {
+        ldsm_x1(w[i], ks + k_ldsm_offset(r0 + 8 * i, lane, 0, CPR));
+      }
+    }
+    float c[2][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; ++kk) {
+      const int q0 = 2 * kk, q1 = 2 * kk + 1;
+      const auto f0 = kc.kaff(ks, t, q0), f1 = kc.kaff(ks, t, q1);
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const uint32_t b0 = kc.kapply(KC::kdecode(w[i][q0 / P], q0 % P), f0);
+        const uint32_t b1 = kc.kapply(KC::kdecode(w[i][q1 / P], q1 % P), f1);
+        mma_16816<typename KC::T>(c[i], qa[kk][0], 0u, qa[kk][1], 0u, b0, b1);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int r = r0 + 8 * i + 2 * t + e;
+        const float2 fx = kc.kfix(ks, r);  // (scale, offset) of per-token keys
+        const float v = fx.x * (c[i][e] - fx.y * sumq) * sl2;
+        s[i][e] = r < n_rows ? v : -INFINITY;
+      }
+    }
+  }
+
+  // Online softmax (the quad of lanes t = 0..3 holds head gid's 16 scores).
+  float mx = fmaxf(fmaxf(s[0][0], s[0][1]), fmaxf(s[1][0], s[1][1]));
+  mx = fmaxf(mx, shfl_xor(mx, 1));
+  mx = fmaxf(mx, shfl_xor(mx, 2));
+  const float m_new = fmaxf(st.m, mx);  // finite: token r0 is valid
+  const float alpha = exp2f(st.m - m_new);
+  float p[2][2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) p[i][e] = exp2f(s[i][e] - m_new);
+  }
+  st.l = st.l * alpha + (p[0][0] + p[0][1]) + (p[1][0] + p[1][1]);
+  st.m = m_new;
+  const float alpha_a = shfl_idx(alpha, 8 * t);      // head 2t
+  const float alpha_b = shfl_idx(alpha, 8 * t + 4);  // head 2t + 1
+#pragma unroll
+  for (int mt = 0; mt < HD / 16; ++mt) {
+    st.acc[mt][0] *= alpha_a;
+    st.acc[mt][1] *= alpha_b;
+    st.acc[mt][2] *= alpha_a;
+    st.acc[mt][3] *= alpha_b;
+  }
+
+  // Values: O^T += V^T P^T. B = P^T: (tokens r0 + 2t, +1; head gid) and (r0 + 8 + 2t, +1; gid),
+  // exactly the score fragments. A = V^T from pairs of V n-tiles: (b0, b1) of n-tile nt = tokens
+  // (r0 + 2t, +1) and (r0 + 8 + 2t, +1) of column gid; rows past n_rows are zeroed (their bytes
+  // may be anything, and 0 * inf would poison the sum).
+  using VT = typename VC::T;
+  const uint32_t pb0 = pack2<VT>(p[0][0], p[0][1]), pb1 = pack2<VT>(p[1][0], p[1][1]);
+  uint32_t mask0 = 0xffffffffu, mask1 = 0xffffffffu;
+  if (n_rows < r0 + 16) {
+    const int ra = r0 + 2 * t, rb = r0 + 8 + 2 * t;
+    mask0 = (ra < n_rows ? 0xffffu : 0u) | (ra + 1 < n_rows ? 0xffff0000u : 0u);
+    mask1 = (rb < n_rows ? 0xffffu : 0u) | (rb + 1 < n_rows ? 0xffff0000u : 0u);
+  }
+  uint32_t va[2][2];  // (b0, b1) of the even n-tile, then the odd one
+  auto put = [&](int nt, uint32_t b0, uint32_t b1) {
+    va[nt & 1][0] = b0 & mask0;
+    va[nt & 1][1] = b1 & mask1;
+    if (nt & 1) mma_16816<VT>(st.acc[nt / 2], va[0][0], va[1][0], va[0][1], va[1][1], pb0, pb1);
+  };
+  constexpr int EM = 16 / VM::kBits;  // n-tiles per chunk of the main coding
+  if constexpr (std::is_same_v<VC, VM>) {
+    VC vc;
+    constexpr int CPR = VC::kCpr;
+#pragma unroll
+    for (int cb = 0; cb < CPR; cb += 2) {
+      uint32_t w[4];
+      if constexpr (CPR >= 2) {
+        ldsm_x4_t(w, vs + v_ldsm_offset(r0, lane, cb, CPR));
+      } else {
+        ldsm_x2_t(w, vs + v_ldsm_offset(r0, lane, 0, CPR));
+      }
+#pragma unroll
+      for (int j = 0; j < (CPR >= 2 ? 2 : 1); ++j) {
+        const int c = cb + j;
+        const auto f0 = vc.vaff(vs, r0 + 2 * t, VC::vgroup(c, gid));
+        const auto f1 = vc.vaff(vs, r0 + 8 + 2 * t, VC::vgroup(c, gid));
+#pragma unroll
+        for (int e = 0; e < EM; ++e) {
+          put(c * EM + e, vc.vapply(VC::vdecode(w[2 * j], e), f0),
+              vc.vapply(VC::vdecode(w[2 * j + 1], e), f1));
+        }
+      }
+    }
+  } else {
+    // 16-bit rows (a quantized format's tail), gathered element by element in VM's channel order:
+    // one tile per sequence, so the scalar loads cost little.
+    static_assert(VC::kBits == 16, "tail rows are 16-bit");
+    constexpr int CPR = VC::kCpr;
+    auto ld = [&](int r, int ch) -> uint32_t {
+      return *reinterpret_cast<const uint16_t*>(vs + swizzle_chunk(r * CPR + ch / 8, CPR) * 16 +
+                                                (ch % 8) * 2);
+    };
+    const int ra = r0 + 2 * t, rb = r0 + 8 + 2 * t;
+#pragma unroll
+    for (int nt = 0; nt < HD / 8; ++nt) {
+      const int ch = VM::vchan(nt / EM, gid, nt % EM);
+      put(nt, ld(ra, ch) | (ld(ra + 1, ch) << 16), ld(rb, ch) | (ld(rb + 1, ch) << 16));
+    }
+  }
+}
+
+// Writes a warp's state for the merge: red[warp][head][channel] (unnormalized O, channels in
+// natural order) and ml[warp][head] = (m, l), l summed over the quad.
+template <class VM, int HD>
+__host__ __device__ __forceinline__ void mma_store_warp_state(MmaWarpState<HD>& st, float* red,
+                                                              float* ml) {
+  const int lane = lane_id(), warp = warp_id(), gid = lane >> 2, t = lane & 3;
+  st.l += shfl_xor(st.l, 1);
+  st.l += shfl_xor(st.l, 2);
+  constexpr int EM = 16 / VM::kBits;
+  float* ra = red + (warp * kMmaHeads + 2 * t) * HD;  // head 2t
+  float* rb = ra + HD;                                // head 2t + 1
+#pragma unroll
+  for (int mt = 0; mt < HD / 16; ++mt) {
+    const int ch0 = VM::vchan((2 * mt) / EM, gid, (2 * mt) % EM);
+    const int ch1 = VM::vchan((2 * mt + 1) / EM, gid, (2 * mt + 1) % EM);
+    ra[ch0] = st.acc[mt][0];
+    rb[ch0] = st.acc[mt][1];
+    ra[ch1] = st.acc[mt][2];
+    rb[ch1] = st.acc[mt][3];
+  }
+  if (t == 0) {
+    ml[(warp * kMmaHeads + gid) * 2] = st.m;
+    ml[(warp * kMmaHeads + gid) * 2 + 1] = st.l;
+  }
+}
+
+// Copies `bytes` (a multiple of 16) from global to shared memory; the first `code_chunks` 16-byte
+// chunks (token rows of `cpr` chunks) are swizzled, the rest (scales, zeros) copied in place.
+__device__ __forceinline__ void copy_section_swizzled(uint8_t* dst, const uint8_t* src, int bytes,
+                                                      int code_chunks, int cpr) {
+  for (int i = threadIdx.x; i < bytes / 16; i += kAttnThreads) {
+    cp_async16(dst + (i < code_chunks ? swizzle_chunk(i, cpr) : i) * 16, src + i * 16);
+  }
+}
+
+// Pipeline: plain formats 2 stages of 64 16-bit rows (32 KB at head_dim 128); quantized formats
+// 4 stages of one sealed block's K + V sections (9 KB for int4_kivi), so that 3 tiles per block
+// are in flight, and their 16-bit tail (up to 32 KB) is loaded into the same memory after the
+// sealed blocks.
+template <class F>
+constexpr int kMmaStages = F::kQuantized ? 4 : 2;
+
+template <class F, int HD>
+__host__ __device__ constexpr int mma_stage_bytes(int sealed_bytes) {
+  return F::kQuantized ? sealed_bytes : 2 * 64 * HD * F::kElem;
+}
+template <class F, int HD>
+__host__ __device__ constexpr int mma_smem_bytes(int sealed_bytes) {
+  const int stages = kMmaStages<F> * mma_stage_bytes<F, HD>(sealed_bytes);
+  const int tail = F::kQuantized ? 2 * 64 * HD * 2 : 0;
+  const int merge = kAttnWarps * kMmaHeads * (HD + 2) * 4;
+  return stages > tail ? (stages > merge ? stages : merge) : (tail > merge ? tail : merge);
+}
+
+template <class F, int HD>
+__global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(const AttnArgs a) {
+  using KM = typename F::template K<HD>;
+  using VM = typename F::template V<HD>;
+  extern __shared__ __align__(16) uint8_t smem[];
+  __shared__ float qs[kMmaHeads][HD];
+  constexpr int S = kMmaStages<F>;
+  const int stage_bytes = mma_stage_bytes<F, HD>(static_cast<int>(a.k_bytes + a.v_bytes));
+  constexpr int kTail16 = 64 * HD * 2;  // one 16-bit K (or V) tile
+  constexpr int kCpr16 = HD * 2 / 16;
+  const int lane = threadIdx.x & 31, gid = lane >> 2, t = lane & 3;
+
+  const int kvh = blockIdx.x / a.head_chunks;
+  const int h0 = kvh * a.group + (blockIdx.x % a.head_chunks) * kMmaHeads;  // first query head
+  const int n_h = min(kMmaHeads, kvh * a.group + a.group - h0);             // heads of this block
+  const int tok = blockIdx.y, split = blockIdx.z;
+  const int seq = a.seq_of_token[tok];
+  const int n_ctx = a.positions[tok] + 1;
+  const int32_t* table = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks;
+
+  int n_sealed = 0, tail_rows = 0, n_tiles = 0;
+  if constexpr (F::kQuantized) {
+    n_sealed = n_ctx / 64;
+    tail_rows = n_ctx - n_sealed * 64;
+    n_tiles = n_sealed + (tail_rows > 0);
+  } else {
+    n_tiles = (n_ctx + 63) / 64;
+  }
+  const int tile0 = split * a.tiles_per_split;
+  const int tile1 = min(n_tiles, tile0 + a.tiles_per_split);
+
+  // Issues the copies of full tile `tile` (plain rows, or a sealed block) into stage `stg`.
+  auto load_tile = [&](int tile, int stg) {
+    uint8_t* kd = smem + stg * stage_bytes;
+    if constexpr (F::kQuantized) {
+      uint8_t* vd = kd + a.k_bytes;
+      const uint8_t* blk = a.base + static_cast<size_t>(table[tile]) * a.block_bytes;
+      copy_section_swizzled(kd, blk + kvh * a.k_bytes, static_cast<int>(a.k_bytes), 64 * KM::kCpr,
+                            KM::kCpr);
+      copy_section_swizzled(vd, blk + a.n_kv_heads * a.k_bytes + kvh * a.v_bytes,
+                            static_cast<int>(a.v_bytes), 64 * VM::kCpr, VM::kCpr);
+    } else {
+      uint8_t* vd = kd + stage_bytes / 2;
+      constexpr int kRow = HD * F::kElem;
+      constexpr int CPR = kRow / 16;
+      const int bs = a.block_size;
+      const int r0 = tile * 64;
+      const int n = min(64, n_ctx - r0);
+      for (int i = threadIdx.x; i < 2 * 64 * CPR; i += kAttnThreads) {
+        const int which = i / (64 * CPR), r = (i / CPR) % 64, c = i % CPR;
+        if (r >= n) continue;
+        const int p = r0 + r;
+        const size_t row = (static_cast<size_t>(which) * a.n_kv_heads + kvh) * bs + p % bs;
+        const uint8_t* src =
+            a.base + static_cast<size_t>(table[p / bs]) * a.block_bytes + row * kRow + c * 16;
+        cp_async16((which == 0 ? kd : vd) + swizzle_chunk(r * CPR + c, CPR) * 16, src);
+      }
+    }
+  };
+  // Full tiles (plain: all; quantized: the sealed blocks): S - 1 in flight ahead of the compute.
+  const int main_end = F::kQuantized ? min(tile1, n_sealed) : tile1;
+#pragma unroll
+  for (int i = 0; i < S - 1; ++i) {
+    if (tile0 + i < main_end) load_tile(tile0 + i, i);
+    cp_async_commit();
+  }
+
+  // Query heads -> shared memory (rotated for k4v2) -> A fragments.
+  for (int i = threadIdx.x; i < kMmaHeads * HD; i += kAttnThreads) {
+    const int g = i / HD, c = i % HD;
+    float v = 0.0f;
+    if (g < n_h) {
+      const int64_t off = static_cast<int64_t>(tok) * a.q_stride + (h0 + g) * HD + c;
+      v = a.act_bf16 ? to_f32(static_cast<const __nv_bfloat16*>(a.q)[off])
+                     : to_f32(static_cast<const __half*>(a.q)[off]);
+    }
+    qs[g][c] = v;
+  }
+  __syncthreads();
+  if (a.rotate) hadamard_rows_smem<HD>(&qs[0][0], kMmaHeads);
+  uint32_t qa[HD / 16][2];
+  float sumq = 0.0f;
+  make_q_frags<KM, HD>(qs, gid, t, qa, sumq);
+  const float sl2 = a.scale * 1.4426950408889634f;  // scores in log2 units: exp2
+  MmaWarpState<HD> st;
+#pragma unroll
+  for (int mt = 0; mt < HD / 16; ++mt) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) st.acc[mt][i] = 0.0f;
+  }
+
+  for (int tile = tile0; tile < main_end; ++tile) {
+    cp_async_wait<S - 2>();  // tile's group is complete
+    __syncthreads();         // ... for every thread; and the stage of tile - 1 is free
+    const int next = tile + S - 1;
+    if (next < main_end) load_tile(next, (next - tile0) % S);
+    cp_async_commit();
+    const uint8_t* kd = smem + ((tile - tile0) % S) * stage_bytes;
+    const uint8_t* vd = F::kQuantized ? kd + a.k_bytes : kd + stage_bytes / 2;
+    const int n_rows = F::kQuantized ? 64 : min(64, n_ctx - tile * 64);
+    mma_attend_tile<KM, VM, VM, HD>(kd, vd, n_rows, qa, sumq, sl2, st);
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+  // A quantized format's 16-bit tail (the last tile of the last split): loaded into the stage
+  // memory once the sealed blocks are done, and attended outside the loop so that its gather
+  // addresses are not held in registers across it.
+  if constexpr (F::kQuantized) {
+    if (n_sealed < tile1 && n_sealed >= tile0) {
+      uint8_t* kd = smem;
+      uint8_t* vd = smem + kTail16;
+      const uint8_t* tl = a.tail_base + static_cast<size_t>(a.tails[seq]) * a.tail_block_bytes;
+      copy_section_swizzled(kd, tl + static_cast<size_t>(kvh) * kTail16, tail_rows * HD * 2,
+                            tail_rows * kCpr16, kCpr16);
+      copy_section_swizzled(vd, tl + static_cast<size_t>(a.n_kv_heads + kvh) * kTail16,
+                            tail_rows * HD * 2, tail_rows * kCpr16, kCpr16);
+      cp_async_commit();
+      cp_async_wait<0>();
+      __syncthreads();
+      uint32_t qt[HD / 16][2];
+      float sumt = 0.0f;
+      if (a.tail_bf16) {
+        using P16 = PlainFrag<__nv_bfloat16, HD>;
+        make_q_frags<P16, HD>(qs, gid, t, qt, sumt);
+        mma_attend_tile<P16, P16, VM, HD>(kd, vd, tail_rows, qt, sumt, sl2, st);
+      } else {
+        using P16 = PlainFrag<__half, HD>;
+        make_q_frags<P16, HD>(qs, gid, t, qt, sumt);
+        mma_attend_tile<P16, P16, VM, HD>(kd, vd, tail_rows, qt, sumt, sl2, st);
+      }
+      __syncthreads();
+    }
+  }
+
+  // Merge the 4 warps: red [warp][head][HD], ml [warp][head] (m, l).
+  float* red = reinterpret_cast<float*>(smem);
+  float* ml = red + kAttnWarps * kMmaHeads * HD;
+  // (mma_smem_bytes holds the merge)
+  mma_store_warp_state<VM, HD>(st, red, ml);
+  __syncthreads();
+  for (int i = threadIdx.x; i < kMmaHeads * HD; i += kAttnThreads) {
+    const int g = i / HD, c = i % HD;
+    float m = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kAttnWarps; ++w) m = fmaxf(m, ml[(w * kMmaHeads + g) * 2]);
+    float num = 0.0f, den = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kAttnWarps; ++w) {
+      const float mw = ml[(w * kMmaHeads + g) * 2];
+      if (mw == -INFINITY) continue;
+      const float f = exp2f(mw - m);
+      num += f * red[(w * kMmaHeads + g) * HD + c];
+      den += f * ml[(w * kMmaHeads + g) * 2 + 1];
+    }
+    if (a.n_splits == 1) {
+      qs[g][c] = den > 0.0f ? num / den : 0.0f;
+    } else if (g < n_h) {
+      float* dst =
+          a.part +
+          ((static_cast<int64_t>(tok) * a.n_heads + h0 + g) * a.n_splits + split) * (HD + 2);
+      dst[c] = num;
+      if (c == 0) {
+        dst[HD] = m;
+        dst[HD + 1] = den;
+      }
+    }
+  }
+  if (a.n_splits > 1) return;
+  __syncthreads();
+  if (a.rotate) hadamard_rows_smem<HD>(&qs[0][0], kMmaHeads);
+  for (int i = threadIdx.x; i < n_h * HD; i += kAttnThreads) {
+    const int g = i / HD, c = i % HD;
+    const int64_t off = static_cast<int64_t>(tok) * a.out_stride + (h0 + g) * HD + c;
+    if (a.act_bf16) {
+      static_cast<__nv_bfloat16*>(a.out)[off] = __float2bfloat16_rn(qs[g][c]);
+    } else {
+      static_cast<__half*>(a.out)[off] = __float2half_rn(qs[g][c]);
+    }
+  }
+}
+
+template <class F, int HD>
+void launch_paged_attention_mma_hd(const AttnArgs& a, int n_tokens, cudaStream_t stream) {
+  auto* kernel = &paged_attention_mma_kernel<F, HD>;
+  const int smem = mma_smem_bytes<F, HD>(static_cast<int>(a.k_bytes + a.v_bytes));
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  AttnArgs args = a;
+  args.head_chunks = (a.group + kMmaHeads - 1) / kMmaHeads;
+  const dim3 grid(a.n_kv_heads * args.head_chunks, n_tokens, a.n_splits);
+  kernel<<<grid, kAttnThreads, smem, stream>>>(args);
+  CUDA_CHECK_LAUNCH();
+}
+
+template <class F>
+void launch_paged_attention_mma(const AttnArgs& a, int head_dim, int n_tokens,
+                                cudaStream_t stream) {
+  if (head_dim == 64) {
+    launch_paged_attention_mma_hd<F, 64>(a, n_tokens, stream);
+  } else {
+    CHECK(head_dim == 128);
+    launch_paged_attention_mma_hd<F, 128>(a, n_tokens, stream);
+  }
+}
+
+}  // namespace densekv::cuda
