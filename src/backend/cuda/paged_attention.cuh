@@ -71,6 +71,41 @@ struct AttnArgs {
   float* part = nullptr;  // n_splits > 1: [T, n_heads, n_splits, HD + 2] (acc, m in log2 units, l)
 };
 
+// What one thread block of either attention kernel works on: blockIdx = (kv head x chunk of
+// `heads` query heads, query token, split). Tiles are 64 tokens: plain formats ceil(n_ctx / 64)
+// from the table; quantized formats the n_ctx / 64 sealed blocks, then the 16-bit tail.
+struct AttnWork {
+  int kvh, h0, n_h;            // kv head; first query head and number of query heads of this block
+  int tok, split, seq, n_ctx;  // query token, split, its sequence, its context length
+  const int32_t* table;        // the sequence's block table
+  int n_sealed, tail_rows, n_tiles, tile0, tile1;  // this block's tiles are [tile0, tile1)
+};
+
+template <class F>
+__device__ __forceinline__ AttnWork attn_work(const AttnArgs& a, int heads) {
+  AttnWork w;
+  w.kvh = blockIdx.x / a.head_chunks;
+  w.h0 = w.kvh * a.group + (blockIdx.x % a.head_chunks) * heads;
+  w.n_h = min(heads, w.kvh * a.group + a.group - w.h0);
+  w.tok = blockIdx.y;
+  w.split = blockIdx.z;
+  w.seq = a.seq_of_token[w.tok];
+  w.n_ctx = a.positions[w.tok] + 1;
+  w.table = a.block_tables + static_cast<int64_t>(w.seq) * a.max_blocks;
+  w.n_sealed = 0;
+  w.tail_rows = 0;
+  if constexpr (F::kQuantized) {
+    w.n_sealed = w.n_ctx / 64;
+    w.tail_rows = w.n_ctx - w.n_sealed * 64;
+    w.n_tiles = w.n_sealed + (w.tail_rows > 0);
+  } else {
+    w.n_tiles = (w.n_ctx + 63) / 64;
+  }
+  w.tile0 = w.split * a.tiles_per_split;
+  w.tile1 = min(w.n_tiles, w.tile0 + a.tiles_per_split);
+  return w;
+}
+
 // ---- cp.async (sm_80+) ----
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
@@ -283,25 +318,11 @@ __global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(const Att
   constexpr int kStage = attn_stage_bytes<F, HD>();
   constexpr int kTail16 = 64 * HD * 2;  // one 16-bit K (or V) tile
 
-  const int kvh = blockIdx.x / a.head_chunks;
-  const int h0 = kvh * a.group + (blockIdx.x % a.head_chunks) * G;  // first query head
-  const int n_h = min(G, kvh * a.group + a.group - h0);             // heads of this block
-  const int t = blockIdx.y, split = blockIdx.z;
-  const int seq = a.seq_of_token[t];
-  const int n_ctx = a.positions[t] + 1;
-  const int32_t* table = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks;
-
-  // Tiles: plain: ceil(n_ctx / 64) from the table; quantized: the sealed blocks, then the tail.
-  int n_sealed = 0, tail_rows = 0, n_tiles = 0;
-  if constexpr (F::kQuantized) {
-    n_sealed = n_ctx / 64;
-    tail_rows = n_ctx - n_sealed * 64;
-    n_tiles = n_sealed + (tail_rows > 0);
-  } else {
-    n_tiles = (n_ctx + 63) / 64;
-  }
-  const int tile0 = split * a.tiles_per_split;
-  const int tile1 = min(n_tiles, tile0 + a.tiles_per_split);
+  const AttnWork w = attn_work<F>(a, G);
+  const int kvh = w.kvh, h0 = w.h0, n_h = w.n_h, t = w.tok, split = w.split;
+  const int seq = w.seq, n_ctx = w.n_ctx;
+  const int32_t* table = w.table;
+  const int n_sealed = w.n_sealed, tail_rows = w.tail_rows, tile0 = w.tile0, tile1 = w.tile1;
 
   // Query heads -> smem (rotated for k4v2) -> registers.
   for (int i = threadIdx.x; i < G * HD; i += blockDim.x) {

@@ -289,24 +289,11 @@ __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(co
   constexpr int kCpr16 = HD * 2 / 16;
   const int lane = threadIdx.x & 31, gid = lane >> 2, t = lane & 3;
 
-  const int kvh = blockIdx.x / a.head_chunks;
-  const int h0 = kvh * a.group + (blockIdx.x % a.head_chunks) * kMmaHeads;  // first query head
-  const int n_h = min(kMmaHeads, kvh * a.group + a.group - h0);             // heads of this block
-  const int tok = blockIdx.y, split = blockIdx.z;
-  const int seq = a.seq_of_token[tok];
-  const int n_ctx = a.positions[tok] + 1;
-  const int32_t* table = a.block_tables + static_cast<int64_t>(seq) * a.max_blocks;
-
-  int n_sealed = 0, tail_rows = 0, n_tiles = 0;
-  if constexpr (F::kQuantized) {
-    n_sealed = n_ctx / 64;
-    tail_rows = n_ctx - n_sealed * 64;
-    n_tiles = n_sealed + (tail_rows > 0);
-  } else {
-    n_tiles = (n_ctx + 63) / 64;
-  }
-  const int tile0 = split * a.tiles_per_split;
-  const int tile1 = min(n_tiles, tile0 + a.tiles_per_split);
+  const AttnWork w = attn_work<F>(a, kMmaHeads);
+  const int kvh = w.kvh, h0 = w.h0, n_h = w.n_h, tok = w.tok, split = w.split;
+  const int seq = w.seq, n_ctx = w.n_ctx;
+  const int32_t* table = w.table;
+  const int n_sealed = w.n_sealed, tail_rows = w.tail_rows, tile0 = w.tile0, tile1 = w.tile1;
 
   // Issues the copies of full tile `tile` (plain rows, or a sealed block) into stage `stg`.
   auto load_tile = [&](int tile, int stg) {
