@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake ninja-build pkg-config git
   libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-  libutf8proc-dev libpcre2-dev libxxhash-dev libopenblas-dev
+  libutf8proc-dev libpcre2-dev libxxhash-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-jinja2 python3-numpy
   clang libclang-rt-14-dev
