@@ -43,22 +43,9 @@ void run_capacity(const CapacityArgs& a) {
   }
   const int64_t budget = static_cast<int64_t>(a.memory_gib * 1073741824.0);
 
-  std::vector<KvFormat> formats;
   std::vector<std::string> skipped;
-  if (a.kv_cache_dtype == "all") {
-    formats.push_back(parse_kv_cache_dtype("auto", cfg.dtype));
-    for (KvFormat f : {KvFormat::FP8_E4M3, KvFormat::INT8, KvFormat::INT4_KIVI, KvFormat::INT2_KIVI,
-                       KvFormat::K4V2}) {
-      try {
-        kv_format_info(f, cfg.head_dim);
-        formats.push_back(f);
-      } catch (const InvalidArgumentError& e) {
-        skipped.push_back(e.what());
-      }
-    }
-  } else {
-    formats.push_back(parse_kv_cache_dtype(a.kv_cache_dtype, cfg.dtype));
-  }
+  const std::vector<KvFormat> formats =
+      parse_kv_cache_dtype_list(a.kv_cache_dtype, cfg.dtype, cfg.head_dim, &skipped);
 
   std::vector<KvCapacity> rows;
   for (KvFormat f : formats) rows.push_back(kv_capacity(cfg, f, budget, len));
@@ -105,8 +92,10 @@ void register_capacity(CLI::App& app) {
   cmd->add_option("--memory-gb", a->memory_gib,
                   "Memory for the KV cache in GiB (2^30 bytes, like vLLM's --kv-cache-memory)")
       ->required();
-  cmd->add_option("--kv-cache-dtype", a->kv_cache_dtype,
-                  "auto, bf16, fp16, fp8_e4m3, int8, int4_kivi, int2_kivi, k4v2, or all (default)");
+  cmd->add_option(
+      "--kv-cache-dtype", a->kv_cache_dtype,
+      "auto, bf16, fp16, fp8_e4m3, int8, int4_kivi, int2_kivi, k4v2, a comma-separated list, "
+      "or all (default)");
   cmd->add_option("--max-model-len", a->max_model_len,
                   "Sequence length for max_concurrency (default: max_position_embeddings)");
   cmd->add_flag("--json", a->json,

@@ -1,9 +1,12 @@
-// `densekv eval MODEL_DIR --kv-cache-dtype D [--text-file F] [--prompts F] [--max-tokens N]
+// `densekv eval MODEL_DIR --kv-cache-dtype D[,D...]|all [--text-file F] [--prompts F] [--max-tokens
+// N]
 // [--window W] [--stride S] [--json]`: the quality of a KV format against the model's 16-bit
 // cache (model/eval.h): perplexity over a text file (sliding windows of W tokens advancing by S)
 // under both, and the greedy-match rate and mean tokens until the first divergence over a
-// prompt set. The prompts file has one prompt per line, either a JSON string (tokenized with
-// the model's tokenizer, special tokens added as for a completion) or a JSON array of token ids.
+// prompt set; one result (JSON line) per format. The prompts file has one prompt per line, either a
+// JSON string (tokenized with the model's tokenizer, special tokens added as for a completion) or a
+// JSON array of token ids.
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -13,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/model_options.h"
 #include "core/errors.h"
+#include "io/hf_config.h"
 #include "kv/capacity.h"
 #include "model/eval.h"
 #include "text/tokenizer.h"
@@ -93,51 +97,66 @@ void run(const EvalArgs& a) {
   if (popts.stride < 1 || popts.stride >= popts.window) {
     throw InvalidArgumentError("--stride must be in [1, window - 1]");
   }
-  LoadedModel m = load_model(a.model);
+  // Several formats share one model load and one 16-bit baseline (its perplexity and greedy
+  // references are computed once).
+  const ModelConfig cfg = load_model_config(a.model.model_dir);
+  const std::vector<KvFormat> formats =
+      parse_kv_cache_dtype_list(a.model.kv_cache_dtype, cfg.dtype, cfg.head_dim, nullptr);
+  ModelOptions one = a.model;
+  one.kv_cache_dtype = kv_format_name(formats[0]);
+  LoadedModel m = load_model(one);
   const KvFormat base = kv_tail_format(m.model->config().dtype);
   std::unique_ptr<Tokenizer> tok;
-  std::vector<std::vector<int32_t>> prompts;
+  std::vector<std::vector<int32_t>> prompts, refs;
   std::vector<int32_t> text_ids;
   if (!a.prompts_file.empty()) prompts = read_prompts(a.prompts_file, a.model.model_dir, tok);
   if (!a.text_file.empty()) {
     const std::string text = read_file(a.text_file, "--text-file");
     text_ids = tokenizer(a.model.model_dir, tok, "--text-file").encode(text, true, true);
   }
+  PerplexityResult base_ppl;
+  if (!text_ids.empty()) base_ppl = perplexity(*m.model, base, text_ids, popts);
+  if (!prompts.empty()) refs = greedy_references(*m.model, base, prompts, a.max_tokens);
 
-  nlohmann::json j;
-  j["kv_cache_dtype"] = kv_format_name(m.kv_format);
-  j["baseline"] = kv_format_name(base);
-  j["ppl"] = j["ppl_16bit"] = j["greedy_match"] = j["first_divergence_mean"] = nullptr;
-  if (!text_ids.empty()) {
-    const PerplexityResult p = perplexity(*m.model, m.kv_format, text_ids, popts);
-    const PerplexityResult b = perplexity(*m.model, base, text_ids, popts);
-    j["ppl"] = p.ppl;
-    j["ppl_16bit"] = b.ppl;
-    j["tokens_scored"] = p.tokens;
-    j["window"] = popts.window;
-    j["stride"] = popts.stride;
-    if (!a.json) {
-      std::printf("perplexity over %lld tokens (%d windows of %d, stride %d): %s %.4f, %s %.4f\n",
-                  static_cast<long long>(p.tokens), p.windows, popts.window, popts.stride,
-                  kv_format_name(m.kv_format), p.ppl, kv_format_name(base), b.ppl);
+  for (const KvFormat format : formats) {
+    const auto start = std::chrono::steady_clock::now();
+    nlohmann::json j;
+    j["kv_cache_dtype"] = kv_format_name(format);
+    j["baseline"] = kv_format_name(base);
+    j["ppl"] = j["ppl_16bit"] = j["greedy_match"] = j["first_divergence_mean"] = nullptr;
+    if (!text_ids.empty()) {
+      const PerplexityResult p =
+          format == base ? base_ppl : perplexity(*m.model, format, text_ids, popts);
+      j["ppl"] = p.ppl;
+      j["ppl_16bit"] = base_ppl.ppl;
+      j["tokens_scored"] = p.tokens;
+      j["window"] = popts.window;
+      j["stride"] = popts.stride;
+      if (!a.json) {
+        std::printf("perplexity over %lld tokens (%d windows of %d, stride %d): %s %.4f, %s %.4f\n",
+                    static_cast<long long>(p.tokens), p.windows, popts.window, popts.stride,
+                    kv_format_name(format), p.ppl, kv_format_name(base), base_ppl.ppl);
+      }
     }
-  }
-  if (!prompts.empty()) {
-    const GreedyMatchResult g = greedy_match(*m.model, m.kv_format, base, prompts, a.max_tokens);
-    j["greedy_match"] = g.rate();
-    j["first_divergence_mean"] = g.first_divergence_mean;
-    j["prompts"] = g.prompts;
-    j["max_tokens"] = a.max_tokens;
-    if (!a.json) {
-      std::printf(
-          "greedy match vs %s over %d prompts x %d tokens: %.4f (%lld / %lld), first divergence "
-          "after %.2f tokens on average\n",
-          kv_format_name(base), g.prompts, a.max_tokens, g.rate(),
-          static_cast<long long>(g.matched), static_cast<long long>(g.tokens),
-          g.first_divergence_mean);
+    if (!prompts.empty()) {
+      const GreedyMatchResult g = greedy_match(*m.model, format, prompts, refs);
+      j["greedy_match"] = g.rate();
+      j["first_divergence_mean"] = g.first_divergence_mean;
+      j["prompts"] = g.prompts;
+      j["max_tokens"] = a.max_tokens;
+      if (!a.json) {
+        std::printf(
+            "%s greedy match vs %s over %d prompts x %d tokens: %.4f (%lld / %lld), first "
+            "divergence after %.2f tokens on average\n",
+            kv_format_name(format), kv_format_name(base), g.prompts, a.max_tokens, g.rate(),
+            static_cast<long long>(g.matched), static_cast<long long>(g.tokens),
+            g.first_divergence_mean);
+      }
     }
+    j["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (a.json) std::printf("%s\n", j.dump().c_str());
+    std::fflush(stdout);
   }
-  if (a.json) std::printf("%s\n", j.dump().c_str());
 }
 
 }  // namespace
@@ -155,7 +174,8 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--stride", a->stride, "perplexity window stride (0: window / 2)")
       ->capture_default_str();
   cmd->add_flag("--json", a->json,
-                "print one JSON object {ppl, ppl_16bit, greedy_match, first_divergence_mean, ...}");
+                "print one JSON line per format {kv_cache_dtype, ppl, ppl_16bit, greedy_match, "
+                "first_divergence_mean, seconds, ...}");
   cmd->callback([a] { run(*a); });
 }
 

@@ -325,6 +325,37 @@ KvFormat parse_kv_cache_dtype(const std::string& name, DType model_dtype) {
   throw InvalidArgumentError("unknown --kv-cache-dtype '" + name + "' (valid: " + valid + ")");
 }
 
+std::vector<KvFormat> parse_kv_cache_dtype_list(const std::string& list, DType model_dtype,
+                                                int head_dim, std::vector<std::string>* skipped) {
+  std::vector<KvFormat> formats;
+  if (list == "all") {
+    formats.push_back(parse_kv_cache_dtype("auto", model_dtype));
+    for (KvFormat f : {KvFormat::FP8_E4M3, KvFormat::INT8, KvFormat::INT4_KIVI, KvFormat::INT2_KIVI,
+                       KvFormat::K4V2}) {
+      try {
+        kv_format_info(f, head_dim);
+        formats.push_back(f);
+      } catch (const InvalidArgumentError& e) {
+        if (skipped) skipped->push_back(e.what());
+      }
+    }
+    return formats;
+  }
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    const size_t comma = std::min(list.find(',', pos), list.size());
+    const KvFormat f = parse_kv_cache_dtype(list.substr(pos, comma - pos), model_dtype);
+    kv_format_info(f, head_dim);
+    if (std::find(formats.begin(), formats.end(), f) != formats.end()) {
+      throw InvalidArgumentError("--kv-cache-dtype lists " + std::string(kv_format_name(f)) +
+                                 " twice");
+    }
+    formats.push_back(f);
+    pos = comma + 1;
+  }
+  return formats;
+}
+
 KvFormatInfo kv_format_info(KvFormat f, int head_dim, int block_size) {
   KvFormatInfo info;
   info.format = f;

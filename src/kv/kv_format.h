@@ -34,6 +34,13 @@ const std::vector<std::string>& kv_cache_dtype_names();
 // names throw InvalidArgumentError listing the valid names.
 KvFormat parse_kv_cache_dtype(const std::string& name, DType model_dtype);
 
+// A --kv-cache-dtype list for the commands that compare formats (capacity, eval): "all" = auto
+// then every quantized format that can store head_dim (the others go to `skipped` with the
+// reason); otherwise comma-separated names, each checked against head_dim (throws
+// InvalidArgumentError naming the bad one).
+std::vector<KvFormat> parse_kv_cache_dtype_list(const std::string& list, DType model_dtype,
+                                                int head_dim, std::vector<std::string>* skipped);
+
 // How one section (one head's keys, or values, of one block) codes its numbers.
 enum class KvCoding {
   Plain,          // floats [block_size][head_dim] of the plain dtype

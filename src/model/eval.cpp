@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "core/check.h"
 #include "core/errors.h"
 #include "model/generate.h"
 
@@ -50,34 +51,49 @@ PerplexityResult perplexity(LlamaModel& model, KvFormat format, const std::vecto
   return r;
 }
 
-GreedyMatchResult greedy_match(LlamaModel& model, KvFormat format, KvFormat baseline,
-                               const std::vector<std::vector<int32_t>>& prompts, int max_tokens) {
+std::vector<std::vector<int32_t>> greedy_references(
+    LlamaModel& model, KvFormat baseline, const std::vector<std::vector<int32_t>>& prompts,
+    int max_tokens) {
   if (max_tokens < 1) throw InvalidArgumentError("--max-tokens must be at least 1");
   if (prompts.empty()) throw InvalidArgumentError("the prompt set is empty");
-  const int vocab = model.config().vocab_size;
   GenerateOptions opts;
   opts.max_tokens = max_tokens;
   opts.ignore_eos = true;
-  GreedyMatchResult r;
-  double divergence_sum = 0;
+  std::vector<std::vector<int32_t>> refs;
   for (const std::vector<int32_t>& prompt : prompts) {
     if (prompt.empty()) throw InvalidArgumentError("a prompt of the prompt set has no tokens");
-    const std::vector<int32_t> ref = generate(model, baseline, prompt, opts).token_ids;
+    refs.push_back(generate(model, baseline, prompt, opts).token_ids);
+  }
+  return refs;
+}
+
+GreedyMatchResult greedy_match(LlamaModel& model, KvFormat format,
+                               const std::vector<std::vector<int32_t>>& prompts,
+                               const std::vector<std::vector<int32_t>>& references) {
+  CHECK(prompts.size() == references.size());
+  const int vocab = model.config().vocab_size;
+  GreedyMatchResult r;
+  double divergence_sum = 0;
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    const std::vector<int32_t>& prompt = prompts[p];
+    const std::vector<int32_t>& ref = references[p];
+    const int n = static_cast<int>(ref.size());
+    CHECK(n >= 1);
     std::vector<int32_t> seq = prompt;
     seq.insert(seq.end(), ref.begin(), ref.end() - 1);
     const std::vector<float> logits = prompt_logits(model, format, seq);
-    int first = max_tokens;
-    for (int i = 0; i < max_tokens; ++i) {
+    int first = n;
+    for (int i = 0; i < n; ++i) {
       const float* row = logits.data() + static_cast<int64_t>(prompt.size() - 1 + i) * vocab;
       const bool same = std::max_element(row, row + vocab) - row == ref[i];
       r.matched += same;
-      if (!same && first == max_tokens) first = i;
+      if (!same && first == n) first = i;
     }
-    r.tokens += max_tokens;
+    r.tokens += n;
     divergence_sum += first;
     ++r.prompts;
   }
-  r.first_divergence_mean = divergence_sum / r.prompts;
+  r.first_divergence_mean = r.prompts > 0 ? divergence_sum / r.prompts : 0.0;
   return r;
 }
 

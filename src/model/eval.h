@@ -39,13 +39,19 @@ struct GreedyMatchResult {
   double rate() const { return tokens > 0 ? static_cast<double>(matched) / tokens : 0.0; }
 };
 
-// For each prompt: the baseline format's greedy continuation of max_tokens tokens (eos ignored)
-// is the reference; then the prompt plus the reference runs through `format` in one prefill and
-// its argmax at each of the max_tokens positions is compared with the reference token
-// (teacher-forced: every position is judged on the same history). Up to the first divergence
-// this is exactly the format's own greedy decode (the CPU forward does not depend on chunking),
-// so first_divergence is the free-running one; the rate also counts agreement after it.
-GreedyMatchResult greedy_match(LlamaModel& model, KvFormat format, KvFormat baseline,
-                               const std::vector<std::vector<int32_t>>& prompts, int max_tokens);
+// The baseline format's greedy continuation of max_tokens tokens (eos ignored) of each prompt:
+// the references greedy_match compares a format against. Computed once for any number of formats.
+std::vector<std::vector<int32_t>> greedy_references(
+    LlamaModel& model, KvFormat baseline, const std::vector<std::vector<int32_t>>& prompts,
+    int max_tokens);
+
+// For each prompt and its reference (greedy_references): the prompt plus the reference runs
+// through `format` in one prefill and its argmax at each reference position is compared with the
+// reference token (teacher-forced: every position is judged on the same history). Up to the first
+// divergence this is exactly the format's own greedy decode (the CPU forward does not depend on
+// chunking), so first_divergence is the free-running one; the rate also counts agreement after it.
+GreedyMatchResult greedy_match(LlamaModel& model, KvFormat format,
+                               const std::vector<std::vector<int32_t>>& prompts,
+                               const std::vector<std::vector<int32_t>>& references);
 
 }  // namespace densekv

@@ -32,9 +32,28 @@ if f in ("bf16", "auto"):  # the baseline itself (this model's dtype is bf16)
 print(f, "ppl %.3f vs %.3f, greedy match %.3f" % (j["ppl"], j["ppl_16bit"], j["greedy_match"]))
 PY
 done
+# Several formats in one call share the baseline: the same numbers as one call per format.
+"$BIN" eval "$M" --kv-cache-dtype int8 --text-file "$TMP/text.txt" --window 128 \
+  --prompts "$TMP/prompts.jsonl" --max-tokens 16 --json --threads 2 > "$TMP/one.jsonl"
+"$BIN" eval "$M" --kv-cache-dtype bf16,int8 --text-file "$TMP/text.txt" --window 128 \
+  --prompts "$TMP/prompts.jsonl" --max-tokens 16 --json --threads 2 > "$TMP/two.jsonl"
+"$BIN" eval "$M" --kv-cache-dtype all --prompts "$TMP/prompts.jsonl" --max-tokens 4 --json \
+  --threads 2 > "$TMP/all.jsonl"
+python3 - "$TMP" <<'PY'
+import json, sys
+d = sys.argv[1]
+one = [json.loads(l) for l in open(d + "/one.jsonl")]
+two = [json.loads(l) for l in open(d + "/two.jsonl")]
+assert [j["kv_cache_dtype"] for j in two] == ["bf16", "int8"], two
+for k in ("ppl", "ppl_16bit", "greedy_match", "first_divergence_mean", "tokens_scored"):
+    assert one[0][k] == two[1][k], (k, one, two)
+assert two[0]["ppl"] == two[0]["ppl_16bit"] and two[0]["greedy_match"] == 1.0, two
+names = [json.loads(l)["kv_cache_dtype"] for l in open(d + "/all.jsonl")]
+assert names == ["bf16", "fp8_e4m3", "int8", "int4_kivi", "int2_kivi", "k4v2"], names
+PY
 # Without --json: readable lines.
 "$BIN" eval "$M" --kv-cache-dtype int8 --prompts "$TMP/prompts.jsonl" --max-tokens 4 --threads 2 |
-  grep -q "greedy match vs bf16 over 4 prompts x 4 tokens"
+  grep -q "int8 greedy match vs bf16 over 4 prompts x 4 tokens"
 
 expect_error() {
   local pattern=$1; shift
@@ -47,6 +66,8 @@ expect_error() {
   fi
 }
 expect_error "unknown --kv-cache-dtype 'int3'" "$BIN" eval "$M" --kv-cache-dtype int3 --prompts "$TMP/prompts.jsonl"
+expect_error "lists int8 twice" "$BIN" eval "$M" --kv-cache-dtype int8,int8 --prompts "$TMP/prompts.jsonl"
+expect_error "unknown --kv-cache-dtype 'int3'" "$BIN" eval "$M" --kv-cache-dtype int8,int3 --prompts "$TMP/prompts.jsonl"
 expect_error "give --text-file" "$BIN" eval "$M" --kv-cache-dtype int8
 expect_error "stride must be" "$BIN" eval "$M" --kv-cache-dtype int8 --text-file "$TMP/text.txt" --window 64 --stride 64
 expect_error "cannot be read" "$BIN" eval "$M" --kv-cache-dtype int8 --prompts "$TMP/none.jsonl"

@@ -68,16 +68,20 @@ TEST_F(Eval, GreedyMatchOfAFormatWithItselfIsExact) {
   const std::vector<std::vector<int32_t>> prompts = {{ids_.begin(), ids_.begin() + 8},
                                                      {ids_.begin(), ids_.begin() + 70}};
   for (KvFormat f : {KvFormat::BF16, KvFormat::INT2_KIVI, KvFormat::K4V2}) {
-    GreedyMatchResult g = greedy_match(*model_, f, f, prompts, 80);
+    GreedyMatchResult g =
+        greedy_match(*model_, f, prompts, greedy_references(*model_, f, prompts, 80));
     EXPECT_EQ(g.prompts, 2);
     EXPECT_EQ(g.tokens, 160);
     EXPECT_EQ(g.matched, 160) << kv_format_name(f);
     EXPECT_EQ(g.first_divergence_mean, 80.0);
   }
   // int2 against bf16 differs somewhere on these random models (and the rate says how much).
-  GreedyMatchResult g = greedy_match(*model_, KvFormat::INT2_KIVI, KvFormat::BF16, prompts, 80);
+  const auto refs = greedy_references(*model_, KvFormat::BF16, prompts, 80);
+  GreedyMatchResult g = greedy_match(*model_, KvFormat::INT2_KIVI, prompts, refs);
   EXPECT_LT(g.matched, g.tokens);
   EXPECT_LT(g.first_divergence_mean, 80.0);
+  // The references are the baseline's own greedy decode: matching them against it is exact.
+  EXPECT_EQ(greedy_match(*model_, KvFormat::BF16, prompts, refs).matched, 160);
 }
 
 }  // namespace
