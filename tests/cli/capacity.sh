@@ -8,19 +8,7 @@ command -v python3 >/dev/null || { echo "python3 not found: skipped"; exit 77; }
 cfg=$root/tests/data/configs
 fail=0
 
-expect() {  # expect <exit code> <substring> <densekv args...>
-  local code=$1 want=$2
-  shift 2
-  local out rc
-  out=$("$bin" "$@" 2>&1)
-  rc=$?
-  if [[ $rc -ne $code || "$out" != *"$want"* ]]; then
-    echo "FAIL: densekv $* -> exit $rc (want $code), output:"
-    echo "$out"
-    echo "  (wanted: $want)"
-    fail=1
-  fi
-}
+source "$(dirname "$0")/lib/expect.sh"
 
 # JSON: one object per format, exactly the documented keys; numbers worked out in
 # tests/unit/kv_capacity_test.cpp (Llama-3.1-8B, 20 GiB, 8192 tokens).

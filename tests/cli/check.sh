@@ -10,19 +10,7 @@ trap 'rm -rf "$tmp"' EXIT
 fail=0
 
 # expect <exit code> <substring> <densekv args...>: the combined output must contain the substring.
-expect() {
-  local code=$1 want=$2
-  shift 2
-  local out rc
-  out=$("$bin" "$@" 2>&1)
-  rc=$?
-  if [[ $rc -ne $code || "$out" != *"$want"* ]]; then
-    echo "FAIL: densekv $* -> exit $rc (want $code), output:"
-    echo "$out"
-    echo "  (wanted: $want)"
-    fail=1
-  fi
-}
+source "$(dirname "$0")/lib/expect.sh"
 
 # A tiny Llama folder written with Python's struct/json (the safetensors format by hand).
 make_model() {  # make_model DIR ARCH TIED

@@ -102,17 +102,7 @@ PY
 "$BIN" bench latency "$M" --input-len 16 --output-len 8 --num-iters 2 --threads 2 > "$TMP/lat.txt"
 grep -q "TTFT .* ms; decode .* ms per token" "$TMP/lat.txt" || { cat "$TMP/lat.txt"; exit 1; }
 
-expect_error() {  # expect_error PATTERN CMD...: exit 2 and PATTERN on stderr
-  local pattern=$1
-  shift
-  set +e
-  "$@" > /dev/null 2> "$TMP/err"
-  local rc=$?
-  set -e
-  if [ $rc -ne 2 ] || ! grep -q "$pattern" "$TMP/err"; then
-    echo "expected exit 2 and '$pattern' from: $*"; echo "rc=$rc"; cat "$TMP/err"; exit 1
-  fi
-}
+source "$(dirname "$0")/lib/expect.sh"
 printf '1,2\n3,x\n' > "$TMP/bad_ids.txt"
 expect_error "line 2" "$BIN" generate "$M" --ids-file "$TMP/bad_ids.txt" --max-tokens 2
 printf '"ok"\nnot json\n' > "$TMP/bad_prompts.txt"

@@ -55,16 +55,7 @@ PY
 "$BIN" eval "$M" --kv-cache-dtype int8 --prompts "$TMP/prompts.jsonl" --max-tokens 4 --threads 2 |
   grep -q "int8 greedy match vs bf16 over 4 prompts x 4 tokens"
 
-expect_error() {
-  local pattern=$1; shift
-  set +e
-  "$@" > "$TMP/out" 2> "$TMP/err"
-  local rc=$?
-  set -e
-  if [ $rc -ne 2 ] || ! grep -q "$pattern" "$TMP/err"; then
-    echo "expected exit 2 and '$pattern' from: $*"; echo "rc=$rc"; cat "$TMP/err"; exit 1
-  fi
-}
+source "$(dirname "$0")/lib/expect.sh"
 expect_error "unknown --kv-cache-dtype 'int3'" "$BIN" eval "$M" --kv-cache-dtype int3 --prompts "$TMP/prompts.jsonl"
 expect_error "lists int8 twice" "$BIN" eval "$M" --kv-cache-dtype int8,int8 --prompts "$TMP/prompts.jsonl"
 expect_error "unknown --kv-cache-dtype 'int3'" "$BIN" eval "$M" --kv-cache-dtype int8,int3 --prompts "$TMP/prompts.jsonl"

@@ -64,16 +64,7 @@ for f in auto bf16 fp16 fp32 fp8_e4m3 fp8 int8 int4_kivi int2_kivi k4v2; do
 done
 
 # Clear errors (exit 2) for what is not there yet or is wrong.
-expect_error() {
-  local pattern=$1; shift
-  set +e
-  "$@" > "$TMP/out" 2> "$TMP/err"
-  local rc=$?
-  set -e
-  if [ $rc -ne 2 ] || ! grep -q "$pattern" "$TMP/err"; then
-    echo "expected exit 2 and '$pattern' from: $*"; echo "rc=$rc"; cat "$TMP/err"; exit 1
-  fi
-}
+source "$(dirname "$0")/lib/expect.sh"
 M=$MODELS/llama31-tiny
 # --device cuda without a GPU (or in a build without CUDA) is a clear error; with one it runs
 # (tests/cli/cuda_logits_generate.sh).

@@ -9,19 +9,7 @@ command -v curl >/dev/null && command -v python3 >/dev/null || { echo "curl/pyth
 model="$root/tests/data/models/qwen25-tiny"
 fail=0
 
-expect() {  # expect <exit code> <substring> <densekv args...>
-  local code=$1 want=$2
-  shift 2
-  local out rc
-  out=$(timeout 60 "$bin" "$@" 2>&1)
-  rc=$?
-  if [[ $rc -ne $code || "$out" != *"$want"* ]]; then
-    echo "FAIL: densekv $* -> exit $rc (want $code), output:"
-    echo "$out" | tail -5
-    echo "  (wanted: $want)"
-    fail=1
-  fi
-}
+source "$(dirname "$0")/lib/expect.sh"
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
