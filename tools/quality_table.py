@@ -1,0 +1,31 @@
+#!/usr/bin/env python3
+"""docs/quality.md's tables from `densekv eval --json` lines and `densekv capacity --json`.
+
+Usage: python3 tools/quality_table.py EVAL.jsonl CAPACITY.json
+(CAPACITY.json: `densekv capacity MODEL_DIR --memory-gb 1 --json`, for the density column.)
+Prints a markdown table, one row per format (16-bit first, then by density). Stdlib only.
+"""
+import json
+import sys
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+    density = {c["kv_cache_dtype"]: c["ratio_vs_16bit"] for c in json.load(open(sys.argv[2]))}
+    density.setdefault("fp16", 1.0)
+    rows.sort(key=lambda r: density[r["kv_cache_dtype"]])
+    base = rows[0]["baseline"]
+    print(f"| `--kv-cache-dtype` | density | ppl | ppl_16bit ({base}) | ppl delta | greedy_match "
+          "| first_divergence_mean | seconds |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        f = r["kv_cache_dtype"]
+        delta = (r["ppl"] / r["ppl_16bit"] - 1) * 100
+        print(f"| `{f}` | {density[f]:.2f}x | {r['ppl']:.4f} | {r['ppl_16bit']:.4f} | {delta:+.2f}% "
+              f"| {r['greedy_match']:.4f} | {r['first_divergence_mean']:.1f} | {r.get('seconds', 0):.0f} |")
+
+
+if __name__ == "__main__":
+    main()
