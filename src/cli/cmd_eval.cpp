@@ -32,6 +32,7 @@ struct EvalArgs {
   int max_tokens = 64;
   int window = 512;
   int stride = 0;  // 0: window / 2
+  bool bos_windows = false;
   bool json = false;
 };
 
@@ -91,7 +92,10 @@ void run(const EvalArgs& a) {
   if (a.max_tokens < 1) throw InvalidArgumentError("--max-tokens must be at least 1");
   PerplexityOptions popts;
   popts.window = a.window;
-  popts.stride = a.stride == 0 ? a.window / 2 : a.stride;
+  if (a.bos_windows && a.stride != 0) {
+    throw InvalidArgumentError("--bos-windows windows do not overlap: leave --stride out");
+  }
+  popts.stride = a.bos_windows ? a.window - 1 : a.stride == 0 ? a.window / 2 : a.stride;
   popts.prefill_chunk = a.model.prefill_chunk;
   if (popts.window < 2) throw InvalidArgumentError("--window must be at least 2");
   if (popts.stride < 1 || popts.stride >= popts.window) {
@@ -112,10 +116,19 @@ void run(const EvalArgs& a) {
   if (!a.prompts_file.empty()) prompts = read_prompts(a.prompts_file, a.model.model_dir, tok);
   if (!a.text_file.empty()) {
     const std::string text = read_file(a.text_file, "--text-file");
-    text_ids = tokenizer(a.model.model_dir, tok, "--text-file").encode(text, true, true);
+    const Tokenizer& t = tokenizer(a.model.model_dir, tok, "--text-file");
+    text_ids = t.encode(text, true, !a.bos_windows);
+    if (a.bos_windows && t.bos_id() < 0) {
+      throw InvalidArgumentError("--bos-windows needs a bos_token in tokenizer_config.json");
+    }
   }
+  const auto ppl_of = [&](KvFormat f) {
+    return a.bos_windows ? perplexity_bos_windows(*m.model, f, text_ids, tok->bos_id(),
+                                                  popts.window, popts.prefill_chunk)
+                         : perplexity(*m.model, f, text_ids, popts);
+  };
   PerplexityResult base_ppl;
-  if (!text_ids.empty()) base_ppl = perplexity(*m.model, base, text_ids, popts);
+  if (!text_ids.empty()) base_ppl = ppl_of(base);
   if (!prompts.empty()) refs = greedy_references(*m.model, base, prompts, a.max_tokens);
 
   for (const KvFormat format : formats) {
@@ -125,13 +138,13 @@ void run(const EvalArgs& a) {
     j["baseline"] = kv_format_name(base);
     j["ppl"] = j["ppl_16bit"] = j["greedy_match"] = j["first_divergence_mean"] = nullptr;
     if (!text_ids.empty()) {
-      const PerplexityResult p =
-          format == base ? base_ppl : perplexity(*m.model, format, text_ids, popts);
+      const PerplexityResult p = format == base ? base_ppl : ppl_of(format);
       j["ppl"] = p.ppl;
       j["ppl_16bit"] = base_ppl.ppl;
       j["tokens_scored"] = p.tokens;
       j["window"] = popts.window;
       j["stride"] = popts.stride;
+      j["protocol"] = a.bos_windows ? "bos_windows" : "sliding";
       if (!a.json) {
         std::printf("perplexity over %lld tokens (%d windows of %d, stride %d): %s %.4f, %s %.4f\n",
                     static_cast<long long>(p.tokens), p.windows, popts.window, popts.stride,
@@ -173,6 +186,9 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--window", a->window, "perplexity window in tokens")->capture_default_str();
   cmd->add_option("--stride", a->stride, "perplexity window stride (0: window / 2)")
       ->capture_default_str();
+  cmd->add_flag("--bos-windows", a->bos_windows,
+                "perplexity as tools/train_eval_model.py (transformers) measures it: windows of "
+                "[BOS] + window - 1 text tokens, no overlap, full windows only");
   cmd->add_flag("--json", a->json,
                 "print one JSON line per format {kv_cache_dtype, ppl, ppl_16bit, greedy_match, "
                 "first_divergence_mean, seconds, ...}");

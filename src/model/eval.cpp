@@ -51,6 +51,33 @@ PerplexityResult perplexity(LlamaModel& model, KvFormat format, const std::vecto
   return r;
 }
 
+PerplexityResult perplexity_bos_windows(LlamaModel& model, KvFormat format,
+                                        const std::vector<int32_t>& text, int32_t bos, int window,
+                                        int prefill_chunk) {
+  if (window < 2) throw InvalidArgumentError("--window must be at least 2");
+  const int span = window - 1, vocab = model.config().vocab_size;
+  const int64_t n_windows = static_cast<int64_t>(text.size()) / span;
+  if (n_windows < 1) {
+    throw InvalidArgumentError("the text has " + std::to_string(text.size()) +
+                               " tokens, fewer than one window of " + std::to_string(span));
+  }
+  PerplexityResult r;
+  double total = 0;
+  for (int64_t w = 0; w < n_windows; ++w) {
+    std::vector<int32_t> win = {bos};
+    win.insert(win.end(), text.begin() + w * span, text.begin() + (w + 1) * span);
+    const std::vector<float> logits = prompt_logits(model, format, win, prefill_chunk);
+    for (int i = 1; i < window; ++i) {
+      total += nll(logits.data() + static_cast<int64_t>(i - 1) * vocab, vocab, win[i]);
+    }
+    r.tokens += span;
+    ++r.windows;
+  }
+  r.mean_nll = total / static_cast<double>(r.tokens);
+  r.ppl = std::exp(r.mean_nll);
+  return r;
+}
+
 std::vector<std::vector<int32_t>> greedy_references(
     LlamaModel& model, KvFormat baseline, const std::vector<std::vector<int32_t>>& prompts,
     int max_tokens) {

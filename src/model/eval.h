@@ -31,6 +31,14 @@ struct PerplexityResult {
 PerplexityResult perplexity(LlamaModel& model, KvFormat format, const std::vector<int32_t>& ids,
                             const PerplexityOptions& opts);
 
+// The protocol of tools/train_eval_model.py (transformers), so densekv's number can be checked
+// against the one in the model's train_log.json: window w = [bos] + text[w * (window - 1),
+// (w + 1) * (window - 1)) for every full window (the partial tail is dropped, as there), every
+// text token scored from its prefix within the window (no overlap). text: no BOS of its own.
+PerplexityResult perplexity_bos_windows(LlamaModel& model, KvFormat format,
+                                        const std::vector<int32_t>& text, int32_t bos, int window,
+                                        int prefill_chunk = 0);
+
 struct GreedyMatchResult {
   int prompts = 0;
   int64_t tokens = 0;                // reference tokens compared (prompts x max_tokens)

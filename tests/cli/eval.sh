@@ -51,6 +51,19 @@ assert two[0]["ppl"] == two[0]["ppl_16bit"] and two[0]["greedy_match"] == 1.0, t
 names = [json.loads(l)["kv_cache_dtype"] for l in open(d + "/all.jsonl")]
 assert names == ["bf16", "fp8_e4m3", "int8", "int4_kivi", "int2_kivi", "k4v2"], names
 PY
+# --bos-windows: [BOS] + 127 text tokens per window, full windows only, every text token scored.
+n_text=$("$BIN" tokenize "$M" --text-file "$TMP/text.txt" --json | python3 -c "import json,sys; print(len(json.load(sys.stdin)))")
+"$BIN" eval "$M" --kv-cache-dtype bf16,int8 --text-file "$TMP/text.txt" --window 128 --bos-windows \
+  --json --threads 2 > "$TMP/bos.jsonl"
+python3 - "$TMP/bos.jsonl" "$n_text" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+n = int(sys.argv[2])
+for j in rows:
+    assert j["protocol"] == "bos_windows" and j["stride"] == 127, j
+    assert j["tokens_scored"] == n // 127 * 127 and j["tokens_scored"] > 0, (n, j)
+assert rows[0]["ppl"] == rows[0]["ppl_16bit"] and rows[1]["ppl"] != rows[0]["ppl"], rows
+PY
 # Without --json: readable lines.
 "$BIN" eval "$M" --kv-cache-dtype int8 --prompts "$TMP/prompts.jsonl" --max-tokens 4 --threads 2 |
   grep -q "int8 greedy match vs bf16 over 4 prompts x 4 tokens"
@@ -59,6 +72,8 @@ source "$(dirname "$0")/lib/expect.sh"
 expect_error "unknown --kv-cache-dtype 'int3'" "$BIN" eval "$M" --kv-cache-dtype int3 --prompts "$TMP/prompts.jsonl"
 expect_error "lists int8 twice" "$BIN" eval "$M" --kv-cache-dtype int8,int8 --prompts "$TMP/prompts.jsonl"
 expect_error "unknown --kv-cache-dtype 'int3'" "$BIN" eval "$M" --kv-cache-dtype int8,int3 --prompts "$TMP/prompts.jsonl"
+expect_error "leave --stride out" "$BIN" eval "$M" --kv-cache-dtype int8 --text-file "$TMP/text.txt" --bos-windows --stride 8
+expect_error "fewer than one window" "$BIN" eval "$M" --kv-cache-dtype int8 --text-file "$TMP/text.txt" --bos-windows --window 100000
 expect_error "give --text-file" "$BIN" eval "$M" --kv-cache-dtype int8
 expect_error "stride must be" "$BIN" eval "$M" --kv-cache-dtype int8 --text-file "$TMP/text.txt" --window 64 --stride 64
 expect_error "cannot be read" "$BIN" eval "$M" --kv-cache-dtype int8 --prompts "$TMP/none.jsonl"
