@@ -19,6 +19,9 @@ void add_model_options(CLI::App* cmd, ModelOptions& opts) {
   cmd->add_option("--prefill-chunk", opts.prefill_chunk,
                   "run the prompt in chunks of N tokens (0: one chunk)")
       ->capture_default_str();
+  cmd->add_flag("--cuda-graphs", opts.cuda_graphs,
+                "run decode steps as captured CUDA graphs (opt-in, not yet verified on a GPU; "
+                "also DENSEKV_CUDA_GRAPHS=1)");
 }
 
 void check_model_options(const ModelOptions& opts) {
@@ -45,6 +48,7 @@ LoadedModel load_model(const ModelOptions& opts) {
     m.model = load_llama(*m.backend, opts.model_dir);
   }
   m.kv_format = parse_kv_cache_dtype(opts.kv_cache_dtype, m.model->config().dtype);
+  if (opts.cuda_graphs) m.model->set_decode_graphs(true);
   return m;
 }
 
