@@ -13,8 +13,9 @@ void add_model_options(CLI::App* cmd, ModelOptions& opts) {
                   "int4_kivi, int2_kivi, k4v2 (docs/kv-formats.md)")
       ->capture_default_str();
   cmd->add_option("--threads", opts.threads, "CPU threads (0: all)")->capture_default_str();
-  cmd->add_option("--load-format", opts.load_format,
-                  "auto or safetensors (the checkpoint), or dummy (random weights from config.json alone)")
+  cmd->add_option(
+         "--load-format", opts.load_format,
+         "auto or safetensors (the checkpoint), or dummy (random weights from config.json alone)")
       ->capture_default_str();
   cmd->add_option("--prefill-chunk", opts.prefill_chunk,
                   "run the prompt in chunks of N tokens (0: one chunk)")

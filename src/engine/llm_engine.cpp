@@ -395,9 +395,8 @@ void LlmEngine::step() {
         const Sequence* seq = so.chunks[i].seq;
         const std::span<const float> row(logits_host_.data() + i * static_cast<size_t>(vocab_),
                                          static_cast<size_t>(vocab_));
-        const SamplingContext ctx{
-            std::span<const int32_t>(seq->tokens().data(), seq->prompt_len()),
-            &seq->output_counts()};
+        const SamplingContext ctx{std::span<const int32_t>(seq->tokens().data(), seq->prompt_len()),
+                                  &seq->output_counts()};
         sampled[static_cast<size_t>(j)] =
             sampler.sample(row, seq->params(), ctx, so.chunks[i].seq->rng);
       }

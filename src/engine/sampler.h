@@ -3,9 +3,10 @@
 //      divided by it, negative ones multiplied), frequency (minus penalty x count in the output)
 //      and presence (minus penalty once for any token in the output);
 //   2. greedy (temperature 0, or top_k 1 at any temperature): argmax of the penalized logits
-//      (first on ties; top_k 1 still takes its one RNG draw); else logits / temperature, softmax, then top_k,
-//      top_p (the smallest set of most likely tokens whose mass reaches top_p) and min_p (drop
-//      tokens below min_p x the largest probability), and one draw from the sequence's own RNG.
+//      (first on ties; top_k 1 still takes its one RNG draw); else logits / temperature, softmax,
+//      then top_k, top_p (the smallest set of most likely tokens whose mass reaches top_p) and
+//      min_p (drop tokens below min_p x the largest probability), and one draw from the sequence's
+//      own RNG.
 // Logprobs are those of the raw model logits (before penalties and temperature), as vLLM's
 // default ("raw_logprobs"): the chosen token plus the top n.
 //

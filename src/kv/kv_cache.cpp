@@ -57,8 +57,8 @@ KvCache::KvCache(Backend& backend, const KvCacheConfig& cfg)
 KvLayerView KvCache::layer(int l) const {
   CHECK(l >= 0 && l < cfg_.num_layers);
   KvLayerView v;
-  v.base =
-      static_cast<char*>(main_.data()) + static_cast<size_t>(l) * (cfg_.num_blocks + 1) * block_bytes_;
+  v.base = static_cast<char*>(main_.data()) +
+           static_cast<size_t>(l) * (cfg_.num_blocks + 1) * block_bytes_;
   v.format = cfg_.format;
   v.block_size = cfg_.block_size;
   v.n_kv_heads = cfg_.n_kv_heads;

@@ -25,8 +25,9 @@ void pad_decode_layout(BatchLayout& lay, int n_bucket, int blocks, const KvCache
   const int n = static_cast<int>(lay.context_lens.size());
   const int bs = cache.block_size();
   CHECK(n >= 1 && n <= n_bucket);
-  CHECK_MSG(static_cast<int>(lay.token_ids.size()) == n && static_cast<int>(lay.out_rows.size()) == n,
-            "pad_decode_layout: not a decode-only layout (one token and one output per sequence)");
+  CHECK_MSG(
+      static_cast<int>(lay.token_ids.size()) == n && static_cast<int>(lay.out_rows.size()) == n,
+      "pad_decode_layout: not a decode-only layout (one token and one output per sequence)");
   CHECK(blocks >= lay.max_blocks && static_cast<int64_t>(blocks) * bs >= lay.max_context);
   // Block-table rows of `blocks` entries.
   std::vector<int32_t> tables(static_cast<size_t>(n_bucket) * blocks, -1);

@@ -78,7 +78,7 @@ class DecodeGraphs {
   };
   Backend& backend_;
   DecodeGraphContext ctx_;
-  uint64_t epoch_ = 0;  // backend_.graph_epoch() of every graph in graphs_
+  uint64_t epoch_ = 0;                           // backend_.graph_epoch() of every graph in graphs_
   std::map<std::pair<int, int>, Graph> graphs_;  // by (sequences, block-table row length)
   int64_t captures_ = 0, replays_ = 0;
 };

@@ -141,8 +141,8 @@ Tensor LlamaModel::forward(const std::vector<SeqChunk>& batch, KvCache& cache, b
   CHECK(cache.config().num_layers == cfg_.num_layers && cache.config().head_dim == cfg_.head_dim &&
         cache.config().n_kv_heads == cfg_.num_kv_heads);
   layout_ = make_layout(batch, cache, last_only);
-  const bool decode = std::all_of(batch.begin(), batch.end(),
-                                  [](const SeqChunk& c) { return c.n_ids == 1; });
+  const bool decode =
+      std::all_of(batch.begin(), batch.end(), [](const SeqChunk& c) { return c.n_ids == 1; });
   if (graphs_ && last_only && decode && static_cast<int>(batch.size()) <= graph_max_batch_) {
     return forward_graph(cache);
   }

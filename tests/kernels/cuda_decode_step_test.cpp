@@ -96,11 +96,12 @@ TEST_P(CudaDecodeGraph, LogitsMatchThePlainForward) {
       top1_same += std::max_element(g, g + vocab) - g == std::max_element(w, w + vocab) - w;
     }
   }
-  std::printf("  %s: %zu forwards, max |diff| / max |logit| %.3g, top-1 %d/%d, %lld captures, "
-              "%lld replays\n",
-              kv_format_name(GetParam()), got.size(), worst, top1_same, top1_checked,
-              static_cast<long long>(graphs_->graph_captures()),
-              static_cast<long long>(graphs_->graph_replays()));
+  std::printf(
+      "  %s: %zu forwards, max |diff| / max |logit| %.3g, top-1 %d/%d, %lld captures, "
+      "%lld replays\n",
+      kv_format_name(GetParam()), got.size(), worst, top1_same, top1_checked,
+      static_cast<long long>(graphs_->graph_captures()),
+      static_cast<long long>(graphs_->graph_replays()));
   EXPECT_EQ(top1_same, top1_checked);
   EXPECT_GT(graphs_->graph_replays(), 8);
 }

@@ -6,12 +6,14 @@
 // outputs are identical with and without graphs.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
 #include "decode_scenario.h"
 #include "engine/llm_engine.h"
 #include "engine_test_util.h"

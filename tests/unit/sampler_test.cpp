@@ -66,7 +66,7 @@ TEST(Sampler, BackendArgmaxEqualsGreedySampleOnTies) {
   std::vector<float> logits(kRows * kVocab);
   SamplerRng pick(5);
   for (float& x : logits) x = values[pick.next_u64() % 5];
-  for (int c = 0; c < kVocab; ++c) logits[c] = -INFINITY;  // row 0: all -inf, first index wins
+  for (int c = 0; c < kVocab; ++c) logits[c] = -INFINITY;      // row 0: all -inf, first index wins
   for (int c = 0; c < kVocab; ++c) logits[kVocab + c] = 1.0f;  // row 1: all equal
   CpuBackend be(1);
   const std::vector<int32_t> ids =

@@ -81,8 +81,9 @@ void* CudaBackend::scratch(int slot, size_t bytes) {
   CHECK(slot >= 0 && slot < 4);
   Scratch& s = scratch_[slot];
   if (s.bytes < bytes) {
-    CHECK_MSG(!capturing_, "scratch buffer growing while capturing a graph (run the same shapes "
-                           "once before capturing)");
+    CHECK_MSG(!capturing_,
+              "scratch buffer growing while capturing a graph (run the same shapes "
+              "once before capturing)");
     ++epoch_;
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     CUDA_CHECK(cudaFree(s.p));
@@ -140,8 +141,7 @@ BatchView CudaBackend::upload_batch(const BatchLayout& b) {
     CUDA_CHECK(cudaMalloc(&batch_dev_, batch_cap_ * sizeof(int32_t)));
   }
   pack_batch(b, p, batch_host_);
-  CUDA_CHECK(
-      cudaMemcpyAsync(batch_dev_, batch_host_, p.bytes(), cudaMemcpyHostToDevice, stream_));
+  CUDA_CHECK(cudaMemcpyAsync(batch_dev_, batch_host_, p.bytes(), cudaMemcpyHostToDevice, stream_));
   return batch_view(b, p, batch_dev_);
 }
 
