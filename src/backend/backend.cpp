@@ -59,6 +59,73 @@ BatchView BatchView::tokens(int begin, int n) const {
   return v;
 }
 
+namespace {
+
+std::vector<const std::vector<int32_t>*> batch_arrays(const BatchLayout& b) {
+  return {&b.token_ids,    &b.positions,    &b.slots,    &b.seq_of_token,
+          &b.context_lens, &b.block_tables, &b.out_rows, &b.tails};
+}
+
+}  // namespace
+
+BatchPacking batch_packing(const BatchLayout& batch) {
+  BatchPacking p;
+  const auto arrays = batch_arrays(batch);
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    p.offsets[i] = p.total;
+    p.total += (arrays[i]->size() + 3) / 4 * 4;
+  }
+  p.total = std::max<size_t>(p.total, 4);
+  return p;
+}
+
+void pack_batch(const BatchLayout& batch, const BatchPacking& p, int32_t* dst) {
+  std::fill(dst, dst + p.total, 0);
+  const auto arrays = batch_arrays(batch);
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    std::copy(arrays[i]->begin(), arrays[i]->end(), dst + p.offsets[i]);
+  }
+}
+
+BatchView batch_view(const BatchLayout& b, const BatchPacking& p, const int32_t* base) {
+  BatchView v;
+  v.token_ids = base + p.offsets[0];
+  v.positions = base + p.offsets[1];
+  v.slots = base + p.offsets[2];
+  v.seq_of_token = base + p.offsets[3];
+  v.context_lens = base + p.offsets[4];
+  v.block_tables = base + p.offsets[5];
+  v.out_rows = base + p.offsets[6];
+  v.tails = base + p.offsets[7];
+  v.n_tokens = static_cast<int>(b.token_ids.size());
+  v.n_seqs = static_cast<int>(b.context_lens.size());
+  v.n_out = static_cast<int>(b.out_rows.size());
+  v.max_blocks = b.max_blocks;
+  v.max_context = b.max_context;
+  return v;
+}
+
+BatchView Backend::upload_batch_into(const BatchLayout& b, void* dst) {
+  const BatchPacking p = batch_packing(b);
+  std::vector<int32_t> packed(p.total);
+  pack_batch(b, p, packed.data());
+  // Same-dtype uploads are byte copies on every backend: the ids travel as 4-byte elements.
+  upload(dst, DType::F32, packed.data(), DType::F32, p.total);
+  return batch_view(b, p, static_cast<const int32_t*>(dst));
+}
+
+void Backend::begin_capture() {
+  throw InvalidArgumentError("the " + name() + " backend cannot capture graphs");
+}
+
+std::unique_ptr<BackendGraph> Backend::end_capture() {
+  throw InvalidArgumentError("the " + name() + " backend cannot capture graphs");
+}
+
+void Backend::replay(BackendGraph&) {
+  throw InvalidArgumentError("the " + name() + " backend cannot replay graphs");
+}
+
 Buffer::Buffer(Backend& backend, size_t bytes)
     : backend_(&backend), data_(backend.alloc(bytes)), bytes_(bytes) {}
 

@@ -78,6 +78,25 @@ struct BatchView {
   BatchView tokens(int begin, int n) const;
 };
 
+// Where a batch's index arrays go in one buffer of int32: token_ids, positions, slots,
+// seq_of_token, context_lens, block_tables, out_rows, tails, each at a 16-byte aligned offset
+// that depends only on the arrays' lengths.
+struct BatchPacking {
+  size_t offsets[8] = {};
+  size_t total = 0;  // int32 elements (>= 4)
+  size_t bytes() const { return total * sizeof(int32_t); }
+};
+BatchPacking batch_packing(const BatchLayout& batch);
+void pack_batch(const BatchLayout& batch, const BatchPacking& p, int32_t* dst);  // [p.total]
+// The view of a batch packed at `base` (backend memory).
+BatchView batch_view(const BatchLayout& batch, const BatchPacking& p, const int32_t* base);
+
+// A captured sequence of ops (Backend::end_capture), replayed by Backend::replay.
+class BackendGraph {
+ public:
+  virtual ~BackendGraph() = default;
+};
+
 // Memory of the device a backend computes on (CUDA: cudaMemGetInfo). A backend with no device
 // memory of its own (the CPU backend) reports zeros, so KV pools there are sized from explicit
 // flags or the 1 GiB default and never from a fraction of the host's RAM.
@@ -124,6 +143,23 @@ class Backend {
   virtual void fill_random(const Tensor& t, float a, float value, uint64_t seed);
   // Makes the batch's index arrays visible to ops.
   virtual BatchView upload_batch(const BatchLayout& batch) = 0;
+  // The same into caller-owned backend memory `dst` of batch_packing(batch).bytes() bytes:
+  // layouts with equal array lengths get equal pointers (a captured graph reads them there).
+  BatchView upload_batch_into(const BatchLayout& batch, void* dst);
+
+  // ---- graphs (CUDA graphs) ----
+  // Between begin_capture() and end_capture() the ops are recorded, not run, with every argument
+  // frozen: pointers, shapes and host scalars, and whatever the op decides on the host from them
+  // (kernel choice, split counts, scratch addresses). replay() runs the recording again; the ops
+  // read and write whatever the frozen pointers hold then. No memory op (alloc, release, upload,
+  // download, upload_batch, argmax) may run while capturing.
+  virtual bool supports_graphs() const { return false; }
+  virtual void begin_capture();
+  virtual std::unique_ptr<BackendGraph> end_capture();
+  virtual void replay(BackendGraph& graph);
+  // Changes whenever memory that ops use internally moves (scratch buffers growing): a graph
+  // captured under another epoch may point at freed memory and must not be replayed.
+  virtual uint64_t graph_epoch() const { return 0; }
 
   // ---- ops ----
   // out[i] = src[idx[i]]  (embedding lookup; selecting the last row of each sequence)

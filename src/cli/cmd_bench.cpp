@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <random>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -101,6 +102,28 @@ void print(const nlohmann::json& j, bool json, const std::string& text) {
   }
 }
 
+// Which step paths ran: decode graphs (captures, replays) and greedy argmax on the device.
+void add_path_stats(nlohmann::json& j, const LlamaModel& model, const EngineMetrics& m,
+                    const BenchArgs& a) {
+  j["cuda_graphs"] = model.decode_graphs();
+  j["graph_captures"] = model.graph_captures();
+  j["graph_replays"] = model.graph_replays();
+  j["greedy_on_device"] = a.engine.greedy_on_device;
+  j["greedy_device_steps"] = m.greedy_device_steps;
+}
+
+std::string path_stats_text(const nlohmann::json& j) {
+  char text[256];
+  std::snprintf(text, sizeof(text),
+                "cuda graphs %s (%lld captures, %lld replays); greedy on device %s (%lld steps)\n",
+                j["cuda_graphs"].get<bool>() ? "on" : "off",
+                static_cast<long long>(j["graph_captures"].get<int64_t>()),
+                static_cast<long long>(j["graph_replays"].get<int64_t>()),
+                j["greedy_on_device"].get<bool>() ? "on" : "off",
+                static_cast<long long>(j["greedy_device_steps"].get<int64_t>()));
+  return text;
+}
+
 void run_throughput(BenchArgs a) {
   check_lengths(a);
   if (a.num_prompts < 1) throw InvalidArgumentError("--num-prompts must be >= 1");
@@ -129,6 +152,7 @@ void run_throughput(BenchArgs a) {
   j["preemptions"] = m.preemptions;
   j["kv_blocks_total"] = m.kv_blocks_total;
   j["steps"] = m.steps;
+  add_path_stats(j, *s.model.model, m, a);
   char text[512];
   std::snprintf(text, sizeof(text),
                 "Throughput: %.2f requests/s, %.1f output tok/s, %.1f total tok/s\n"
@@ -138,7 +162,7 @@ void run_throughput(BenchArgs a) {
                 a.num_prompts, a.input_len, a.output_len, secs, a.model.kv_cache_dtype.c_str(),
                 m.kv_blocks_total, m.peak_running, static_cast<long long>(m.preemptions),
                 static_cast<long long>(m.steps));
-  print(j, a.json, text);
+  print(j, a.json, text + path_stats_text(j));
 }
 
 void run_latency(BenchArgs a) {
@@ -174,13 +198,14 @@ void run_latency(BenchArgs a) {
   j["ttft_seconds"] = ttft;
   j["decode_seconds_per_token"] = tpot;
   j["decode_tokens_per_second"] = tpot > 0 ? a.batch_size / tpot : 0.0;
+  add_path_stats(j, *s.model.model, s.engine->metrics(), a);
   char text[512];
   std::snprintf(text, sizeof(text),
                 "Latency: batch %d, %d in, %d out, kv %s: %.4f s per request; TTFT %.2f ms; "
                 "decode %.2f ms per token (%.1f tok/s)\n",
                 a.batch_size, a.input_len, a.output_len, a.model.kv_cache_dtype.c_str(), total,
                 ttft * 1e3, tpot * 1e3, tpot > 0 ? a.batch_size / tpot : 0.0);
-  print(j, a.json, text);
+  print(j, a.json, text + path_stats_text(j));
 }
 
 void add_common(CLI::App* cmd, BenchArgs& a) {

@@ -17,6 +17,9 @@ void add_engine_options(CLI::App* cmd, EngineConfig& cfg) {
       ->excludes(blocks);
   cmd->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", cfg.enable_prefix_caching,
                 "reuse the KV blocks of shared prompt prefixes (default on)");
+  cmd->add_flag("--greedy-on-device,!--no-greedy-on-device", cfg.greedy_on_device,
+                "greedy steps take the argmax on the device and copy only the token ids, not "
+                "the logits (default on)");
 }
 
 }  // namespace densekv::cli

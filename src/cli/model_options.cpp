@@ -13,12 +13,16 @@ void add_model_options(CLI::App* cmd, ModelOptions& opts) {
                   "int4_kivi, int2_kivi, k4v2 (docs/kv-formats.md)")
       ->capture_default_str();
   cmd->add_option("--threads", opts.threads, "CPU threads (0: all)")->capture_default_str();
-  cmd->add_option("--load-format", opts.load_format,
-                  "auto or safetensors (the checkpoint), or dummy (random weights from config.json alone)")
+  cmd->add_option(
+         "--load-format", opts.load_format,
+         "auto or safetensors (the checkpoint), or dummy (random weights from config.json alone)")
       ->capture_default_str();
   cmd->add_option("--prefill-chunk", opts.prefill_chunk,
                   "run the prompt in chunks of N tokens (0: one chunk)")
       ->capture_default_str();
+  cmd->add_flag("--cuda-graphs", opts.cuda_graphs,
+                "run decode steps as captured CUDA graphs (opt-in, not yet verified on a GPU; "
+                "also DENSEKV_CUDA_GRAPHS=1)");
 }
 
 void check_model_options(const ModelOptions& opts) {
@@ -45,6 +49,7 @@ LoadedModel load_model(const ModelOptions& opts) {
     m.model = load_llama(*m.backend, opts.model_dir);
   }
   m.kv_format = parse_kv_cache_dtype(opts.kv_cache_dtype, m.model->config().dtype);
+  if (opts.cuda_graphs) m.model->set_decode_graphs(true);
   return m;
 }
 

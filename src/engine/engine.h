@@ -29,6 +29,10 @@ struct EngineConfig {
   int num_kv_blocks = 0;
   double kv_memory_gb = 0;
   double gpu_memory_utilization = 0;
+  // Steps whose sampled rows are all greedy without penalties or logprobs
+  // (greedy_without_logits, sampler.h) take the tokens from the backend's argmax and copy only
+  // the ids to the host, not [rows, vocab] fp32 logits. Off: every step copies the logits.
+  bool greedy_on_device = true;
   // Tests: CHECK the KV block invariants after every step (slow for big pools).
   bool check_invariants = false;
 };
@@ -40,7 +44,8 @@ struct EngineMetrics {
   int64_t preemptions = 0;
   int64_t requests_finished = 0, prompt_tokens = 0, generation_tokens = 0;
   int64_t steps = 0;
-  int peak_running = 0;  // most sequences running in one step
+  int64_t greedy_device_steps = 0;  // steps sampled by the backend's argmax (greedy_on_device)
+  int peak_running = 0;             // most sequences running in one step
 };
 
 // A request's outputs in order. next() blocks until a chunk is ready (nullopt on timeout).

@@ -253,6 +253,7 @@ class LlmEngine final : public Engine {
   std::vector<float> logits_host_;  // [scheduled seqs, vocab]
   std::vector<std::pair<std::shared_ptr<StreamImpl>, RequestOutput>> outbox_;
   int64_t generated_ = 0, prompt_tokens_ = 0, finished_ = 0, steps_ = 0;
+  int64_t greedy_device_steps_ = 0;
   int peak_running_ = 0;
 
   // Shared with client threads, under mu_.
@@ -348,10 +349,27 @@ void LlmEngine::step() {
     sc.kv = &c.seq->kv;
     batch.push_back(sc);
   }
+  // The chunks that reached their sequence's end sample. When all of them are greedy without
+  // penalties or logprobs, the backend's argmax picks their tokens where the logits are and only
+  // the ids come to the host.
+  std::vector<size_t> sampling;
+  bool on_device = cfg_.greedy_on_device;
+  for (size_t i = 0; i < so.chunks.size(); ++i) {
+    if (!so.chunks[i].samples()) continue;
+    sampling.push_back(i);
+    on_device = on_device && greedy_without_logits(so.chunks[i].seq->params());
+  }
+  std::vector<int32_t> device_ids;  // [chunks] when on_device
   try {
     Tensor logits = model_.forward(batch, cache_, /*last_only=*/true);
-    logits_host_.resize(static_cast<size_t>(logits.numel()));
-    model_.backend().download_f32(logits, logits_host_.data());
+    if (sampling.empty()) {
+      // Partial prefill chunks only: nothing to sample.
+    } else if (on_device) {
+      device_ids = model_.backend().argmax(logits);
+    } else {
+      logits_host_.resize(static_cast<size_t>(logits.numel()));
+      model_.backend().download_f32(logits, logits_host_.data());
+    }
   } catch (const std::exception& e) {
     // A failed forward fails the requests in it (the K/V they wrote is not committed).
     spdlog::error("engine: forward failed: {}", e.what());
@@ -359,26 +377,31 @@ void LlmEngine::step() {
     return;
   }
 
-  // Sample the chunks that reached their sequence's end, in parallel: each sequence has its own
-  // RNG and nothing else is shared, so the tokens do not depend on the threads.
-  std::vector<size_t> sampling;
-  for (size_t i = 0; i < so.chunks.size(); ++i) {
-    if (so.chunks[i].samples()) sampling.push_back(i);
-  }
   std::vector<SampleResult> sampled(sampling.size());
-  sample_pool_.parallel_for(static_cast<int64_t>(sampling.size()), [&](int64_t b, int64_t e) {
-    thread_local Sampler sampler;
-    for (int64_t j = b; j < e; ++j) {
-      const size_t i = sampling[static_cast<size_t>(j)];
-      const Sequence* seq = so.chunks[i].seq;
-      const std::span<const float> row(logits_host_.data() + i * static_cast<size_t>(vocab_),
-                                       static_cast<size_t>(vocab_));
-      const SamplingContext ctx{std::span<const int32_t>(seq->tokens().data(), seq->prompt_len()),
-                                &seq->output_counts()};
-      sampled[static_cast<size_t>(j)] =
-          sampler.sample(row, seq->params(), ctx, so.chunks[i].seq->rng);
+  if (on_device && !sampling.empty()) {
+    ++greedy_device_steps_;
+    for (size_t j = 0; j < sampling.size(); ++j) {
+      Sequence* seq = so.chunks[sampling[j]].seq;
+      sampled[j].token = device_ids[sampling[j]];
+      greedy_rng_draw(seq->params(), seq->rng);
     }
-  });
+  } else {
+    // In parallel: each sequence has its own RNG and nothing else is shared, so the tokens do not
+    // depend on the threads.
+    sample_pool_.parallel_for(static_cast<int64_t>(sampling.size()), [&](int64_t b, int64_t e) {
+      thread_local Sampler sampler;
+      for (int64_t j = b; j < e; ++j) {
+        const size_t i = sampling[static_cast<size_t>(j)];
+        const Sequence* seq = so.chunks[i].seq;
+        const std::span<const float> row(logits_host_.data() + i * static_cast<size_t>(vocab_),
+                                         static_cast<size_t>(vocab_));
+        const SamplingContext ctx{std::span<const int32_t>(seq->tokens().data(), seq->prompt_len()),
+                                  &seq->output_counts()};
+        sampled[static_cast<size_t>(j)] =
+            sampler.sample(row, seq->params(), ctx, so.chunks[i].seq->rng);
+      }
+    });
+  }
 
   const Clock::time_point done = Clock::now();
   size_t next_sample = 0;
@@ -442,6 +465,7 @@ void LlmEngine::publish_metrics() {
   metrics_.prompt_tokens = prompt_tokens_;
   metrics_.generation_tokens = generated_;
   metrics_.steps = steps_;
+  metrics_.greedy_device_steps = greedy_device_steps_;
   metrics_.peak_running = peak_running_;
 }
 
@@ -459,6 +483,9 @@ std::unique_ptr<Engine> make_llm_engine(LlamaModel& model, const EngineConfig& c
                                " exceeds the model's max_position_embeddings " +
                                std::to_string(mc.max_position_embeddings));
   }
+  // Decode graphs (opt-in on the model): one bucket at most per running-sequence limit, so the
+  // workspace reserved for max_num_seqs logits rows holds every bucket.
+  if (model.decode_graphs()) model.set_decode_graphs(true, cfg.max_num_seqs);
   const KvPoolSize pool = size_kv_pool(model, cfg);
   {
     const KvBlockBytes bb = kv_block_bytes_all_layers(mc, pool.format);

@@ -72,6 +72,16 @@ double SamplerRng::next_double() {
   return static_cast<double>(next_u64() >> 11) * 0x1.0p-53;
 }
 
+bool greedy_without_logits(const SamplingParams& p) {
+  return (p.temperature < kGreedyTemperature || p.top_k == 1) && p.repetition_penalty == 1.0f &&
+         p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f && p.logprobs < 0;
+}
+
+void greedy_rng_draw(const SamplingParams& p, SamplerRng& rng) {
+  // Sampling (temperature > 0) takes one draw per token, top_k 1 included: keep the stream.
+  if (p.temperature >= kGreedyTemperature) rng.next_double();
+}
+
 TokenLogprobs token_logprobs(std::span<const float> logits, int32_t chosen, int top_n) {
   const int vocab = static_cast<int>(logits.size());
   CHECK(chosen >= 0 && chosen < vocab);
@@ -201,8 +211,11 @@ SampleResult Sampler::sample(std::span<const float> logits, const SamplingParams
   work_.assign(logits.begin(), logits.end());
   apply_penalties(params, ctx);
   SampleResult res;
-  if (params.temperature < kGreedyTemperature) {
+  if (params.temperature < kGreedyTemperature || params.top_k == 1) {
+    // top_k 1 is the argmax of the logits themselves, not of logits / temperature (rounding
+    // could merge the top two), so it matches greedy_without_logits' device argmax exactly.
     res.token = static_cast<int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());
+    greedy_rng_draw(params, rng);
   } else {
     res.token = draw(params, rng);
   }

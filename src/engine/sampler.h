@@ -2,9 +2,11 @@
 //   1. penalties on a copy of the logits: repetition (prompt and output tokens: positive logits
 //      divided by it, negative ones multiplied), frequency (minus penalty x count in the output)
 //      and presence (minus penalty once for any token in the output);
-//   2. temperature 0: argmax (first on ties); else logits / temperature, softmax, then top_k,
-//      top_p (the smallest set of most likely tokens whose mass reaches top_p) and min_p (drop
-//      tokens below min_p x the largest probability), and one draw from the sequence's own RNG.
+//   2. greedy (temperature 0, or top_k 1 at any temperature): argmax of the penalized logits
+//      (first on ties; top_k 1 still takes its one RNG draw); else logits / temperature, softmax,
+//      then top_k, top_p (the smallest set of most likely tokens whose mass reaches top_p) and
+//      min_p (drop tokens below min_p x the largest probability), and one draw from the sequence's
+//      own RNG.
 // Logprobs are those of the raw model logits (before penalties and temperature), as vLLM's
 // default ("raw_logprobs"): the chosen token plus the top n.
 //
@@ -64,6 +66,14 @@ class Sampler {
   std::vector<double> probs_;   // [candidates]
   std::vector<uint8_t> seen_;   // [vocab] token in prompt or output (repetition penalty)
 };
+
+// True when sample() returns the argmax of the raw logits (first index on ties) and needs
+// nothing else from them: greedy (temperature 0 or top_k 1), no penalties (repetition 1,
+// frequency and presence 0), no logprobs. The engine then takes the token from the backend's
+// argmax instead of copying the row to the host (Backend::argmax picks the first index on ties
+// too); greedy_rng_draw keeps the sequence's RNG where sample() would leave it.
+bool greedy_without_logits(const SamplingParams& p);
+void greedy_rng_draw(const SamplingParams& p, SamplerRng& rng);
 
 // log_softmax of raw logits: the chosen token's logprob and the top n (best first, ties by id).
 TokenLogprobs token_logprobs(std::span<const float> logits, int32_t chosen, int top_n);

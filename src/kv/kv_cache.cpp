@@ -46,19 +46,19 @@ KvBlockManagerConfig manager_config(const KvCacheConfig& cfg) {
 KvCache::KvCache(Backend& backend, const KvCacheConfig& cfg)
     : cfg_(resolved(cfg)), manager_(manager_config(cfg_)) {
   block_bytes_ = kv_block_bytes(cfg_.format, cfg_.block_size, cfg_.n_kv_heads, cfg_.head_dim);
-  main_ = Buffer(backend, block_bytes_ * cfg_.num_blocks * cfg_.num_layers);
+  main_ = Buffer(backend, block_bytes_ * (cfg_.num_blocks + 1) * cfg_.num_layers);
   if (quantized()) {
     tail_block_bytes_ =
         kv_block_bytes(cfg_.tail_format, cfg_.block_size, cfg_.n_kv_heads, cfg_.head_dim);
-    tails_ = Buffer(backend, tail_block_bytes_ * cfg_.num_tail_blocks * cfg_.num_layers);
+    tails_ = Buffer(backend, tail_block_bytes_ * (cfg_.num_tail_blocks + 1) * cfg_.num_layers);
   }
 }
 
 KvLayerView KvCache::layer(int l) const {
   CHECK(l >= 0 && l < cfg_.num_layers);
   KvLayerView v;
-  v.base =
-      static_cast<char*>(main_.data()) + static_cast<size_t>(l) * cfg_.num_blocks * block_bytes_;
+  v.base = static_cast<char*>(main_.data()) +
+           static_cast<size_t>(l) * (cfg_.num_blocks + 1) * block_bytes_;
   v.format = cfg_.format;
   v.block_size = cfg_.block_size;
   v.n_kv_heads = cfg_.n_kv_heads;
@@ -66,7 +66,7 @@ KvLayerView KvCache::layer(int l) const {
   v.block_bytes = block_bytes_;
   if (quantized()) {
     v.tail_base = static_cast<char*>(tails_.data()) +
-                  static_cast<size_t>(l) * cfg_.num_tail_blocks * tail_block_bytes_;
+                  static_cast<size_t>(l) * (cfg_.num_tail_blocks + 1) * tail_block_bytes_;
     v.tail_format = cfg_.tail_format;
     v.tail_block_bytes = tail_block_bytes_;
   }

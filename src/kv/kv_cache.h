@@ -4,10 +4,13 @@
 // tail per running sequence, prefix cache of full blocks).
 //
 // Storage is one backend allocation per pool, layer-major: main block b of layer l at
-//   main + (l * num_blocks + b) * block_bytes()
+//   main + (l * (num_blocks + 1) + b) * block_bytes()
 // and tail t of layer l at
-//   tails + (l * num_tail_blocks + t) * tail_block_bytes().
-// Block ids from blocks() index the main pool in every layer; tail ids index the tail pool.
+//   tails + (l * (num_tail_blocks + 1) + t) * tail_block_bytes().
+// Block ids from blocks() index the main pool in every layer; tail ids index the tail pool. Each
+// pool has one block more than the block manager hands out: the scratch block (id num_blocks)
+// and scratch tail (id num_tail_blocks), which no sequence ever holds. The padding rows of a
+// captured decode step (model/decode_graph.h) write their K/V there.
 // docs/kv-formats.md describes what a block and a tail hold (kv_format.h, kv_paged.h).
 //
 // A sequence's use (the engine's, and generate.cpp's for one sequence):
@@ -52,6 +55,9 @@ class KvCache {
   size_t block_bytes() const { return block_bytes_; }            // one layer's main block
   size_t tail_block_bytes() const { return tail_block_bytes_; }  // one layer's tail, 0 if none
   size_t total_bytes() const { return main_.size() + tails_.size(); }
+  // The block / tail no sequence holds (see above); scratch_tail() is -1 for plain formats.
+  int scratch_block() const { return cfg_.num_blocks; }
+  int scratch_tail() const { return quantized() ? cfg_.num_tail_blocks : -1; }
 
   // Block tables, tails, reference counts and the prefix cache.
   KvBlockManager& blocks() { return manager_; }

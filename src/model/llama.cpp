@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "core/check.h"
 #include "core/errors.h"
+#include "core/log.h"
 #include "io/model_dir.h"
 #include "model/rope.h"
 
@@ -17,6 +20,24 @@ LlamaModel::LlamaModel(Backend& backend, const ModelConfig& cfg, ModelWeights we
   inv_freq_buf_ = Buffer(backend_, inv.size() * sizeof(float));
   backend_.upload(inv_freq_buf_.data(), DType::F32, inv.data(), DType::F32, inv.size());
   inv_freq_ = make_tensor(inv_freq_buf_.data(), DType::F32, 1, static_cast<int64_t>(inv.size()));
+  const char* graphs = std::getenv("DENSEKV_CUDA_GRAPHS");
+  if (graphs != nullptr && std::strcmp(graphs, "1") == 0) set_decode_graphs(true);
+}
+
+void LlamaModel::set_decode_graphs(bool on, int max_batch) {
+  if (max_batch < 1) throw InvalidArgumentError("the graph batch limit must be >= 1");
+  graph_max_batch_ = max_batch;
+  if (!on) {
+    graphs_.reset();
+    return;
+  }
+  if (!backend_.supports_graphs()) {
+    spdlog::warn("graphs: the {} backend cannot capture graphs; decode steps run without them",
+                 backend_.name());
+    return;
+  }
+  if (!graphs_) graphs_ = std::make_unique<DecodeGraphs>(backend_);
+  spdlog::info("graphs: decode steps of up to {} sequences run as captured graphs", max_batch);
 }
 
 BatchLayout LlamaModel::make_layout(const std::vector<SeqChunk>& batch, const KvCache& cache,
@@ -93,7 +114,10 @@ void LlamaModel::reserve_workspace(int64_t n_tokens, int64_t n_out) {
   const size_t es = dtype_size(backend_.activation_dtype());
   auto grow = [&](Buffer& b, int64_t rows, int64_t cols, size_t elem = 0) {
     size_t bytes = static_cast<size_t>(rows * cols) * (elem ? elem : es);
-    if (b.size() < bytes) b = Buffer(backend_, bytes);
+    if (b.size() < bytes) {
+      b = Buffer(backend_, bytes);
+      ++ws_.generation;
+    }
   };
   const int64_t qkv_dim = int64_t(cfg_.num_heads + 2 * cfg_.num_kv_heads) * cfg_.head_dim;
   if (n_tokens > ws_.tokens) {
@@ -117,11 +141,33 @@ Tensor LlamaModel::forward(const std::vector<SeqChunk>& batch, KvCache& cache, b
   CHECK(cache.config().num_layers == cfg_.num_layers && cache.config().head_dim == cfg_.head_dim &&
         cache.config().n_kv_heads == cfg_.num_kv_heads);
   layout_ = make_layout(batch, cache, last_only);
+  const bool decode =
+      std::all_of(batch.begin(), batch.end(), [](const SeqChunk& c) { return c.n_ids == 1; });
+  if (graphs_ && last_only && decode && static_cast<int>(batch.size()) <= graph_max_batch_) {
+    return forward_graph(cache);
+  }
   const BatchView bv = backend_.upload_batch(layout_);
+  reserve_workspace(bv.n_tokens, bv.n_out > 0 ? bv.n_out : bv.n_tokens);
+  return run(bv, layout_.rounds, cache);
+}
+
+Tensor LlamaModel::forward_graph(KvCache& cache) {
+  const int n = static_cast<int>(layout_.context_lens.size());
+  const int nb = decode_batch_bucket(n, graph_max_batch_);
+  const int blocks =
+      decode_blocks_bucket(layout_.max_blocks, layout_.max_context, cache.block_size());
+  pad_decode_layout(layout_, nb, blocks, cache);
+  reserve_workspace(nb, nb);
+  graphs_->run(layout_, decode_graph_context(cache, ws_.generation),
+               [&](const BatchView& bv) { run(bv, layout_.rounds, cache); });
+  return make_tensor(ws_.logits.data(), DType::F32, n, cfg_.vocab_size);
+}
+
+Tensor LlamaModel::run(const BatchView& bv, const std::vector<int32_t>& rounds, KvCache& cache) {
   const int64_t T = bv.n_tokens;
   const bool gather = bv.n_out > 0;  // last rows only, or the rows back in batch order
   const int64_t R = gather ? bv.n_out : T;
-  reserve_workspace(T, R);
+  CHECK(ws_.tokens >= T && ws_.outs >= R);
 
   const DType at = backend_.activation_dtype();
   const int64_t hidden = cfg_.hidden_size, hd = cfg_.head_dim;
@@ -146,8 +192,8 @@ Tensor LlamaModel::forward(const std::vector<SeqChunk>& batch, KvCache& cache, b
     backend_.matmul(h, w.qkv, w.qkv_bias, qkv);
     backend_.rope(qkv.slice_cols(0, q_dim + kv_dim), static_cast<int>(hd), bv.positions,
                   inv_freq_);  // q and k heads are adjacent columns
-    for (size_t r = 0; r + 1 < layout_.rounds.size(); ++r) {
-      const int r0 = layout_.rounds[r], n = layout_.rounds[r + 1] - r0;
+    for (size_t r = 0; r + 1 < rounds.size(); ++r) {
+      const int r0 = rounds[r], n = rounds[r + 1] - r0;
       const BatchView rv = bv.tokens(r0, n);
       backend_.kv_write(kv, k.slice_rows(r0, n), v.slice_rows(r0, n), rv);
       backend_.paged_attention(q.slice_rows(r0, n), kv, rv, scale, attn.slice_rows(r0, n));

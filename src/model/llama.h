@@ -16,6 +16,7 @@
 #include "backend/backend.h"
 #include "io/hf_config.h"
 #include "kv/kv_cache.h"
+#include "model/decode_graph.h"
 #include "model/weights.h"
 
 namespace densekv {
@@ -44,6 +45,17 @@ class LlamaModel {
   // (forward does it as needed; the engine does it up front so the KV pool is sized after it).
   void reserve_workspace(int64_t n_tokens, int64_t n_out);
 
+  // Decode steps (every sequence one new token, last_only) of up to max_batch sequences through
+  // captured backend graphs, padded to batch buckets (model/decode_graph.h). Off by default;
+  // the constructor turns it on when DENSEKV_CUDA_GRAPHS=1. A backend without graphs (cpu) logs
+  // a warning and keeps them off.
+  void set_decode_graphs(bool on, int max_batch = kDefaultGraphMaxBatch);
+  bool decode_graphs() const { return graphs_ != nullptr; }
+  // Captures and replays so far (0 when off).
+  int64_t graph_captures() const { return graphs_ ? graphs_->captures() : 0; }
+  int64_t graph_replays() const { return graphs_ ? graphs_->replays() : 0; }
+  static constexpr int kDefaultGraphMaxBatch = 256;
+
   const ModelConfig& config() const { return cfg_; }
   const ModelWeights& weights() const { return weights_; }
   Backend& backend() { return backend_; }
@@ -51,6 +63,10 @@ class LlamaModel {
  private:
   BatchLayout make_layout(const std::vector<SeqChunk>& batch, const KvCache& cache,
                           bool last_only) const;
+  // Queues the whole forward of an uploaded batch; returns the logits (R rows).
+  Tensor run(const BatchView& bv, const std::vector<int32_t>& rounds, KvCache& cache);
+  // forward of a decode-only layout_ through a graph; the logits of its real rows.
+  Tensor forward_graph(KvCache& cache);
 
   Backend& backend_;
   ModelConfig cfg_;
@@ -62,7 +78,10 @@ class LlamaModel {
   struct Workspace {
     int64_t tokens = 0, outs = 0;
     Buffer x, h, qkv, attn, gate_up, act, last, logits;
+    uint64_t generation = 0;  // bumped whenever a buffer moves (captured graphs point into them)
   } ws_;
+  std::unique_ptr<DecodeGraphs> graphs_;
+  int graph_max_batch_ = kDefaultGraphMaxBatch;
   BatchLayout layout_;  // kept alive for the BatchView of the current forward
 };
 

@@ -216,6 +216,44 @@ TEST(Engine, SeededSamplingIsReproducible) {
   EXPECT_NE(other[0].token_ids, alone[0].token_ids) << "another seed, other tokens";
 }
 
+// Greedy steps take their tokens from the backend's argmax (greedy_on_device, the default) and
+// give exactly the tokens of the host sampler (greedy_on_device off): temperature 0, and top_k 1
+// at a temperature (seeded, so the RNG draw it keeps matters for nothing but must not break it).
+// A request with logprobs or a penalty needs the logits: steps that sample it use the host path.
+TEST(Engine, GreedyOnDeviceGivesTheHostSamplersTokens) {
+  DENSEKV_TINY_MODEL_OR_SKIP(model, "llama31-tiny");
+  auto reqs = random_requests(24, model->config().vocab_size, 40, 20, 9);
+  for (size_t i = 0; i < reqs.size(); i += 3) {
+    reqs[i].params.temperature = 0.8f;
+    reqs[i].params.top_k = 1;
+    reqs[i].params.seed = 77 + i;
+  }
+  EngineConfig on = small_config();
+  EngineConfig off = on;
+  off.greedy_on_device = false;
+  auto e_on = make_llm_engine(*model, on);
+  const auto got = run_concurrently(*e_on, reqs);
+  auto e_off = make_llm_engine(*model, off);
+  const auto want = run_concurrently(*e_off, reqs);
+  expect_same_tokens(want, got, "greedy on device");
+  EXPECT_GT(e_on->metrics().greedy_device_steps, 0);
+  EXPECT_EQ(e_off->metrics().greedy_device_steps, 0);
+
+  // Every request needs its logits now: no step may take the device path.
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    if (i % 2) {
+      reqs[i].params.logprobs = 1;
+    } else {
+      reqs[i].params.repetition_penalty = 1.1f;
+    }
+  }
+  auto e_mixed = make_llm_engine(*model, on);
+  const auto mixed = run_concurrently(*e_mixed, reqs);
+  EXPECT_EQ(e_mixed->metrics().greedy_device_steps, 0);
+  auto e_mixed_off = make_llm_engine(*model, off);
+  expect_same_tokens(run_concurrently(*e_mixed_off, reqs), mixed, "logprobs and penalties");
+}
+
 // A cancelled request ends with Abort and all its blocks are freed.
 TEST(Engine, CancelFreesBlocks) {
   DENSEKV_TINY_MODEL_OR_SKIP(model, "llama31-tiny");

@@ -228,7 +228,10 @@ TEST(KvCache, StorageAndBookkeeping) {
   EXPECT_EQ(cache.block_size(), 16);  // the plain formats' default
   EXPECT_EQ(cache.block_bytes(), 2u * 16 * 2 * 64 * 2);
   EXPECT_EQ(cache.tail_block_bytes(), 0u);
-  EXPECT_EQ(cache.total_bytes(), cache.block_bytes() * 5 * 2);
+  // 5 blocks + the scratch block (decode-graph padding) per layer.
+  EXPECT_EQ(cache.total_bytes(), cache.block_bytes() * 6 * 2);
+  EXPECT_EQ(cache.scratch_block(), 5);
+  EXPECT_EQ(cache.scratch_tail(), -1);
   KvSeqBlocks a, b;
   ASSERT_EQ(cache.blocks().start(a, {}), 0);
   ASSERT_EQ(cache.blocks().start(b, {}), 0);
@@ -243,7 +246,7 @@ TEST(KvCache, StorageAndBookkeeping) {
   EXPECT_EQ(cache.blocks().blocks().num_available(), 2);
   // Layer views are disjoint, layer-major regions.
   EXPECT_EQ(static_cast<char*>(cache.layer(1).base) - static_cast<char*>(cache.layer(0).base),
-            static_cast<ptrdiff_t>(cache.block_bytes() * 5));
+            static_cast<ptrdiff_t>(cache.block_bytes() * 6));
   EXPECT_EQ(cache.layer(0).tail_base, nullptr);
 
   // A quantized cache: 64-token blocks and a 16-bit tail pool, one tail per sequence.
@@ -253,9 +256,11 @@ TEST(KvCache, StorageAndBookkeeping) {
   EXPECT_EQ(q.block_size(), 64);
   EXPECT_EQ(q.block_bytes(), kv_block_bytes(KvFormat::INT4_KIVI, 64, 2, 64));
   EXPECT_EQ(q.tail_block_bytes(), 2u * 64 * 2 * 64 * 2);
-  EXPECT_EQ(q.total_bytes(), q.block_bytes() * 5 * 2 + q.tail_block_bytes() * 3 * 2);
+  EXPECT_EQ(q.total_bytes(), q.block_bytes() * 6 * 2 + q.tail_block_bytes() * 4 * 2);
   EXPECT_EQ(static_cast<char*>(q.layer(1).tail_base) - static_cast<char*>(q.layer(0).tail_base),
-            static_cast<ptrdiff_t>(q.tail_block_bytes() * 3));
+            static_cast<ptrdiff_t>(q.tail_block_bytes() * 4));
+  EXPECT_EQ(q.scratch_block(), 5);
+  EXPECT_EQ(q.scratch_tail(), 3);
   KvSeqBlocks c;
   ASSERT_EQ(q.blocks().start(c, {}), 0);
   EXPECT_GE(c.tail, 0);

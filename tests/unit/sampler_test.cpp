@@ -2,10 +2,13 @@
 // splitmix64.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
+#include "backend/cpu/cpu_backend.h"
 #include "core/errors.h"
 #include "engine/sampler.h"
 
@@ -51,6 +54,67 @@ TEST(Sampler, GreedyIsArgmaxFirstOnTies) {
   p.temperature = 1.0f;
   p.top_k = 1;  // top_k 1 is greedy at any temperature
   EXPECT_EQ(s.sample(l, p, {{}, &none}, rng).token, 1);
+}
+
+// The engine's greedy fast path takes Backend::argmax instead of Sampler::sample: both must pick
+// the same token on every row, ties (first index) and infinities included. Rows of values from
+// a 5-value set tie all the time; the CUDA argmax is compared with the CPU one in
+// tests/kernels (cuda_ops_test, cuda_decode_step_test).
+TEST(Sampler, BackendArgmaxEqualsGreedySampleOnTies) {
+  constexpr int kRows = 300, kVocab = 97;
+  const float values[] = {-INFINITY, -1.0f, 0.5f, 2.0f, 2.0f};
+  std::vector<float> logits(kRows * kVocab);
+  SamplerRng pick(5);
+  for (float& x : logits) x = values[pick.next_u64() % 5];
+  for (int c = 0; c < kVocab; ++c) logits[c] = -INFINITY;      // row 0: all -inf, first index wins
+  for (int c = 0; c < kVocab; ++c) logits[kVocab + c] = 1.0f;  // row 1: all equal
+  CpuBackend be(1);
+  const std::vector<int32_t> ids =
+      be.argmax(Tensor{logits.data(), DType::F32, kRows, kVocab, kVocab});
+  Sampler s;
+  std::unordered_map<int32_t, int> none;
+  int ties = 0;
+  for (int r = 0; r < kRows; ++r) {
+    const std::span<const float> row(logits.data() + r * kVocab, kVocab);
+    ties += std::count(row.begin(), row.end(), 2.0f) > 1;
+    for (float t : {0.0f, 0.7f, 1.0f, 3.0f}) {
+      SamplingParams p;
+      p.temperature = t;
+      p.top_k = t == 0.0f ? -1 : 1;
+      ASSERT_TRUE(greedy_without_logits(p));
+      SamplerRng rng(r), rng2(r);
+      EXPECT_EQ(s.sample(row, p, {{}, &none}, rng).token, ids[r]) << "row " << r << " t " << t;
+      greedy_rng_draw(p, rng2);  // the fast path leaves the RNG where sample() does
+      EXPECT_EQ(rng.next_u64(), rng2.next_u64()) << "row " << r << " t " << t;
+    }
+  }
+  EXPECT_EQ(ids[0], 0);
+  EXPECT_EQ(ids[1], 0);
+  EXPECT_GT(ties, kRows / 2);
+}
+
+TEST(Sampler, GreedyWithoutLogitsOnlyWhenNothingElseNeedsThem) {
+  SamplingParams p;
+  EXPECT_FALSE(greedy_without_logits(p));  // temperature 1: sampling
+  p.temperature = 0;
+  EXPECT_TRUE(greedy_without_logits(p));
+  p.logprobs = 0;
+  EXPECT_FALSE(greedy_without_logits(p));
+  p.logprobs = -1;
+  p.repetition_penalty = 1.1f;
+  EXPECT_FALSE(greedy_without_logits(p));
+  p.repetition_penalty = 1.0f;
+  p.frequency_penalty = 0.1f;
+  EXPECT_FALSE(greedy_without_logits(p));
+  p.frequency_penalty = 0.0f;
+  p.presence_penalty = -0.1f;
+  EXPECT_FALSE(greedy_without_logits(p));
+  p.presence_penalty = 0.0f;
+  p.temperature = 0.9f;
+  p.top_k = 1;
+  EXPECT_TRUE(greedy_without_logits(p));
+  p.top_k = 2;
+  EXPECT_FALSE(greedy_without_logits(p));
 }
 
 TEST(Sampler, DrawsFollowTheFilteredDistribution) {

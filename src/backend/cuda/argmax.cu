@@ -50,6 +50,7 @@ __global__ void argmax_kernel(const T* x, int64_t stride, int64_t cols, int32_t*
 }  // namespace
 
 std::vector<int32_t> CudaBackend::argmax(const Tensor& x) {
+  CHECK_MSG(!capturing_, "argmax while capturing a graph");
   std::vector<int32_t> ids(static_cast<size_t>(x.rows));
   if (x.rows == 0) return ids;
   CHECK(x.cols > 0);

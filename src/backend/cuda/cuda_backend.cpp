@@ -54,6 +54,7 @@ void CudaBackend::synchronize() {
 }
 
 void* CudaBackend::alloc(size_t bytes) {
+  CHECK_MSG(!capturing_, "alloc while capturing a graph");
   void* p = nullptr;
   const size_t rounded = std::max<size_t>(256, (bytes + 255) / 256 * 256);
   if (cudaMalloc(&p, rounded) != cudaSuccess) {
@@ -70,6 +71,7 @@ void* CudaBackend::alloc(size_t bytes) {
 
 void CudaBackend::release(void* p) {
   if (!p) return;
+  CHECK_MSG(!capturing_, "release while capturing a graph");
   // Work queued on the stream may still use p.
   CUDA_CHECK(cudaStreamSynchronize(stream_));
   CUDA_CHECK(cudaFree(p));
@@ -79,6 +81,10 @@ void* CudaBackend::scratch(int slot, size_t bytes) {
   CHECK(slot >= 0 && slot < 4);
   Scratch& s = scratch_[slot];
   if (s.bytes < bytes) {
+    CHECK_MSG(!capturing_,
+              "scratch buffer growing while capturing a graph (run the same shapes "
+              "once before capturing)");
+    ++epoch_;
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     CUDA_CHECK(cudaFree(s.p));
     s.bytes = std::max(bytes, s.bytes * 2);
@@ -88,6 +94,7 @@ void* CudaBackend::scratch(int slot, size_t bytes) {
 }
 
 void CudaBackend::upload(void* dst, DType dst_dtype, const void* src, DType src_dtype, size_t n) {
+  CHECK_MSG(!capturing_, "upload while capturing a graph");
   if (dst_dtype == src_dtype) {
     CUDA_CHECK(
         cudaMemcpyAsync(dst, src, n * dtype_size(src_dtype), cudaMemcpyHostToDevice, stream_));
@@ -109,6 +116,7 @@ void CudaBackend::upload(void* dst, DType dst_dtype, const void* src, DType src_
 }
 
 void CudaBackend::download_f32(const Tensor& src, float* dst) {
+  CHECK_MSG(!capturing_, "download while capturing a graph");
   const size_t es = dtype_size(src.dtype);
   std::vector<char> raw(static_cast<size_t>(src.rows * src.cols) * es);
   if (!raw.empty()) {
@@ -121,48 +129,20 @@ void CudaBackend::download_f32(const Tensor& src, float* dst) {
 }
 
 BatchView CudaBackend::upload_batch(const BatchLayout& b) {
-  // One device buffer, each array at a 16-byte aligned offset.
-  const std::vector<const std::vector<int32_t>*> arrays = {
-      &b.token_ids,    &b.positions,    &b.slots,    &b.seq_of_token,
-      &b.context_lens, &b.block_tables, &b.out_rows, &b.tails};
-  std::vector<size_t> offs;
-  size_t total = 0;
-  for (const auto* a : arrays) {
-    offs.push_back(total);
-    total += (a->size() + 3) / 4 * 4;
-  }
-  total = std::max<size_t>(total, 4);
+  CHECK_MSG(!capturing_, "upload_batch while capturing a graph");
+  const BatchPacking p = batch_packing(b);
   // The previous batch's copy and kernels must be done before the staging/device buffers change.
   CUDA_CHECK(cudaStreamSynchronize(stream_));
-  if (total > batch_cap_) {
+  if (p.total > batch_cap_) {
     CUDA_CHECK(cudaFreeHost(batch_host_));
     CUDA_CHECK(cudaFree(batch_dev_));
-    batch_cap_ = std::max(total, batch_cap_ * 2);
+    batch_cap_ = std::max(p.total, batch_cap_ * 2);
     CUDA_CHECK(cudaMallocHost(&batch_host_, batch_cap_ * sizeof(int32_t)));
     CUDA_CHECK(cudaMalloc(&batch_dev_, batch_cap_ * sizeof(int32_t)));
   }
-  for (size_t i = 0; i < arrays.size(); ++i) {
-    if (!arrays[i]->empty()) {
-      std::memcpy(batch_host_ + offs[i], arrays[i]->data(), arrays[i]->size() * sizeof(int32_t));
-    }
-  }
-  CUDA_CHECK(cudaMemcpyAsync(batch_dev_, batch_host_, total * sizeof(int32_t),
-                             cudaMemcpyHostToDevice, stream_));
-  BatchView v;
-  v.token_ids = batch_dev_ + offs[0];
-  v.positions = batch_dev_ + offs[1];
-  v.slots = batch_dev_ + offs[2];
-  v.seq_of_token = batch_dev_ + offs[3];
-  v.context_lens = batch_dev_ + offs[4];
-  v.block_tables = batch_dev_ + offs[5];
-  v.out_rows = batch_dev_ + offs[6];
-  v.tails = batch_dev_ + offs[7];
-  v.n_tokens = static_cast<int>(b.token_ids.size());
-  v.n_seqs = static_cast<int>(b.context_lens.size());
-  v.n_out = static_cast<int>(b.out_rows.size());
-  v.max_blocks = b.max_blocks;
-  v.max_context = b.max_context;
-  return v;
+  pack_batch(b, p, batch_host_);
+  CUDA_CHECK(cudaMemcpyAsync(batch_dev_, batch_host_, p.bytes(), cudaMemcpyHostToDevice, stream_));
+  return batch_view(b, p, batch_dev_);
 }
 
 }  // namespace densekv

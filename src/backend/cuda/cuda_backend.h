@@ -55,11 +55,19 @@ class CudaBackend : public Backend {
   void add(const Tensor& a, const Tensor& b, const Tensor& out) override;
   std::vector<int32_t> argmax(const Tensor& x) override;
 
+  // CUDA graphs (cuda_graph.cpp): stream capture of the ops, replayed with cudaGraphLaunch.
+  bool supports_graphs() const override { return true; }
+  void begin_capture() override;
+  std::unique_ptr<BackendGraph> end_capture() override;
+  void replay(BackendGraph& graph) override;
+  uint64_t graph_epoch() const override { return epoch_; }
+
   cudaStream_t stream() const { return stream_; }
   int sm_count() const { return sm_count_; }
   void synchronize();
   // Scratch device memory of at least `bytes` (slot i: independent buffers), valid until the next
-  // call with the same slot; grows, never shrinks.
+  // call with the same slot; grows, never shrinks (growing bumps graph_epoch(); it cannot happen
+  // while capturing).
   void* scratch(int slot, size_t bytes);
 
  private:
@@ -90,6 +98,9 @@ class CudaBackend : public Backend {
   Scratch scratch_[4];
   int32_t* argmax_dev_ = nullptr;
   size_t argmax_cap_ = 0;
+
+  bool capturing_ = false;
+  uint64_t epoch_ = 0;
 };
 
 }  // namespace densekv

@@ -1,0 +1,180 @@
+// The decode step's opt-in fast paths on the GPU (skipped without one):
+//  - decode graphs (model/decode_graph.h, DENSEKV_CUDA_GRAPHS=1): a replayed graph gives the
+//    logits of the same padded step run uncaptured bit for bit; against the plain (unpadded)
+//    forward the logits agree within rounding (padding changes cuBLASLt's GEMM shapes and the
+//    attention's split count, so not bitwise), for bf16 and int4_kivi; the engine's greedy
+//    outputs with graphs equal the plain engine's up to the first near tie.
+//  - greedy on the device (EngineConfig::greedy_on_device): the engine's tokens equal the host
+//    sampler's exactly (the same logits, Backend::argmax vs Sampler).
+// Host-side versions: tests/unit/decode_graph_test.cpp, engine_test.cpp, sampler_test.cpp.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "../unit/decode_scenario.h"
+#include "../unit/engine_test_util.h"
+#include "engine/llm_engine.h"
+#include "kernel_test_util.h"
+#include "model/llama.h"
+
+using namespace densekv;
+using namespace densekv::test;
+using densekv::testing::run_decode_scenario;
+
+namespace {
+
+const std::string kModel = std::string(DENSEKV_SOURCE_DIR) + "/tests/data/models/llama31-tiny";
+
+class CudaDecodeGraph : public ::testing::TestWithParam<KvFormat> {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(kModel + "/config.json")) GTEST_SKIP() << "missing " << kModel;
+    std::string why;
+    gpu_ = cuda_backend_or_null(why);
+    if (!gpu_) GTEST_SKIP() << "no CUDA backend (" << why << ")";
+    graphs_ = load_llama(*gpu_, kModel);
+    graphs_->set_decode_graphs(true);
+    plain_ = load_llama(*gpu_, kModel);
+    cfg_ = kv_cache_config(plain_->config(), GetParam(), 48, 5);
+    cfg_.prefix_caching = false;
+  }
+  std::unique_ptr<Backend> gpu_;
+  std::unique_ptr<LlamaModel> graphs_, plain_;
+  KvCacheConfig cfg_;
+};
+
+TEST_P(CudaDecodeGraph, ReplaysEqualTheUncapturedPaddedStepBitwise) {
+  KvCache replayed(*gpu_, cfg_);
+  const auto got = run_decode_scenario(*graphs_, replayed);
+  ASSERT_GT(graphs_->graph_replays(), 8);
+  // Dropping the graphs before every forward: each step runs padded but uncaptured (then is
+  // captured and never replayed).
+  auto fresh = load_llama(*gpu_, kModel);
+  KvCache uncaptured(*gpu_, cfg_);
+  const auto want = run_decode_scenario(*fresh, uncaptured, [&] {
+    fresh->set_decode_graphs(false);
+    fresh->set_decode_graphs(true);
+  });
+  EXPECT_EQ(fresh->graph_replays(), 0);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i].size(), want[i].size());
+    EXPECT_EQ(std::memcmp(got[i].data(), want[i].data(), got[i].size() * sizeof(float)), 0)
+        << kv_format_name(GetParam()) << " forward " << i;
+  }
+}
+
+TEST_P(CudaDecodeGraph, LogitsMatchThePlainForward) {
+  KvCache cg(*gpu_, cfg_), cp(*gpu_, cfg_);
+  const auto got = run_decode_scenario(*graphs_, cg);
+  const auto want = run_decode_scenario(*plain_, cp);
+  ASSERT_EQ(got.size(), want.size());
+  const int vocab = plain_->config().vocab_size;
+  double worst = 0;
+  int top1_checked = 0, top1_same = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i].size(), want[i].size());
+    double max_diff = 0, max_ref = 0;
+    for (size_t j = 0; j < got[i].size(); ++j) {
+      max_diff = std::max(max_diff, double(std::fabs(got[i][j] - want[i][j])));
+      max_ref = std::max(max_ref, double(std::fabs(want[i][j])));
+    }
+    worst = std::max(worst, max_diff / max_ref);
+    EXPECT_LT(max_diff / max_ref, 1e-2) << kv_format_name(GetParam()) << " forward " << i;
+    for (size_t r = 0; r * vocab < want[i].size(); ++r) {
+      const float* w = want[i].data() + r * vocab;
+      const float* g = got[i].data() + r * vocab;
+      std::vector<float> top(w, w + vocab);
+      std::partial_sort(top.begin(), top.begin() + 2, top.end(), std::greater<>());
+      if (top[0] - top[1] <= 2 * max_diff) continue;
+      ++top1_checked;
+      top1_same += std::max_element(g, g + vocab) - g == std::max_element(w, w + vocab) - w;
+    }
+  }
+  std::printf(
+      "  %s: %zu forwards, max |diff| / max |logit| %.3g, top-1 %d/%d, %lld captures, "
+      "%lld replays\n",
+      kv_format_name(GetParam()), got.size(), worst, top1_same, top1_checked,
+      static_cast<long long>(graphs_->graph_captures()),
+      static_cast<long long>(graphs_->graph_replays()));
+  EXPECT_EQ(top1_same, top1_checked);
+  EXPECT_GT(graphs_->graph_replays(), 8);
+}
+
+// Greedy engine outputs with graphs vs without, for mixed concurrent requests: identical up to
+// the first step where the plain run's top two logprobs are within kMargin (a near tie that the
+// padded GEMM's rounding, or another batch composition, may flip: GPU logits are not
+// batch-invariant and concurrent submission does not fix the batches); after it the
+// continuations may differ. These tiny random models have many near ties (docs/quality.md).
+TEST_P(CudaDecodeGraph, EngineGreedyEqualsThePlainEngineAwayFromTies) {
+  constexpr float kMargin = 0.05f;
+  auto reqs = densekv::testing::random_requests(24, plain_->config().vocab_size, 80, 40, 3);
+  for (auto& r : reqs) r.params.logprobs = 1;  // the runner-up, for the tie test
+  EngineConfig c;
+  c.max_num_seqs = 16;
+  c.max_num_batched_tokens = 128;
+  c.num_kv_blocks = 256;
+  c.kv_cache_dtype = kv_format_name(GetParam());
+  auto eg = make_llm_engine(*graphs_, c);
+  const auto got = densekv::testing::run_concurrently(*eg, reqs);
+  eg->shutdown(true);
+  auto ep = make_llm_engine(*plain_, c);
+  const auto want = densekv::testing::run_concurrently(*ep, reqs);
+  ep->shutdown(true);
+  int compared = 0, total = 0;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    const auto& w = want[i];
+    total += static_cast<int>(w.token_ids.size());
+    for (size_t k = 0; k < w.token_ids.size(); ++k) {
+      ASSERT_LT(k, got[i].token_ids.size());
+      const auto& top = w.logprobs[k].top;
+      if (top.size() < 2 || top[0].second - top[1].second < kMargin) break;
+      ASSERT_EQ(got[i].token_ids[k], w.token_ids[k]) << "request " << i << " token " << k;
+      ++compared;
+    }
+  }
+  std::printf("  %s: %d of %d tokens compared before a near tie\n", kv_format_name(GetParam()),
+              compared, total);
+  EXPECT_GT(compared, total / 10);
+  EXPECT_GT(graphs_->graph_replays(), 20);
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, CudaDecodeGraph,
+                         ::testing::Values(KvFormat::BF16, KvFormat::INT4_KIVI),
+                         [](const auto& info) { return std::string(kv_format_name(info.param)); });
+
+// Greedy on the device: the same engine tokens as the host sampler, exactly (the logits are the
+// same; only who takes the argmax differs), and the fast path ran. One request at a time, so both
+// runs have the same batches (GPU logits depend on the batch shape).
+TEST(CudaGreedy, EngineOnDeviceEqualsHostSampler) {
+  if (!std::filesystem::exists(kModel + "/config.json")) GTEST_SKIP() << "missing " << kModel;
+  DENSEKV_REQUIRE_CUDA(gpu);
+  auto model = load_llama(*gpu, kModel);
+  auto reqs = densekv::testing::random_requests(32, model->config().vocab_size, 60, 30, 4);
+  EngineConfig on;
+  on.max_num_seqs = 32;
+  on.num_kv_blocks = 256;
+  EngineConfig off = on;
+  off.greedy_on_device = false;
+  for (const char* f : {"bf16", "int4_kivi"}) {
+    on.kv_cache_dtype = off.kv_cache_dtype = f;
+    auto e_on = make_llm_engine(*model, on);
+    const auto got = densekv::testing::run_one_by_one(*e_on, reqs);
+    EXPECT_GT(e_on->metrics().greedy_device_steps, 0);
+    e_on->shutdown(true);
+    auto e_off = make_llm_engine(*model, off);
+    const auto want = densekv::testing::run_one_by_one(*e_off, reqs);
+    EXPECT_EQ(e_off->metrics().greedy_device_steps, 0);
+    e_off->shutdown(true);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      EXPECT_EQ(got[i].token_ids, want[i].token_ids) << f << " request " << i;
+    }
+  }
+}
+
+}  // namespace
