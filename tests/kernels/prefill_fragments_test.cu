@@ -16,7 +16,7 @@
 // tile, the causal edge inside a tile, a chunk ending at a block's last row (that token reads the
 // block sealed, the others from the 16-bit tail), a chunk after a long prefix (split in two).
 //
-//   prefill_fragments_test    exit 0 = pass
+//   prefill_fragments_test [FORMAT]    exit 0 = pass (FORMAT, e.g. int4_kivi: that format only)
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -37,6 +37,7 @@ using namespace densekv::cuda;
 namespace {
 
 int g_failures = 0;
+const char* g_only = nullptr;  // run only this format
 
 // A section's bytes in "shared memory": the first `code_chunks` 16-byte chunks swizzled, the rest
 // in place (copy_section_swizzled), unused bytes 0xff (NaN as 16-bit numbers).
@@ -293,6 +294,7 @@ void run_case(KvFormat f, int group, const Case& cs, std::mt19937& rng) {
 
 template <class KM, class VM, int HD>
 void run_format(KvFormat f, std::mt19937& rng) {
+  if (g_only != nullptr && std::strcmp(g_only, kv_format_name(f)) != 0) return;
   for (int group : {4, 7, 2}) {
     const int per = kPrefillRows / group;  // tokens of a full row tile
     const std::vector<Case> cases = {
@@ -318,7 +320,8 @@ void run_all(std::mt19937& rng) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc > 1) g_only = argv[1];
   std::mt19937 rng(11);
   run_all<64>(rng);
   run_all<128>(rng);
