@@ -1,7 +1,10 @@
-// Paged decode/prefill attention on tensor cores, one template for every KV format (instantiated
-// per (format, head_dim) in attention_*.cu). One thread block (4 warps) handles one query token,
-// one KV head and up to 8 of its query heads (GQA: the KV head is read once for all of them) over
-// a range of 64-token tiles (split-K / flash-decoding: partial states merged by a combine kernel).
+// Paged decode attention on tensor cores, one template for every KV format (instantiated per
+// (format, head_dim) in attention_*.cu). Its tile loaders (mma_load_tile, mma_load_tail) and tile
+// math (mma_attend_rows) are shared with the prefill kernel (prefill_attention_mma.cuh), which
+// calls them with two groups of 8 query rows per warp. One thread block (4 warps) handles one query
+// token, one KV head and up to 8 of its query heads (GQA: the KV head is read once for all of them)
+// over a range of 64-token tiles (split-K / flash-decoding: partial states merged by a combine
+// kernel).
 //
 // Per tile:
 //   1. The block copies the tile's raw bytes (sealed quantized sections, or 16-bit rows) to shared
