@@ -41,7 +41,7 @@ struct Scene {
   KvLayerView kv;
   Buffer pool, tails;
   Scene(Backend& b, KvFormat f, int n_kv_heads, int hd, int block_size, int num_blocks,
-        int num_tails) {
+        int num_tails, KvFormat tail_format = KvFormat::BF16) {
     kv.format = f;
     kv.block_size = block_size;
     kv.n_kv_heads = n_kv_heads;
@@ -50,8 +50,8 @@ struct Scene {
     pool = Buffer(b, kv.block_bytes * num_blocks);
     kv.base = pool.data();
     if (kv_format_is_quantized(f)) {
-      kv.tail_format = KvFormat::BF16;
-      kv.tail_block_bytes = kv_block_bytes(KvFormat::BF16, block_size, n_kv_heads, hd);
+      kv.tail_format = tail_format;
+      kv.tail_block_bytes = kv_block_bytes(tail_format, block_size, n_kv_heads, hd);
       tails = Buffer(b, kv.tail_block_bytes * num_tails);
       kv.tail_base = tails.data();
     }
@@ -254,8 +254,10 @@ class CudaPrefill : public ::testing::TestWithParam<AttnCase> {
       tables.emplace_back(ids.begin() + next, ids.begin() + next + nb);
       next += nb;
     }
-    Scene gs(*gpu_, c.format, c.n_kv_heads, hd, bs, total_blocks, n_seqs);
-    Scene cs(*cpu_, c.format, c.n_kv_heads, hd, bs, total_blocks, n_seqs);
+    // 16-bit dtype of the activations and the tail (the model's)
+    const KvFormat tail = act_ == DType::F16 ? KvFormat::F16 : KvFormat::BF16;
+    Scene gs(*gpu_, c.format, c.n_kv_heads, hd, bs, total_blocks, n_seqs, tail);
+    Scene cs(*cpu_, c.format, c.n_kv_heads, hd, bs, total_blocks, n_seqs, tail);
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
 
     // One forward over positions [from[s], to[s]) of every sequence, in rounds; attention only
@@ -295,13 +297,13 @@ class CudaPrefill : public ::testing::TestWithParam<AttnCase> {
       lay.rounds.push_back(static_cast<int32_t>(lay.positions.size()));
       const int64_t n = static_cast<int64_t>(lay.positions.size());
       if (n == 0) return;
-      auto k = random_values(n * kvd, 2.0f, rng_);
-      auto v = random_values(n * kvd, 1.0f, rng_);
-      auto q = random_values(n * qd, 0.5f, rng_);
-      auto gk = make_owned(*gpu_, DType::BF16, n, kvd, &k);
-      auto gv = make_owned(*gpu_, DType::BF16, n, kvd, &v);
-      auto gq = make_owned(*gpu_, DType::BF16, n, qd, &q);
-      auto go = make_owned(*gpu_, DType::BF16, n, qd);
+      auto k = random_values(n * kvd, 2.0f, rng_, act_);
+      auto v = random_values(n * kvd, 1.0f, rng_, act_);
+      auto q = random_values(n * qd, 0.5f, rng_, act_);
+      auto gk = make_owned(*gpu_, act_, n, kvd, &k);
+      auto gv = make_owned(*gpu_, act_, n, kvd, &v);
+      auto gq = make_owned(*gpu_, act_, n, qd, &q);
+      auto go = make_owned(*gpu_, act_, n, qd);
       auto ck = make_owned(*cpu_, DType::F32, n, kvd, &k);
       auto cv = make_owned(*cpu_, DType::F32, n, kvd, &v);
       auto cq = make_owned(*cpu_, DType::F32, n, qd, &q);
@@ -338,6 +340,7 @@ class CudaPrefill : public ::testing::TestWithParam<AttnCase> {
   }
 
   std::unique_ptr<Backend> gpu_, cpu_;
+  DType act_ = DType::BF16;
   std::mt19937 rng_{5};
 };
 
@@ -355,6 +358,12 @@ TEST_P(CudaPrefill, ChunkAfterCachedPrefix) {
 TEST_P(CudaPrefill, PrefillMixedWithDecodeTokens) {
   // decode tokens (chunk 1) around prefill chunks in one call, one with a long context
   run_chunks({100, 0, 3000, 500, 17}, {1, 130, 1, 20, 1}, kTol);
+}
+
+TEST_P(CudaPrefill, Fp16ActivationsAndTail) {
+  act_ = DType::F16;
+  gpu_->set_model_dtype(DType::F16);
+  run_chunks({0, 200, 30}, {100, 40, 34}, kTol);
 }
 
 std::vector<AttnCase> prefill_cases() {

@@ -12,7 +12,8 @@
 // two splits the partial states (prefill_store_part) merged as the combine kernel does. Only the
 // cp.async copies and the launch are left to the GPU test (cuda_attention_test.cpp).
 //
-// Cases, every format and head_dim 64/128, GQA groups 4, 7 and 2: full row tiles, a partial row
+// Cases, every format and head_dim 64/128, GQA groups 4, 7 (fp16 activations and tail; the others
+// bf16) and 2: full row tiles, a partial row
 // tile, the causal edge inside a tile, a chunk ending at a block's last row (that token reads the
 // block sealed, the others from the 16-bit tail), a chunk after a long prefix (split in two).
 //
@@ -65,7 +66,8 @@ template <class KM, class VM, int HD>
 void run_case(KvFormat f, int group, const Case& cs, std::mt19937& rng) {
   constexpr int kKvHeads = 2, kKvh = 1;  // the work item's KV head
   const bool quant = kv_format_is_quantized(f);
-  const bool bf16 = f != KvFormat::F16;  // activations and the 16-bit tail
+  // Activations and the 16-bit tail: fp16 for the fp16 cache and for group 7 (fp16 models).
+  const bool bf16 = f != KvFormat::F16 && group != 7;
   const KvFormatInfo info = kv_format_info(f, HD);
   const int bs = info.block_size;
   const int n_heads = kKvHeads * group;
@@ -287,9 +289,9 @@ void run_case(KvFormat f, int group, const Case& cs, std::mt19937& rng) {
   const double rel = err / ref_max;
   const bool ok = rel < 1e-2;
   if (!ok) ++g_failures;
-  std::printf("%-10s hd %3d group %d %-28s positions [%4d, %4d) tiles %d%s: rel err %.2e %s\n",
-              kv_format_name(f), HD, group, cs.what, cs.p0, n_ctx, blk.n_tiles,
-              cs.splits > 1 ? " (2 splits)" : "", rel, ok ? "ok" : "FAIL");
+  std::printf("%-10s hd %3d group %d %s %-28s positions [%4d, %4d) tiles %d%s: rel err %.2e %s\n",
+              kv_format_name(f), HD, group, bf16 ? "bf16" : "fp16", cs.what, cs.p0, n_ctx,
+              blk.n_tiles, cs.splits > 1 ? " (2 splits)" : "", rel, ok ? "ok" : "FAIL");
 }
 
 template <class KM, class VM, int HD>
