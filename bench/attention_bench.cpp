@@ -6,7 +6,14 @@
 // zeros, tail rows) it must read, GB/s, and that as a fraction of the measured device-to-device
 // copy bandwidth (bytes read + written per second).
 //
-//   attention_bench [--quick] [--json FILE]
+// --prefill: causal prefill instead: 8 sequences x 512 new tokens after 0 and after 4096 cached
+// tokens, GQA 32/8, head_dim 128, every format, in the forward's rounds (quantized formats: one
+// 64-token block segment of every sequence per call). Times the calls with the tensor-core
+// prefill kernel (CudaBackend::set_prefill_kernel) and with the decode kernel doing the same work
+// (DENSEKV_ATTENTION picks which decode kernel), and reports TFLOP/s (4 * head_dim flops per
+// query head and attended key).
+//
+//   attention_bench [--quick] [--prefill] [--json FILE]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -69,13 +76,108 @@ void fill(void* dst, size_t n, const void* pattern, size_t pattern_bytes, cudaSt
   }
 }
 
+// The prefill benchmark (--prefill), see the top of the file.
+void bench_prefill(CudaBackend& be, const Buffer& pattern, size_t pattern_bytes, bool quick,
+                   FILE* json, std::mt19937& rng) {
+  const cudaStream_t st = be.stream();
+  const int hd = 128, n_heads = 32, n_kv = 8, n_seqs = 8, n_new = 512;
+  std::printf("%-10s %6s %6s %12s %10s %12s %10s %8s\n", "format", "cached", "tokens", "prefill_us",
+              "TFLOP/s", "decode_us", "TFLOP/s", "speedup");
+  for (KvFormat f : {KvFormat::BF16, KvFormat::FP8_E4M3, KvFormat::INT8, KvFormat::INT4_KIVI,
+                     KvFormat::INT2_KIVI, KvFormat::K4V2}) {
+    const KvFormatInfo info = kv_format_info(f, hd);
+    const bool quant = info.quantized;
+    const int bs = info.block_size;
+    for (int cached : {0, 4096}) {
+      const int n_ctx = cached + n_new;
+      const int nb = (n_ctx + bs - 1) / bs;
+      KvLayerView kv;
+      kv.format = f;
+      kv.block_size = bs;
+      kv.n_kv_heads = n_kv;
+      kv.head_dim = hd;
+      kv.block_bytes = kv_block_bytes(f, bs, n_kv, hd);
+      Buffer pool(be, kv.block_bytes * size_t(nb) * n_seqs), tails;
+      kv.base = pool.data();
+      fill(pool.data(), pool.size(), pattern.data(), pattern_bytes, st);
+      if (quant) {
+        kv.tail_format = KvFormat::BF16;
+        kv.tail_block_bytes = kv_block_bytes(KvFormat::BF16, bs, n_kv, hd);
+        tails = Buffer(be, kv.tail_block_bytes * n_seqs);
+        kv.tail_base = tails.data();
+        fill(tails.data(), tails.size(), pattern.data(), pattern_bytes, st);
+      }
+      std::vector<int32_t> ids(size_t(nb) * n_seqs);
+      std::iota(ids.begin(), ids.end(), 0);
+      std::shuffle(ids.begin(), ids.end(), rng);
+      // Rounds as LlamaModel::make_layout orders them: block segment r of every sequence.
+      BatchLayout lay;
+      lay.max_blocks = nb;
+      lay.max_context = n_ctx;
+      const int seg = quant ? bs : n_new;
+      for (int r0 = cached; r0 < n_ctx; r0 += seg) {
+        lay.rounds.push_back(static_cast<int32_t>(lay.positions.size()));
+        for (int s = 0; s < n_seqs; ++s) {
+          for (int p = r0; p < std::min(n_ctx, r0 + seg); ++p) {
+            lay.token_ids.push_back(0);
+            lay.positions.push_back(p);
+            lay.slots.push_back(ids[size_t(s) * nb + p / bs] * bs + p % bs);
+            lay.seq_of_token.push_back(s);
+          }
+        }
+      }
+      lay.rounds.push_back(static_cast<int32_t>(lay.positions.size()));
+      for (int s = 0; s < n_seqs; ++s) {
+        lay.context_lens.push_back(n_ctx);
+        lay.block_tables.insert(lay.block_tables.end(), ids.begin() + size_t(s) * nb,
+                                ids.begin() + size_t(s + 1) * nb);
+        lay.tails.push_back(quant ? s : -1);
+      }
+      const BatchView bv = be.upload_batch(lay);
+      const int n_tok = static_cast<int>(lay.positions.size());
+      Buffer qb(be, size_t(n_tok) * n_heads * hd * 2), ob(be, size_t(n_tok) * n_heads * hd * 2);
+      fill(qb.data(), qb.size(), pattern.data(), pattern_bytes, st);
+      const Tensor q = make_tensor(qb.data(), DType::BF16, n_tok, n_heads * hd);
+      const Tensor out = make_tensor(ob.data(), DType::BF16, n_tok, n_heads * hd);
+      const float scale = 1.0f / std::sqrt(float(hd));
+      auto all_rounds = [&] {
+        for (size_t r = 0; r + 1 < lay.rounds.size(); ++r) {
+          const int r0 = lay.rounds[r], n = lay.rounds[r + 1] - r0;
+          be.paged_attention(q.slice_rows(r0, n), kv, bv.tokens(r0, n), scale,
+                             out.slice_rows(r0, n));
+        }
+      };
+      double flops = 0;
+      for (int p : lay.positions) flops += 4.0 * hd * n_heads * (p + 1);
+      const int iters = quick ? 3 : 10;
+      be.set_prefill_kernel(true);
+      const double ms_prefill = median_ms(st, iters, all_rounds);
+      be.set_prefill_kernel(false);
+      const double ms_decode = median_ms(st, iters, all_rounds);
+      const double tf_p = flops / (ms_prefill * 1e-3) / 1e12;
+      const double tf_d = flops / (ms_decode * 1e-3) / 1e12;
+      std::printf("%-10s %6d %6d %12.1f %10.1f %12.1f %10.1f %7.2fx\n", kv_format_name(f), cached,
+                  n_tok, ms_prefill * 1e3, tf_p, ms_decode * 1e3, tf_d, ms_decode / ms_prefill);
+      if (json) {
+        std::fprintf(json,
+                     "{\"mode\":\"prefill\",\"format\":\"%s\",\"heads\":%d,\"kv_heads\":%d,"
+                     "\"seqs\":%d,\"new\":%d,\"cached\":%d,\"prefill_us\":%.2f,"
+                     "\"decode_us\":%.2f,\"prefill_tflops\":%.2f,\"decode_tflops\":%.2f}\n",
+                     kv_format_name(f), n_heads, n_kv, n_seqs, n_new, cached, ms_prefill * 1e3,
+                     ms_decode * 1e3, tf_p, tf_d);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
+  bool quick = false, prefill = false;
   std::string json_path;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
+    if (!std::strcmp(argv[i], "--prefill")) prefill = true;
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
   }
   CudaBackend be(0);
@@ -87,6 +189,12 @@ int main(int argc, char** argv) {
   const size_t pattern_bytes = host_pattern.size() * 2;
   Buffer pattern(be, pattern_bytes);
   be.upload(pattern.data(), DType::F16, host_pattern.data(), DType::F16, host_pattern.size());
+  if (prefill) {
+    FILE* json = json_path.empty() ? nullptr : std::fopen(json_path.c_str(), "w");
+    bench_prefill(be, pattern, pattern_bytes, quick, json, rng);
+    if (json) std::fclose(json);
+    return 0;
+  }
 
   // Device-to-device copy bandwidth: 2 GiB, counting bytes read plus written.
   double copy_gbs = 0;

@@ -281,8 +281,6 @@ void check_attention(KvFormat f, std::mt19937& rng) {
       float sumq = 0.0f;
       make_q_frags<KM, HD>(qs, gid, t, qa, sumq);
       MmaWarpState<HD> st;
-      for (auto& a : st.acc)
-        for (float& x : a) x = 0.0f;
       mma_attend_tile<KM, VM, VM, HD>(ka.data(), va.data(), 64, qa, sumq, sl2, st);
       if (quant) {
         using P16 = PlainFrag<__nv_bfloat16, HD>;

@@ -1,13 +1,21 @@
 // CUDA kv_write + paged attention vs the CPU reference: random K/V written through shuffled block
 // tables, then decode queries (one token per sequence, contexts long enough for split-K) and
 // prefill chunks (several query tokens per sequence, causal), for GQA shapes 32/8, 28/4, 4/4,
-// 16/1, head_dim 64 and 128, every KV format the CUDA backend stores.
+// 16/1, head_dim 64 and 128, every KV format the CUDA backend stores. CudaPrefill: the same with
+// the tensor-core prefill kernel enabled (DENSEKV_PREFILL=mma), chunk by chunk in rounds as the
+// forward runs them: prefills of several sequences, chunks after cached prefixes (split KV
+// ranges), and prefill chunks mixed with decode tokens in one call.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <random>
+
+#ifdef DENSEKV_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 #include "kernel_test_util.h"
 #include "kv/kv_format.h"
@@ -33,7 +41,7 @@ struct Scene {
   KvLayerView kv;
   Buffer pool, tails;
   Scene(Backend& b, KvFormat f, int n_kv_heads, int hd, int block_size, int num_blocks,
-        int num_tails) {
+        int num_tails, KvFormat tail_format = KvFormat::BF16) {
     kv.format = f;
     kv.block_size = block_size;
     kv.n_kv_heads = n_kv_heads;
@@ -42,8 +50,8 @@ struct Scene {
     pool = Buffer(b, kv.block_bytes * num_blocks);
     kv.base = pool.data();
     if (kv_format_is_quantized(f)) {
-      kv.tail_format = KvFormat::BF16;
-      kv.tail_block_bytes = kv_block_bytes(KvFormat::BF16, block_size, n_kv_heads, hd);
+      kv.tail_format = tail_format;
+      kv.tail_block_bytes = kv_block_bytes(tail_format, block_size, n_kv_heads, hd);
       tails = Buffer(b, kv.tail_block_bytes * num_tails);
       kv.tail_base = tails.data();
     }
@@ -206,6 +214,172 @@ std::vector<AttnCase> cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, CudaAttention, ::testing::ValuesIn(cases()),
+                         [](const auto& info) { return case_name(info.param); });
+
+// The prefill kernel, chunk by chunk: every sequence s holds prefix[s] cached tokens, then its
+// next chunk[s] tokens are written and attended in rounds (quantized formats: one KV block
+// segment of every sequence's chunk per round, LlamaModel::make_layout's order), and each
+// round's outputs are compared with the CPU reference.
+class CudaPrefill : public ::testing::TestWithParam<AttnCase> {
+ protected:
+  void SetUp() override {
+    setenv("DENSEKV_PREFILL", "mma", 1);  // read by the CUDA backend's constructor
+    std::string why;
+    gpu_ = cuda_backend_or_null(why);
+    unsetenv("DENSEKV_PREFILL");
+    if (!gpu_) GTEST_SKIP() << "no CUDA backend (" << why << ")";
+    gpu_->set_model_dtype(DType::BF16);
+    cpu_ = make_backend("cpu", 2);
+  }
+
+  void run_chunks(const std::vector<int>& prefix, const std::vector<int>& chunk, double tol) {
+    const AttnCase c = GetParam();
+    const bool quant = kv_format_is_quantized(c.format);
+    const int hd = c.head_dim, kvd = c.n_kv_heads * hd, qd = c.n_heads * hd;
+    const int bs = quant ? 64 : 16;
+    const int n_seqs = static_cast<int>(prefix.size());
+    std::vector<int> lens(n_seqs);
+    int total_blocks = 0, max_nb = 0;
+    for (int s = 0; s < n_seqs; ++s) {
+      lens[s] = prefix[s] + chunk[s];
+      const int nb = (lens[s] + bs - 1) / bs;
+      total_blocks += nb, max_nb = std::max(max_nb, nb);
+    }
+    std::vector<int32_t> ids(total_blocks);
+    std::iota(ids.begin(), ids.end(), 0);
+    std::shuffle(ids.begin(), ids.end(), rng_);
+    std::vector<std::vector<int32_t>> tables;
+    for (int s = 0, next = 0; s < n_seqs; ++s) {
+      const int nb = (lens[s] + bs - 1) / bs;
+      tables.emplace_back(ids.begin() + next, ids.begin() + next + nb);
+      next += nb;
+    }
+    // 16-bit dtype of the activations and the tail (the model's)
+    const KvFormat tail = act_ == DType::F16 ? KvFormat::F16 : KvFormat::BF16;
+    Scene gs(*gpu_, c.format, c.n_kv_heads, hd, bs, total_blocks, n_seqs, tail);
+    Scene cs(*cpu_, c.format, c.n_kv_heads, hd, bs, total_blocks, n_seqs, tail);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+
+    // One forward over positions [from[s], to[s]) of every sequence, in rounds; attention only
+    // when `attend`.
+    auto forward = [&](const std::vector<int>& from, const std::vector<int>& to, bool attend) {
+      BatchLayout lay;
+      lay.max_blocks = max_nb;
+      for (int s = 0; s < n_seqs; ++s) {
+        lay.max_context = std::max(lay.max_context, to[s]);
+        lay.context_lens.push_back(to[s]);
+        lay.block_tables.insert(lay.block_tables.end(), tables[s].begin(), tables[s].end());
+        lay.block_tables.resize(lay.block_tables.size() + max_nb - tables[s].size(), -1);
+        lay.tails.push_back(quant ? s : -1);
+      }
+      for (int r = 0;; ++r) {
+        const size_t before = lay.positions.size();
+        lay.rounds.push_back(static_cast<int32_t>(before));
+        bool any = false;
+        for (int s = 0; s < n_seqs; ++s) {
+          if (from[s] >= to[s]) continue;
+          const int p0 =
+              quant ? std::max(from[s], (from[s] / bs + r) * bs) : (r == 0 ? from[s] : to[s]);
+          const int p1 = quant ? std::min(to[s], (from[s] / bs + r + 1) * bs) : to[s];
+          for (int p = p0; p < p1; ++p) {
+            lay.token_ids.push_back(0);
+            lay.positions.push_back(p);
+            lay.slots.push_back(tables[s][p / bs] * bs + p % bs);
+            lay.seq_of_token.push_back(s);
+          }
+          any = any || p0 < to[s];
+        }
+        if (!any) {
+          lay.rounds.pop_back();
+          break;
+        }
+      }
+      lay.rounds.push_back(static_cast<int32_t>(lay.positions.size()));
+      const int64_t n = static_cast<int64_t>(lay.positions.size());
+      if (n == 0) return;
+      auto k = random_values(n * kvd, 2.0f, rng_, act_);
+      auto v = random_values(n * kvd, 1.0f, rng_, act_);
+      auto q = random_values(n * qd, 0.5f, rng_, act_);
+      auto gk = make_owned(*gpu_, act_, n, kvd, &k);
+      auto gv = make_owned(*gpu_, act_, n, kvd, &v);
+      auto gq = make_owned(*gpu_, act_, n, qd, &q);
+      auto go = make_owned(*gpu_, act_, n, qd);
+      auto ck = make_owned(*cpu_, DType::F32, n, kvd, &k);
+      auto cv = make_owned(*cpu_, DType::F32, n, kvd, &v);
+      auto cq = make_owned(*cpu_, DType::F32, n, qd, &q);
+      auto co = make_owned(*cpu_, DType::F32, n, qd);
+      const BatchView gb = gpu_->upload_batch(lay);
+      const BatchView cb = cpu_->upload_batch(lay);
+      for (size_t r = 0; r + 1 < lay.rounds.size(); ++r) {
+        const int r0 = lay.rounds[r], m = lay.rounds[r + 1] - r0;
+        if (m == 0) continue;
+        gpu_->kv_write(gs.kv, gk.t.slice_rows(r0, m), gv.t.slice_rows(r0, m), gb.tokens(r0, m));
+        cpu_->kv_write(cs.kv, ck.t.slice_rows(r0, m), cv.t.slice_rows(r0, m), cb.tokens(r0, m));
+        if (!attend) continue;
+        gpu_->paged_attention(gq.t.slice_rows(r0, m), gs.kv, gb.tokens(r0, m), scale,
+                              go.t.slice_rows(r0, m));
+        cpu_->paged_attention(cq.t.slice_rows(r0, m), cs.kv, cb.tokens(r0, m), scale,
+                              co.t.slice_rows(r0, m));
+      }
+      if (!attend) return;
+      const auto got = download(*gpu_, go.t), want = download(*cpu_, co.t);
+      const double err = rel_max_err(got, want);
+      EXPECT_LT(err, tol) << case_name(c) << ", " << n << " queries in " << lay.rounds.size() - 1
+                          << " rounds";
+      std::printf("  %s: %lld queries, %zu rounds, max context %d, rel err %.2e\n",
+                  case_name(c).c_str(), static_cast<long long>(n), lay.rounds.size() - 1,
+                  lay.max_context, err);
+    };
+    forward(std::vector<int>(n_seqs, 0), prefix, false);
+    forward(prefix, lens, true);
+#ifdef DENSEKV_HAVE_CUDA
+    auto* cuda = dynamic_cast<CudaBackend*>(gpu_.get());
+    ASSERT_NE(cuda, nullptr);
+    EXPECT_GT(cuda->prefill_launches(), 0) << "the prefill kernel never ran";
+#endif
+  }
+
+  std::unique_ptr<Backend> gpu_, cpu_;
+  DType act_ = DType::BF16;
+  std::mt19937 rng_{5};
+};
+
+TEST_P(CudaPrefill, ChunkedPrefillOfSeveralSequences) {
+  // whole prompts of different lengths; chunks ending on and off block boundaries
+  run_chunks({0, 0, 0, 0, 0}, {40, 130, 7, 64, 200}, kTol);
+}
+
+TEST_P(CudaPrefill, ChunkAfterCachedPrefix) {
+  // few blocks for a long prefix: the KV range is split and merged
+  run_chunks({3000, 777}, {16, 50}, kTol);
+  run_chunks({128, 63, 1000}, {64, 65, 100}, kTol);
+}
+
+TEST_P(CudaPrefill, PrefillMixedWithDecodeTokens) {
+  // decode tokens (chunk 1) around prefill chunks in one call, one with a long context
+  run_chunks({100, 0, 3000, 500, 17}, {1, 130, 1, 20, 1}, kTol);
+}
+
+TEST_P(CudaPrefill, Fp16ActivationsAndTail) {
+  act_ = DType::F16;
+  gpu_->set_model_dtype(DType::F16);
+  run_chunks({0, 200, 30}, {100, 40, 34}, kTol);
+}
+
+std::vector<AttnCase> prefill_cases() {
+  std::vector<AttnCase> v;
+  for (KvFormat f : {KvFormat::BF16, KvFormat::F16, KvFormat::FP8_E4M3, KvFormat::INT8,
+                     KvFormat::INT4_KIVI, KvFormat::INT2_KIVI, KvFormat::K4V2}) {
+    for (int hd : {64, 128}) {
+      v.push_back({f, 32, 8, hd});
+      v.push_back({f, 28, 4, hd});
+      v.push_back({f, 4, 2, hd});
+    }
+  }
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, CudaPrefill, ::testing::ValuesIn(prefill_cases()),
                          [](const auto& info) { return case_name(info.param); });
 
 }  // namespace

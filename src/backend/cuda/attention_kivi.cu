@@ -1,6 +1,6 @@
 // Paged attention instantiations: KIVI-style caches (int4_kivi, int2_kivi, k4v2): keys per channel,
 // values per token group; k4v2 rotates q in and the output back (Hadamard).
-#include "backend/cuda/paged_attention_mma.cuh"
+#include "backend/cuda/prefill_attention_mma.cuh"
 
 namespace densekv::cuda {
 
@@ -28,25 +28,18 @@ template <int HD>
 using MV2G64 = PerTokenGroupFrag<2, 64, HD>;
 }  // namespace
 
-void launch_attention_kivi(KvFormat f, const AttnArgs& a, int head_dim, int n_tokens,
+void launch_attention_kivi(KvFormat f, AttnKernel k, const AttnArgs& a, int head_dim, int n,
                            cudaStream_t stream) {
-  const bool simt = use_simt_attention();
   switch (f) {
     case KvFormat::INT4_KIVI:
-      if (simt)
-        return launch_paged_attention<QuantFormat<K4, V4G64>>(a, head_dim, n_tokens, stream);
-      launch_paged_attention_mma<MmaQuant<MK4, MV4G64>>(a, head_dim, n_tokens, stream);
-      break;
+      return launch_attention_kernel<QuantFormat<K4, V4G64>, MmaQuant<MK4, MV4G64>>(k, a, head_dim,
+                                                                                    n, stream);
     case KvFormat::INT2_KIVI:
-      if (simt)
-        return launch_paged_attention<QuantFormat<K2, V2G32>>(a, head_dim, n_tokens, stream);
-      launch_paged_attention_mma<MmaQuant<MK2, MV2G32>>(a, head_dim, n_tokens, stream);
-      break;
+      return launch_attention_kernel<QuantFormat<K2, V2G32>, MmaQuant<MK2, MV2G32>>(k, a, head_dim,
+                                                                                    n, stream);
     case KvFormat::K4V2:
-      if (simt)
-        return launch_paged_attention<QuantFormat<K4, V2G64>>(a, head_dim, n_tokens, stream);
-      launch_paged_attention_mma<MmaQuant<MK4, MV2G64>>(a, head_dim, n_tokens, stream);
-      break;
+      return launch_attention_kernel<QuantFormat<K4, V2G64>, MmaQuant<MK4, MV2G64>>(k, a, head_dim,
+                                                                                    n, stream);
     default:
       CHECK(false);
   }

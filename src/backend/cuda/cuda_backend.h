@@ -23,6 +23,9 @@ namespace densekv {
 
 struct CudaGemmPlan;  // a cuBLASLt matmul descriptor, layouts and chosen algorithm (matmul.cu)
 void destroy_gemm_plan(CudaGemmPlan* plan);
+namespace cuda {
+struct AttnArgs;  // paged_attention.cuh
+}
 
 class CudaBackend : public Backend {
  public:
@@ -62,6 +65,14 @@ class CudaBackend : public Backend {
   void replay(BackendGraph& graph) override;
   uint64_t graph_epoch() const override { return epoch_; }
 
+  // The tensor-core prefill attention kernel (prefill_attention_mma.cuh) for segments of many
+  // query tokens of one sequence; off by default until a GPU run verifies it. The constructor
+  // turns it on when DENSEKV_PREFILL=mma.
+  void set_prefill_kernel(bool on) { prefill_mma_ = on; }
+  bool prefill_kernel() const { return prefill_mma_; }
+  // How many paged_attention calls launched the prefill kernel (tests check it was used).
+  int64_t prefill_launches() const { return prefill_launches_; }
+
   cudaStream_t stream() const { return stream_; }
   int sm_count() const { return sm_count_; }
   void synchronize();
@@ -71,11 +82,22 @@ class CudaBackend : public Backend {
   void* scratch(int slot, size_t bytes);
 
  private:
+  static bool prefill_kernel_from_env();
+  // Host copy (upload_batch's pinned staging) of a device index array of the current batch, or
+  // nullptr when `dev` does not point into it.
+  const int32_t* host_batch(const int32_t* dev) const;
+  void decode_attention(const cuda::AttnArgs& a, KvFormat format, int hd, int n_tokens,
+                        int max_context, DType act);
+  void prefill_attention(const cuda::AttnArgs& a, KvFormat format, int hd,
+                         const std::vector<int32_t>& work, int max_context, DType act,
+                         int n_tokens);
   CudaGemmPlan& gemm_plan(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out,
                           bool accumulate);
 
   int device_ = 0;
   int sm_count_ = 0;
+  bool prefill_mma_ = prefill_kernel_from_env();
+  int64_t prefill_launches_ = 0;
   DType dtype_ = DType::BF16;
   cudaStream_t stream_ = nullptr;
   cublasLtHandle_t lt_ = nullptr;

@@ -2,11 +2,21 @@
 // positions [0, its position] of its sequence). Picks the split count (flash-decoding: enough
 // blocks to fill the GPU when the batch is small and the context long), launches the format's
 // kernel (paged_attention.cuh, instantiated in attention_*.cu) and merges the splits.
+//
+// Default: the decode kernels (one thread block per query token) serve every token. With the
+// tensor-core prefill kernel enabled (DENSEKV_PREFILL=mma, or set_prefill_kernel; not yet run on
+// a GPU), plan_prefill (backend/prefill_plan.h) sends the call's segments of >= 16 query rows of
+// one sequence to it, in thread blocks of up to 64 (token, head) rows, and the remaining decode
+// tokens, as contiguous runs, to the decode kernel: the prefill launch (and its split merge)
+// first, then the decode runs, which overwrite whatever the merge wrote into their rows.
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/paged_attention.cuh"
+#include "backend/prefill_plan.h"
 #include "core/errors.h"
 
 namespace densekv {
@@ -36,7 +46,64 @@ __global__ void combine_splits_kernel(const float* part, int n_heads, int n_spli
   out[static_cast<int64_t>(t) * out_stride + h * HD + c] = cuda::from_f32<T>(o[c]);
 }
 
+// The split count (flash-decoding) that minimizes waves x tiles per block over the resident block
+// slots, counting a block's fixed cost (query, merge) as 2 tiles.
+int pick_splits(int64_t base_blocks, int n_tiles, int64_t slots) {
+  int splits = 1;
+  int64_t best = INT64_MAX;
+  for (int s = 1; s <= std::min(n_tiles, 128); ++s) {
+    const int64_t tps = cuda::ceil_div(n_tiles, s);
+    const int64_t waves = cuda::ceil_div(base_blocks * cuda::ceil_div(n_tiles, tps), slots);
+    const int64_t cost = waves * (tps + 2);
+    if (cost < best) best = cost, splits = s;
+  }
+  return splits;
+}
+
+void launch_format(KvFormat f, cuda::AttnKernel k, const cuda::AttnArgs& a, int hd, int n,
+                   cudaStream_t stream) {
+  switch (f) {
+    case KvFormat::BF16:
+    case KvFormat::F16:
+      cuda::launch_attention_plain(f, k, a, hd, n, stream);
+      break;
+    case KvFormat::FP8_E4M3:
+    case KvFormat::INT8:
+      cuda::launch_attention_8bit(f, k, a, hd, n, stream);
+      break;
+    default:
+      cuda::launch_attention_kivi(f, k, a, hd, n, stream);
+      break;
+  }
+}
+
+void combine_splits(const cuda::AttnArgs& a, DType dt, int hd, int n_tokens, cudaStream_t stream) {
+  const dim3 grid(a.n_heads, n_tokens);
+  DENSEKV_DISPATCH_DTYPE(dt, T, {
+    T* out = static_cast<T*>(a.out);
+    if (hd == 64) {
+      combine_splits_kernel<64, T>
+          <<<grid, 64, 0, stream>>>(a.part, a.n_heads, a.n_splits, a.rotate, out, a.out_stride);
+    } else {
+      combine_splits_kernel<128, T>
+          <<<grid, 128, 0, stream>>>(a.part, a.n_heads, a.n_splits, a.rotate, out, a.out_stride);
+    }
+  });
+  CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace
+
+bool CudaBackend::prefill_kernel_from_env() {
+  const char* e = std::getenv("DENSEKV_PREFILL");
+  return e != nullptr && std::strcmp(e, "mma") == 0;
+}
+
+const int32_t* CudaBackend::host_batch(const int32_t* dev) const {
+  const auto p = reinterpret_cast<uintptr_t>(dev), lo = reinterpret_cast<uintptr_t>(batch_dev_);
+  if (dev == nullptr || p < lo || p >= lo + batch_cap_ * sizeof(int32_t)) return nullptr;
+  return batch_host_ + (dev - batch_dev_);
+}
 
 void CudaBackend::paged_attention(const Tensor& q, const KvLayerView& kv, const BatchView& batch,
                                   float scale, const Tensor& out) {
@@ -85,56 +152,81 @@ void CudaBackend::paged_attention(const Tensor& q, const KvLayerView& kv, const 
   a.scale = scale;
   a.rotate = kv.format == KvFormat::K4V2;
 
+  if (prefill_mma_) {
+    const int32_t* seq = host_batch(batch.seq_of_token);
+    const int32_t* pos = host_batch(batch.positions);
+    if (seq != nullptr && pos != nullptr) {
+      const PrefillPlan plan =
+          plan_prefill(seq, pos, batch.n_tokens, a.group, quantized ? kv.block_size : 0);
+      if (plan.n_work() > 0) {
+        prefill_attention(a, kv.format, hd, plan.work, batch.max_context, q.dtype, q.rows);
+        const size_t es = dtype_size(q.dtype);
+        for (const auto& [t0, n] : plan.decode_runs) {
+          cuda::AttnArgs d = a;
+          d.q = static_cast<const uint8_t*>(a.q) + t0 * a.q_stride * es;
+          d.out = static_cast<uint8_t*>(a.out) + t0 * a.out_stride * es;
+          d.positions = a.positions + t0;
+          d.seq_of_token = a.seq_of_token + t0;
+          decode_attention(d, kv.format, hd, n, batch.max_context, q.dtype);
+        }
+        return;
+      }
+    }
+  }
+  decode_attention(a, kv.format, hd, batch.n_tokens, batch.max_context, q.dtype);
+}
+
+// Decode kernels over n_tokens query tokens (a's arrays start at the first one).
+void CudaBackend::decode_attention(const cuda::AttnArgs& args, KvFormat format, int hd,
+                                   int n_tokens, int max_context, DType act) {
+  cuda::AttnArgs a = args;
   // Splits (flash-decoding): a block per (token, KV head, group chunk, split); the split count
   // minimizes waves x tiles per block over the resident block slots (~3 blocks of 64 KB shared
-  // memory per SM at head_dim 128), counting a block's fixed cost (query, merge) as 2 tiles.
+  // memory per SM at head_dim 128).
   const bool simt = cuda::use_simt_attention();
   const int g_block = !simt ? 8 : a.group <= 1 ? 1 : a.group <= 2 ? 2 : a.group <= 4 ? 4 : 8;
-  const int64_t base_blocks = int64_t(q.rows) * kv.n_kv_heads * ((a.group + g_block - 1) / g_block);
-  const int n_tiles = (batch.max_context + 63) / 64;
+  const int64_t base_blocks =
+      int64_t(n_tokens) * a.n_kv_heads * ((a.group + g_block - 1) / g_block);
+  const int n_tiles = (max_context + 63) / 64;
   const int64_t slots = int64_t(sm_count_) * (hd == 64 ? 4 : 3);
-  int splits = 1;
-  int64_t best = INT64_MAX;
-  for (int s = 1; s <= std::min(n_tiles, 128); ++s) {
-    const int64_t tps = cuda::ceil_div(n_tiles, s);
-    const int64_t waves = cuda::ceil_div(base_blocks * cuda::ceil_div(n_tiles, tps), slots);
-    const int64_t cost = waves * (tps + 2);
-    if (cost < best) best = cost, splits = s;
-  }
+  const int splits = pick_splits(base_blocks, n_tiles, slots);
   a.tiles_per_split = (n_tiles + splits - 1) / splits;
   a.n_splits = (n_tiles + a.tiles_per_split - 1) / a.tiles_per_split;
   if (a.n_splits > 1) {
-    a.part =
-        static_cast<float*>(scratch(0, sizeof(float) * q.rows * n_heads * a.n_splits * (hd + 2)));
+    a.part = static_cast<float*>(
+        scratch(0, sizeof(float) * n_tokens * a.n_heads * a.n_splits * (hd + 2)));
   }
+  launch_format(format, simt ? cuda::AttnKernel::kSimt : cuda::AttnKernel::kMma, a, hd, n_tokens,
+                stream_);
+  if (a.n_splits > 1) combine_splits(a, act, hd, n_tokens, stream_);
+}
 
-  switch (kv.format) {
-    case KvFormat::BF16:
-    case KvFormat::F16:
-      cuda::launch_attention_plain(kv.format, a, hd, batch.n_tokens, stream_);
-      break;
-    case KvFormat::FP8_E4M3:
-    case KvFormat::INT8:
-      cuda::launch_attention_8bit(kv.format, a, hd, batch.n_tokens, stream_);
-      break;
-    default:
-      cuda::launch_attention_kivi(kv.format, a, hd, batch.n_tokens, stream_);
-      break;
-  }
-
+// The prefill kernel over the plan's work items; its split merge covers all n_tokens rows.
+void CudaBackend::prefill_attention(const cuda::AttnArgs& args, KvFormat format, int hd,
+                                    const std::vector<int32_t>& work, int max_context, DType act,
+                                    int n_tokens) {
+  cuda::AttnArgs a = args;
+  const int n_work = static_cast<int>(work.size() / 2);
+  // Work list: a pageable copy is staged by the driver before cudaMemcpyAsync returns, and the
+  // buffer is reused only by later work on this stream.
+  auto* dev = static_cast<int32_t*>(scratch(2, work.size() * sizeof(int32_t)));
+  CUDA_CHECK(cudaMemcpyAsync(dev, work.data(), work.size() * sizeof(int32_t),
+                             cudaMemcpyHostToDevice, stream_));
+  a.prefill_work = dev;
+  // Splits as for decode, over blocks of (work item, KV head); ~2 resident blocks per SM (up to
+  // 100 KB of shared memory each at head_dim 128).
+  const int n_tiles = (max_context + 63) / 64;
+  const int64_t slots = int64_t(sm_count_) * (hd == 64 ? 3 : 2);
+  const int splits = pick_splits(int64_t(n_work) * a.n_kv_heads, n_tiles, slots);
+  a.tiles_per_split = (n_tiles + splits - 1) / splits;
+  a.n_splits = (n_tiles + a.tiles_per_split - 1) / a.tiles_per_split;
   if (a.n_splits > 1) {
-    const dim3 grid(n_heads, q.rows);
-    DENSEKV_DISPATCH_DTYPE(out.dtype, T, {
-      if (hd == 64) {
-        combine_splits_kernel<64, T><<<grid, 64, 0, stream_>>>(a.part, n_heads, a.n_splits,
-                                                               a.rotate, out.ptr<T>(), out.stride);
-      } else {
-        combine_splits_kernel<128, T><<<grid, 128, 0, stream_>>>(
-            a.part, n_heads, a.n_splits, a.rotate, out.ptr<T>(), out.stride);
-      }
-    });
-    CUDA_CHECK_LAUNCH();
+    a.part = static_cast<float*>(
+        scratch(1, sizeof(float) * n_tokens * a.n_heads * a.n_splits * (hd + 2)));
   }
+  launch_format(format, cuda::AttnKernel::kPrefillMma, a, hd, n_work, stream_);
+  if (a.n_splits > 1) combine_splits(a, act, hd, n_tokens, stream_);
+  ++prefill_launches_;
 }
 
 }  // namespace densekv

@@ -69,6 +69,10 @@ struct AttnArgs {
   int tiles_per_split = 0;
   int n_splits = 1;
   float* part = nullptr;  // n_splits > 1: [T, n_heads, n_splits, HD + 2] (acc, m in log2 units, l)
+
+  // Prefill kernel (prefill_attention_mma.cuh): [n_work][2] = (first token, token count) of
+  // each thread block's query rows.
+  const int32_t* prefill_work = nullptr;
 };
 
 // What one thread block of either attention kernel works on: blockIdx = (kv head x chunk of
@@ -500,13 +504,17 @@ void launch_paged_attention(const AttnArgs& a, int head_dim, int n_tokens, cudaS
   }
 }
 
+// Which kernel a launcher runs: the CUDA-core decode kernel (this file), the tensor-core decode
+// kernel (paged_attention_mma.cuh) or the tensor-core prefill kernel (prefill_attention_mma.cuh).
+enum class AttnKernel { kSimt, kMma, kPrefillMma };
+
 // One launcher per group of formats (attention_*.cu), so their instantiations compile in
-// parallel.
-void launch_attention_plain(KvFormat f, const AttnArgs& a, int head_dim, int n_tokens,
+// parallel. n: query tokens (decode kernels) or work items (prefill).
+void launch_attention_plain(KvFormat f, AttnKernel k, const AttnArgs& a, int head_dim, int n,
                             cudaStream_t stream);
-void launch_attention_8bit(KvFormat f, const AttnArgs& a, int head_dim, int n_tokens,
+void launch_attention_8bit(KvFormat f, AttnKernel k, const AttnArgs& a, int head_dim, int n,
                            cudaStream_t stream);
-void launch_attention_kivi(KvFormat f, const AttnArgs& a, int head_dim, int n_tokens,
+void launch_attention_kivi(KvFormat f, AttnKernel k, const AttnArgs& a, int head_dim, int n,
                            cudaStream_t stream);
 
 }  // namespace densekv::cuda

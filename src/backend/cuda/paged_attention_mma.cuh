@@ -1,7 +1,10 @@
-// Paged decode/prefill attention on tensor cores, one template for every KV format (instantiated
-// per (format, head_dim) in attention_*.cu). One thread block (4 warps) handles one query token,
-// one KV head and up to 8 of its query heads (GQA: the KV head is read once for all of them) over
-// a range of 64-token tiles (split-K / flash-decoding: partial states merged by a combine kernel).
+// Paged decode attention on tensor cores, one template for every KV format (instantiated per
+// (format, head_dim) in attention_*.cu). Its tile loaders (mma_load_tile, mma_load_tail) and tile
+// math (mma_attend_rows) are shared with the prefill kernel (prefill_attention_mma.cuh), which
+// calls them with two groups of 8 query rows per warp. One thread block (4 warps) handles one query
+// token, one KV head and up to 8 of its query heads (GQA: the KV head is read once for all of them)
+// over a range of 64-token tiles (split-K / flash-decoding: partial states merged by a combine
+// kernel).
 //
 // Per tile:
 //   1. The block copies the tile's raw bytes (sealed quantized sections, or 16-bit rows) to shared
@@ -48,27 +51,42 @@ struct MmaQuant {
   static constexpr int kElem = 2;  // tail rows
 };
 
-// O^T of this warp's tokens: m-tile mt = V n-tiles 2mt (rows 0..7) and 2mt + 1 (rows 8..15),
-// row gid = the n-tile's column gid (a channel, in the value coding's order), columns = heads:
-// acc[mt] = (2mt col gid, head 2t), (2mt col gid, head 2t+1), (2mt+1 col gid, 2t), (.., 2t+1).
-template <int HD>
+// A warp's online-softmax state for NQ groups of 8 query rows (decode: NQ = 1, the rows are query
+// heads; prefill: NQ = 2, 16 (token, head) rows). O^T of row group q: m-tile mt = V n-tiles 2mt
+// (rows 0..7) and 2mt + 1 (rows 8..15), row gid = the n-tile's column gid (a channel, in the value
+// coding's order), columns = query rows: acc[q][mt] = (2mt col gid, row 2t), (2mt col gid, row
+// 2t+1), (2mt+1 col gid, 2t), (.., 2t+1), rows relative to 8q.
+template <int HD, int NQ = 1>
 struct MmaWarpState {
-  float m = -INFINITY;  // running max of head gid's scores (log2 units), this warp's tokens
-  float l = 0.0f;       // this lane's part of head gid's softmax denominator
-  float acc[HD / 16][4];
+  float m[NQ];  // running max of row 8q + gid's scores (log2 units)
+  float l[NQ];  // this lane's part of row 8q + gid's softmax denominator
+  float acc[NQ][HD / 16][4];
+  __host__ __device__ MmaWarpState() {
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) {
+      m[q] = -INFINITY;
+      l[q] = 0.0f;
+#pragma unroll
+      for (int mt = 0; mt < HD / 16; ++mt) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) acc[q][mt][i] = 0.0f;
+      }
+    }
+  }
 };
 
 // A fragments of q for coding C: qa[kk][0] pairs with B pair 2kk, qa[kk][1] with pair 2kk + 1,
-// channels of head gid in C's key order. sumq: sum over all channels of the rounded values.
+// channels of query row `row` (of qs) in C's key order. sumq: sum over all channels of the
+// rounded values.
 template <class C, int HD>
-__host__ __device__ __forceinline__ void make_q_frags(const float (*qs)[HD], int gid, int t,
+__host__ __device__ __forceinline__ void make_q_frags(const float (*qs)[HD], int row, int t,
                                                       uint32_t (*qa)[2], float& sumq) {
   constexpr int P = 16 / C::kBits;
   float sum = 0.0f;
 #pragma unroll
   for (int q = 0; q < HD / 8; ++q) {
-    const float lo = qs[gid][C::kchan(q / P, t, q % P, 0)];
-    const float hi = qs[gid][C::kchan(q / P, t, q % P, 1)];
+    const float lo = qs[row][C::kchan(q / P, t, q % P, 0)];
+    const float hi = qs[row][C::kchan(q / P, t, q % P, 1)];
     const uint32_t u = pack2<typename C::T>(lo, hi);
     qa[q / 2][q % 2] = u;
     if constexpr (std::is_same_v<typename C::T, __half>) {
@@ -84,20 +102,23 @@ __host__ __device__ __forceinline__ void make_q_frags(const float (*qs)[HD], int
   sumq = sum;
 }
 
-// One warp's 16 tokens [16 warp, 16 warp + 16) of a tile of n_rows tokens in shared memory. KC /
+// The tile's tokens [r0, r0 + 16) (of n_rows in shared memory) for the warp's NQ groups of 8
+// query rows: row 8q + gid sees the tile's tokens j < lim[q] (its causal limit; decode: n_rows).
+// A = the query rows (qa[q]: rows 8q..8q+7; NQ = 1 leaves rows 8..15 zero), B = K codes from
+// ldmatrix, dequantized in registers; online softmax in log2 units on the accumulator fragments
+// (one quad of lanes per row); O^T += V^T . P^T with P kept in registers as the B fragment. KC /
 // VC read the tile; VM is the main format's value coding, whose channel order the accumulator
 // uses (VC != VM: 16-bit tail rows of a quantized format, gathered in VM's order).
-template <class KC, class VC, class VM, int HD>
-__host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, const uint8_t* vs,
-                                                         int n_rows, const uint32_t (*qa)[2],
-                                                         float sumq, float sl2,
-                                                         MmaWarpState<HD>& st) {
-  const int lane = lane_id(), warp = warp_id(), gid = lane >> 2, t = lane & 3;
-  const int r0 = warp * 16;
-  if (r0 >= n_rows) return;
+template <class KC, class VC, class VM, int HD, int NQ>
+__host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, const uint8_t* vs,
+                                                         int r0, int n_rows, const int* lim,
+                                                         const uint32_t (*qa)[HD / 16][2],
+                                                         const float* sumq, float sl2,
+                                                         MmaWarpState<HD, NQ>& st) {
+  const int lane = lane_id(), gid = lane >> 2, t = lane & 3;
 
-  // Scores of tokens r0 + 8i + 2t + e for head gid, log2 units, -inf past n_rows.
-  float s[2][2];
+  // Scores of tokens r0 + 8i + 2t + e for row 8q + gid, log2 units, -inf where not visible.
+  float s[NQ][2][2];
   {
     const KC kc;
     constexpr int CPR = KC::kCpr, P = 16 / KC::kBits;
@@ -120,11 +141,12 @@ __host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, cons
     for (int kk = 0; kk < HD / 16; ++kk) {
       const int q0 = 2 * kk, q1 = 2 * kk + 1;
       const auto f0 = kc.kaff(ks, t, q0), f1 = kc.kaff(ks, t, q1);
+      const uint32_t a1 = NQ > 1 ? qa[NQ - 1][kk][0] : 0u, a3 = NQ > 1 ? qa[NQ - 1][kk][1] : 0u;
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
         const uint32_t b0 = kc.kapply(KC::kdecode(w[i][q0 / P], q0 % P), f0);
         const uint32_t b1 = kc.kapply(KC::kdecode(w[i][q1 / P], q1 % P), f1);
-        mma_16816<typename KC::T>(c[i], qa[kk][0], 0u, qa[kk][1], 0u, b0, b1);
+        mma_16816<typename KC::T>(c[i], qa[0][kk][0], a1, qa[0][kk][1], a3, b0, b1);
       }
     }
 #pragma unroll
@@ -133,42 +155,55 @@ __host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, cons
       for (int e = 0; e < 2; ++e) {
         const int r = r0 + 8 * i + 2 * t + e;
         const float2 fx = kc.kfix(ks, r);  // (scale, offset) of per-token keys
-        const float v = fx.x * (c[i][e] - fx.y * sumq) * sl2;
-        s[i][e] = r < n_rows ? v : -INFINITY;
+#pragma unroll
+        for (int q = 0; q < NQ; ++q) {
+          const float v = fx.x * (c[i][2 * q + e] - fx.y * sumq[q]) * sl2;
+          s[q][i][e] = r < n_rows && r < lim[q] ? v : -INFINITY;
+        }
       }
     }
   }
 
-  // Online softmax (the quad of lanes t = 0..3 holds head gid's 16 scores).
-  float mx = fmaxf(fmaxf(s[0][0], s[0][1]), fmaxf(s[1][0], s[1][1]));
-  mx = fmaxf(mx, shfl_xor(mx, 1));
-  mx = fmaxf(mx, shfl_xor(mx, 2));
-  const float m_new = fmaxf(st.m, mx);  // finite: token r0 is valid
-  const float alpha = exp2f(st.m - m_new);
-  float p[2][2];
+  // Online softmax (the quad of lanes t = 0..3 holds row 8q + gid's 16 scores). A row that sees
+  // none of the tokens so far (m = -inf) keeps a zero state.
+  float p[NQ][2][2];
 #pragma unroll
-  for (int i = 0; i < 2; ++i) {
+  for (int q = 0; q < NQ; ++q) {
+    float mx = fmaxf(fmaxf(s[q][0][0], s[q][0][1]), fmaxf(s[q][1][0], s[q][1][1]));
+    mx = fmaxf(mx, shfl_xor(mx, 1));
+    mx = fmaxf(mx, shfl_xor(mx, 2));
+    const float m_new = fmaxf(st.m[q], mx);
+    const bool none = m_new == -INFINITY;
+    const float alpha = none ? 1.0f : exp2f(st.m[q] - m_new);
 #pragma unroll
-    for (int e = 0; e < 2; ++e) p[i][e] = exp2f(s[i][e] - m_new);
-  }
-  st.l = st.l * alpha + (p[0][0] + p[0][1]) + (p[1][0] + p[1][1]);
-  st.m = m_new;
-  const float alpha_a = shfl_idx(alpha, 8 * t);      // head 2t
-  const float alpha_b = shfl_idx(alpha, 8 * t + 4);  // head 2t + 1
+    for (int i = 0; i < 2; ++i) {
 #pragma unroll
-  for (int mt = 0; mt < HD / 16; ++mt) {
-    st.acc[mt][0] *= alpha_a;
-    st.acc[mt][1] *= alpha_b;
-    st.acc[mt][2] *= alpha_a;
-    st.acc[mt][3] *= alpha_b;
+      for (int e = 0; e < 2; ++e) p[q][i][e] = none ? 0.0f : exp2f(s[q][i][e] - m_new);
+    }
+    st.l[q] = st.l[q] * alpha + (p[q][0][0] + p[q][0][1]) + (p[q][1][0] + p[q][1][1]);
+    st.m[q] = m_new;
+    const float alpha_a = shfl_idx(alpha, 8 * t);      // row 2t
+    const float alpha_b = shfl_idx(alpha, 8 * t + 4);  // row 2t + 1
+#pragma unroll
+    for (int mt = 0; mt < HD / 16; ++mt) {
+      st.acc[q][mt][0] *= alpha_a;
+      st.acc[q][mt][1] *= alpha_b;
+      st.acc[q][mt][2] *= alpha_a;
+      st.acc[q][mt][3] *= alpha_b;
+    }
   }
 
-  // Values: O^T += V^T P^T. B = P^T: (tokens r0 + 2t, +1; head gid) and (r0 + 8 + 2t, +1; gid),
+  // Values: O^T += V^T P^T. B = P^T: (tokens r0 + 2t, +1; row gid) and (r0 + 8 + 2t, +1; gid),
   // exactly the score fragments. A = V^T from pairs of V n-tiles: (b0, b1) of n-tile nt = tokens
   // (r0 + 2t, +1) and (r0 + 8 + 2t, +1) of column gid; rows past n_rows are zeroed (their bytes
   // may be anything, and 0 * inf would poison the sum).
   using VT = typename VC::T;
-  const uint32_t pb0 = pack2<VT>(p[0][0], p[0][1]), pb1 = pack2<VT>(p[1][0], p[1][1]);
+  uint32_t pb0[NQ], pb1[NQ];
+#pragma unroll
+  for (int q = 0; q < NQ; ++q) {
+    pb0[q] = pack2<VT>(p[q][0][0], p[q][0][1]);
+    pb1[q] = pack2<VT>(p[q][1][0], p[q][1][1]);
+  }
   uint32_t mask0 = 0xffffffffu, mask1 = 0xffffffffu;
   if (n_rows < r0 + 16) {
     const int ra = r0 + 2 * t, rb = r0 + 8 + 2 * t;
@@ -179,7 +214,12 @@ __host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, cons
   auto put = [&](int nt, uint32_t b0, uint32_t b1) {
     va[nt & 1][0] = b0 & mask0;
     va[nt & 1][1] = b1 & mask1;
-    if (nt & 1) mma_16816<VT>(st.acc[nt / 2], va[0][0], va[1][0], va[0][1], va[1][1], pb0, pb1);
+    if (nt & 1) {
+#pragma unroll
+      for (int q = 0; q < NQ; ++q) {
+        mma_16816<VT>(st.acc[q][nt / 2], va[0][0], va[1][0], va[0][1], va[1][1], pb0[q], pb1[q]);
+      }
+    }
   };
   constexpr int EM = 16 / VM::kBits;  // n-tiles per chunk of the main coding
   if constexpr (std::is_same_v<VC, VM>) {
@@ -223,29 +263,51 @@ __host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, cons
   }
 }
 
+// Decode: one warp's 16 tokens [16 warp, 16 warp + 16) of a tile of n_rows tokens for the 8
+// query heads (A rows 0..7), every head seeing every token.
+template <class KC, class VC, class VM, int HD>
+__host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, const uint8_t* vs,
+                                                         int n_rows,
+                                                         const uint32_t (&qa)[HD / 16][2],
+                                                         float sumq, float sl2,
+                                                         MmaWarpState<HD>& st) {
+  const int r0 = warp_id() * 16;
+  if (r0 >= n_rows) return;
+  const int lim[1] = {n_rows};
+  mma_attend_rows<KC, VC, VM, HD, 1>(ks, vs, r0, n_rows, lim, &qa, &sumq, sl2, st);
+}
+
+// Writes the accumulator of one group of 8 rows in natural channel order: ra[ch] = acc * fa for
+// row 2t, rb[ch] = acc * fb for row 2t + 1.
+template <class VM, int HD>
+__host__ __device__ __forceinline__ void mma_store_acc(const float (&acc)[HD / 16][4], float* ra,
+                                                       float* rb, float fa, float fb) {
+  const int gid = lane_id() >> 2;
+  constexpr int EM = 16 / VM::kBits;
+#pragma unroll
+  for (int mt = 0; mt < HD / 16; ++mt) {
+    const int ch0 = VM::vchan((2 * mt) / EM, gid, (2 * mt) % EM);
+    const int ch1 = VM::vchan((2 * mt + 1) / EM, gid, (2 * mt + 1) % EM);
+    ra[ch0] = acc[mt][0] * fa;
+    rb[ch0] = acc[mt][1] * fb;
+    ra[ch1] = acc[mt][2] * fa;
+    rb[ch1] = acc[mt][3] * fb;
+  }
+}
+
 // Writes a warp's state for the merge: red[warp][head][channel] (unnormalized O, channels in
 // natural order) and ml[warp][head] = (m, l), l summed over the quad.
 template <class VM, int HD>
 __host__ __device__ __forceinline__ void mma_store_warp_state(MmaWarpState<HD>& st, float* red,
                                                               float* ml) {
   const int lane = lane_id(), warp = warp_id(), gid = lane >> 2, t = lane & 3;
-  st.l += shfl_xor(st.l, 1);
-  st.l += shfl_xor(st.l, 2);
-  constexpr int EM = 16 / VM::kBits;
+  st.l[0] += shfl_xor(st.l[0], 1);
+  st.l[0] += shfl_xor(st.l[0], 2);
   float* ra = red + (warp * kMmaHeads + 2 * t) * HD;  // head 2t
-  float* rb = ra + HD;                                // head 2t + 1
-#pragma unroll
-  for (int mt = 0; mt < HD / 16; ++mt) {
-    const int ch0 = VM::vchan((2 * mt) / EM, gid, (2 * mt) % EM);
-    const int ch1 = VM::vchan((2 * mt + 1) / EM, gid, (2 * mt + 1) % EM);
-    ra[ch0] = st.acc[mt][0];
-    rb[ch0] = st.acc[mt][1];
-    ra[ch1] = st.acc[mt][2];
-    rb[ch1] = st.acc[mt][3];
-  }
+  mma_store_acc<VM, HD>(st.acc[0], ra, ra + HD, 1.0f, 1.0f);
   if (t == 0) {
-    ml[(warp * kMmaHeads + gid) * 2] = st.m;
-    ml[(warp * kMmaHeads + gid) * 2 + 1] = st.l;
+    ml[(warp * kMmaHeads + gid) * 2] = st.m[0];
+    ml[(warp * kMmaHeads + gid) * 2 + 1] = st.l[0];
   }
 }
 
@@ -277,6 +339,57 @@ __host__ __device__ constexpr int mma_smem_bytes(int sealed_bytes) {
   return stages > tail ? (stages > merge ? stages : merge) : (tail > merge ? tail : merge);
 }
 
+// Issues the copies of full tile `tile` (a sealed block of a quantized format; 64 plain rows of
+// [0, n_ctx) from the block table) of kv head `kvh` into the stage at `kd`: K at kd, V at
+// mma_stage_v(kd, ...). Shared by the decode and prefill kernels.
+template <class F, class P>
+__device__ __forceinline__ P* mma_stage_v(P* kd, int stage_bytes, const AttnArgs& a) {
+  return F::kQuantized ? kd + a.k_bytes : kd + stage_bytes / 2;
+}
+template <class F, int HD>
+__device__ __forceinline__ void mma_load_tile(uint8_t* kd, int stage_bytes, const AttnArgs& a,
+                                              const int32_t* table, int kvh, int tile, int n_ctx) {
+  using KM = typename F::template K<HD>;
+  using VM = typename F::template V<HD>;
+  uint8_t* vd = mma_stage_v<F>(kd, stage_bytes, a);
+  if constexpr (F::kQuantized) {
+    const uint8_t* blk = a.base + static_cast<size_t>(table[tile]) * a.block_bytes;
+    copy_section_swizzled(kd, blk + kvh * a.k_bytes, static_cast<int>(a.k_bytes), 64 * KM::kCpr,
+                          KM::kCpr);
+    copy_section_swizzled(vd, blk + a.n_kv_heads * a.k_bytes + kvh * a.v_bytes,
+                          static_cast<int>(a.v_bytes), 64 * VM::kCpr, VM::kCpr);
+  } else {
+    constexpr int kRow = HD * F::kElem;
+    constexpr int CPR = kRow / 16;
+    const int bs = a.block_size;
+    const int r0 = tile * 64;
+    const int n = min(64, n_ctx - r0);
+    for (int i = threadIdx.x; i < 2 * 64 * CPR; i += kAttnThreads) {
+      const int which = i / (64 * CPR), r = (i / CPR) % 64, c = i % CPR;
+      if (r >= n) continue;
+      const int p = r0 + r;
+      const size_t row = (static_cast<size_t>(which) * a.n_kv_heads + kvh) * bs + p % bs;
+      const uint8_t* src =
+          a.base + static_cast<size_t>(table[p / bs]) * a.block_bytes + row * kRow + c * 16;
+      cp_async16((which == 0 ? kd : vd) + swizzle_chunk(r * CPR + c, CPR) * 16, src);
+    }
+  }
+}
+
+// Issues the copies of the first `rows` 16-bit rows of sequence `seq`'s tail (kv head `kvh`): K
+// at smem, V at smem + 64 * HD * 2, swizzled like 16-bit tiles.
+template <int HD>
+__device__ __forceinline__ void mma_load_tail(uint8_t* smem, const AttnArgs& a, int seq, int kvh,
+                                              int rows) {
+  constexpr int kTail16 = 64 * HD * 2;  // one 16-bit K (or V) tile
+  constexpr int kCpr16 = HD * 2 / 16;
+  const uint8_t* tl = a.tail_base + static_cast<size_t>(a.tails[seq]) * a.tail_block_bytes;
+  copy_section_swizzled(smem, tl + static_cast<size_t>(kvh) * kTail16, rows * HD * 2, rows * kCpr16,
+                        kCpr16);
+  copy_section_swizzled(smem + kTail16, tl + static_cast<size_t>(a.n_kv_heads + kvh) * kTail16,
+                        rows * HD * 2, rows * kCpr16, kCpr16);
+}
+
 template <class F, int HD>
 __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(const AttnArgs a) {
   using KM = typename F::template K<HD>;
@@ -286,7 +399,6 @@ __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(co
   constexpr int S = kMmaStages<F>;
   const int stage_bytes = mma_stage_bytes<F, HD>(static_cast<int>(a.k_bytes + a.v_bytes));
   constexpr int kTail16 = 64 * HD * 2;  // one 16-bit K (or V) tile
-  constexpr int kCpr16 = HD * 2 / 16;
   const int lane = threadIdx.x & 31, gid = lane >> 2, t = lane & 3;
 
   const AttnWork w = attn_work<F>(a, kMmaHeads);
@@ -295,33 +407,8 @@ __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(co
   const int32_t* table = w.table;
   const int n_sealed = w.n_sealed, tail_rows = w.tail_rows, tile0 = w.tile0, tile1 = w.tile1;
 
-  // Issues the copies of full tile `tile` (plain rows, or a sealed block) into stage `stg`.
   auto load_tile = [&](int tile, int stg) {
-    uint8_t* kd = smem + stg * stage_bytes;
-    if constexpr (F::kQuantized) {
-      uint8_t* vd = kd + a.k_bytes;
-      const uint8_t* blk = a.base + static_cast<size_t>(table[tile]) * a.block_bytes;
-      copy_section_swizzled(kd, blk + kvh * a.k_bytes, static_cast<int>(a.k_bytes), 64 * KM::kCpr,
-                            KM::kCpr);
-      copy_section_swizzled(vd, blk + a.n_kv_heads * a.k_bytes + kvh * a.v_bytes,
-                            static_cast<int>(a.v_bytes), 64 * VM::kCpr, VM::kCpr);
-    } else {
-      uint8_t* vd = kd + stage_bytes / 2;
-      constexpr int kRow = HD * F::kElem;
-      constexpr int CPR = kRow / 16;
-      const int bs = a.block_size;
-      const int r0 = tile * 64;
-      const int n = min(64, n_ctx - r0);
-      for (int i = threadIdx.x; i < 2 * 64 * CPR; i += kAttnThreads) {
-        const int which = i / (64 * CPR), r = (i / CPR) % 64, c = i % CPR;
-        if (r >= n) continue;
-        const int p = r0 + r;
-        const size_t row = (static_cast<size_t>(which) * a.n_kv_heads + kvh) * bs + p % bs;
-        const uint8_t* src =
-            a.base + static_cast<size_t>(table[p / bs]) * a.block_bytes + row * kRow + c * 16;
-        cp_async16((which == 0 ? kd : vd) + swizzle_chunk(r * CPR + c, CPR) * 16, src);
-      }
-    }
+    mma_load_tile<F, HD>(smem + stg * stage_bytes, stage_bytes, a, table, kvh, tile, n_ctx);
   };
   // Full tiles (plain: all; quantized: the sealed blocks): S - 1 in flight ahead of the compute.
   const int main_end = F::kQuantized ? min(tile1, n_sealed) : tile1;
@@ -349,11 +436,6 @@ __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(co
   make_q_frags<KM, HD>(qs, gid, t, qa, sumq);
   const float sl2 = a.scale * 1.4426950408889634f;  // scores in log2 units: exp2
   MmaWarpState<HD> st;
-#pragma unroll
-  for (int mt = 0; mt < HD / 16; ++mt) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) st.acc[mt][i] = 0.0f;
-  }
 
   for (int tile = tile0; tile < main_end; ++tile) {
     cp_async_wait<S - 2>();  // tile's group is complete
@@ -362,7 +444,7 @@ __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(co
     if (next < main_end) load_tile(next, (next - tile0) % S);
     cp_async_commit();
     const uint8_t* kd = smem + ((tile - tile0) % S) * stage_bytes;
-    const uint8_t* vd = F::kQuantized ? kd + a.k_bytes : kd + stage_bytes / 2;
+    const uint8_t* vd = mma_stage_v<F>(kd, stage_bytes, a);
     const int n_rows = F::kQuantized ? 64 : min(64, n_ctx - tile * 64);
     mma_attend_tile<KM, VM, VM, HD>(kd, vd, n_rows, qa, sumq, sl2, st);
   }
@@ -375,11 +457,7 @@ __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(co
     if (n_sealed < tile1 && n_sealed >= tile0) {
       uint8_t* kd = smem;
       uint8_t* vd = smem + kTail16;
-      const uint8_t* tl = a.tail_base + static_cast<size_t>(a.tails[seq]) * a.tail_block_bytes;
-      copy_section_swizzled(kd, tl + static_cast<size_t>(kvh) * kTail16, tail_rows * HD * 2,
-                            tail_rows * kCpr16, kCpr16);
-      copy_section_swizzled(vd, tl + static_cast<size_t>(a.n_kv_heads + kvh) * kTail16,
-                            tail_rows * HD * 2, tail_rows * kCpr16, kCpr16);
+      mma_load_tail<HD>(smem, a, seq, kvh, tail_rows);
       cp_async_commit();
       cp_async_wait<0>();
       __syncthreads();
