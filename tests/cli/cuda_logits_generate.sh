@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # densekv logits / generate --device cuda for every KV format on the tiny test models (exit 77 =
 # skipped when the build has no CUDA backend or the machine no GPU). Logits: finite, the CPU
-# run's shape, and for 16-bit and 8-bit caches within 5% (of the largest logit) of the CPU
+# run's shape, and for 16-bit and 8-bit caches within 5% (fp8: 10%) of the largest logit of the CPU
 # reference of the same format (bf16 activations on the GPU, fp32 on the CPU); generate: 70 tokens
 # and the tok/s + GB/s report. Usage: cuda_logits_generate.sh <densekv-binary> <repo-root>
 set -euo pipefail
@@ -64,6 +64,10 @@ for m in llama31-tiny mistral-tiny-hd64; do
     "$BIN" logits "$M" --ids "$ids" --out "$TMP/cpu.npy" --kv-cache-dtype $f --threads 2 --prefill-chunk 16 2> /dev/null
     case $f in
       int4_kivi | int2_kivi | k4v2) tol=-1 ;;
+      # e4m3 has 3 mantissa bits: a key or value the GPU rounds to bf16 before quantizing (the
+      # CPU quantizes fp32) lands on the neighbouring code, 6-12% away, where it sits near a
+      # rounding edge; measured 0.061 on the H100 with both attention kernels (int8: 0.026)
+      fp8_e4m3) tol=0.1 ;;
       *) tol=0.05 ;;
     esac
     compare "$TMP/gpu.npy" "$TMP/cpu.npy" $tol || { echo "$m $f: GPU logits off"; exit 1; }

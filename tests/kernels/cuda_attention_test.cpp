@@ -1,8 +1,9 @@
 // CUDA kv_write + paged attention vs the CPU reference: random K/V written through shuffled block
 // tables, then decode queries (one token per sequence, contexts long enough for split-K) and
 // prefill chunks (several query tokens per sequence, causal), for GQA shapes 32/8, 28/4, 4/4,
-// 16/1, head_dim 64 and 128, every KV format the CUDA backend stores. CudaPrefill: the same with
-// the tensor-core prefill kernel enabled (DENSEKV_PREFILL=mma), chunk by chunk in rounds as the
+// 16/1, head_dim 64 and 128, every KV format the CUDA backend stores, through the decode kernels
+// (the prefill kernel off). CudaPrefill: the same with the tensor-core prefill kernel (the
+// default), chunk by chunk in rounds as the
 // forward runs them: prefills of several sequences, chunks after cached prefixes (split KV
 // ranges), and prefill chunks mixed with decode tokens in one call.
 #include <gtest/gtest.h>
@@ -58,6 +59,13 @@ struct Scene {
   }
 };
 
+// The CUDA backend's prefill kernel on or off (prefill_attention_mma.cuh; paged_attention.cu).
+void set_prefill_kernel([[maybe_unused]] Backend& b, [[maybe_unused]] bool on) {
+#ifdef DENSEKV_HAVE_CUDA
+  if (auto* cuda = dynamic_cast<CudaBackend*>(&b)) cuda->set_prefill_kernel(on);
+#endif
+}
+
 // Raw bytes of backend memory (through an fp32 view: a plain copy).
 std::vector<uint8_t> raw_bytes(Backend& b, void* p, size_t bytes) {
   std::vector<float> f(bytes / 4);
@@ -73,6 +81,7 @@ class CudaAttention : public ::testing::TestWithParam<AttnCase> {
     std::string why;
     gpu_ = cuda_backend_or_null(why);
     if (!gpu_) GTEST_SKIP() << "no CUDA backend (" << why << ")";
+    set_prefill_kernel(*gpu_, false);  // the decode kernels serve every query token here
     gpu_->set_model_dtype(DType::BF16);
     cpu_ = make_backend("cpu", 2);
   }
@@ -223,11 +232,10 @@ INSTANTIATE_TEST_SUITE_P(Formats, CudaAttention, ::testing::ValuesIn(cases()),
 class CudaPrefill : public ::testing::TestWithParam<AttnCase> {
  protected:
   void SetUp() override {
-    setenv("DENSEKV_PREFILL", "mma", 1);  // read by the CUDA backend's constructor
     std::string why;
     gpu_ = cuda_backend_or_null(why);
-    unsetenv("DENSEKV_PREFILL");
     if (!gpu_) GTEST_SKIP() << "no CUDA backend (" << why << ")";
+    set_prefill_kernel(*gpu_, true);  // the default; DENSEKV_PREFILL=off must not turn it off
     gpu_->set_model_dtype(DType::BF16);
     cpu_ = make_backend("cpu", 2);
   }
@@ -347,6 +355,10 @@ class CudaPrefill : public ::testing::TestWithParam<AttnCase> {
 TEST_P(CudaPrefill, ChunkedPrefillOfSeveralSequences) {
   // whole prompts of different lengths; chunks ending on and off block boundaries
   run_chunks({0, 0, 0, 0, 0}, {40, 130, 7, 64, 200}, kTol);
+  // alone, a chunk that fills its block: the context (64) counts one tile, the kernel reads two
+  // (the block sealed for the token at row 63, its 16-bit tail for the others)
+  run_chunks({0}, {64}, kTol);
+  run_chunks({48}, {16}, kTol);
 }
 
 TEST_P(CudaPrefill, ChunkAfterCachedPrefix) {

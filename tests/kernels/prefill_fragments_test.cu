@@ -93,10 +93,15 @@ void run_case(KvFormat f, int group, const Case& cs, std::mt19937& rng) {
   std::iota(table.begin(), table.end(), 0);
   std::shuffle(table.begin(), table.end(), rng);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  // Magnitudes as in a trained model: every token its own scale (0.05x to 20x, so per-token
+  // scales differ and a scale read from the wrong row shows) and outlier key channels.
+  std::uniform_real_distribution<float> log_mag(std::log(0.05f), std::log(20.0f));
   for (int p = 0; p < n_ctx; ++p) {
     std::vector<float> k(kKvHeads * HD), v(kKvHeads * HD);
-    for (float& x : k) x = 2.0f * u(rng);
-    for (float& x : v) x = u(rng);
+    const float km = std::exp(log_mag(rng)), vm = std::exp(log_mag(rng));
+    for (int c = 0; c < kKvHeads * HD; ++c)
+      k[c] = (c % HD == 5 || c % HD == 70 ? 8.0f : 1.0f) * km * u(rng);
+    for (float& x : v) x = vm * u(rng);
     kv_rotate_rows(info, k.data(), kKvHeads);
     kv_rotate_rows(info, v.data(), kKvHeads);
     kv_store_token(kv, table[p / bs], p % bs, 0, k.data(), v.data(), 0, kKvHeads);

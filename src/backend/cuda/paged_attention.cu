@@ -3,9 +3,9 @@
 // blocks to fill the GPU when the batch is small and the context long), launches the format's
 // kernel (paged_attention.cuh, instantiated in attention_*.cu) and merges the splits.
 //
-// Default: the decode kernels (one thread block per query token) serve every token. With the
-// tensor-core prefill kernel enabled (DENSEKV_PREFILL=mma, or set_prefill_kernel; not yet run on
-// a GPU), plan_prefill (backend/prefill_plan.h) sends the call's segments of >= 16 query rows of
+// Default: the tensor-core prefill kernel is on (DENSEKV_PREFILL=off or set_prefill_kernel(false)
+// turn it off: then the decode kernels, one thread block per query token, serve every token).
+// plan_prefill (backend/prefill_plan.h) sends the call's segments of >= 16 query rows of
 // one sequence to it, in thread blocks of up to 64 (token, head) rows, and the remaining decode
 // tokens, as contiguous runs, to the decode kernel: the prefill launch (and its split merge)
 // first, then the decode runs, which overwrite whatever the merge wrote into their rows.
@@ -96,7 +96,7 @@ void combine_splits(const cuda::AttnArgs& a, DType dt, int hd, int n_tokens, cud
 
 bool CudaBackend::prefill_kernel_from_env() {
   const char* e = std::getenv("DENSEKV_PREFILL");
-  return e != nullptr && std::strcmp(e, "mma") == 0;
+  return e == nullptr || std::strcmp(e, "off") != 0;
 }
 
 const int32_t* CudaBackend::host_batch(const int32_t* dev) const {
@@ -214,8 +214,10 @@ void CudaBackend::prefill_attention(const cuda::AttnArgs& args, KvFormat format,
                              cudaMemcpyHostToDevice, stream_));
   a.prefill_work = dev;
   // Splits as for decode, over blocks of (work item, KV head); ~2 resident blocks per SM (up to
-  // 100 KB of shared memory each at head_dim 128).
-  const int n_tiles = (max_context + 63) / 64;
+  // 100 KB of shared memory each at head_dim 128). Quantized formats: a chunk that fills its
+  // block reads the block's 16-bit tail as one more tile after the sealed ones (prefill_block),
+  // so a context of 64 k tokens has k + 1 tiles.
+  const int n_tiles = (max_context + 63) / 64 + (kv_format_is_quantized(format) ? 1 : 0);
   const int64_t slots = int64_t(sm_count_) * (hd == 64 ? 3 : 2);
   const int splits = pick_splits(int64_t(n_work) * a.n_kv_heads, n_tiles, slots);
   a.tiles_per_split = (n_tiles + splits - 1) / splits;
