@@ -1,47 +1,69 @@
 #!/usr/bin/env bash
-# One GPU-machine run that checks and measures the CUDA attention (nothing is built here): the
-# host fragment test, the CUDA kernel/model tests with the tensor-core attention
-# (DENSEKV_ATTENTION=mma) and the attention tests with the CUDA-core one (the default, simt), the --device cuda CLI test,
-# then bench/attention_bench for both kernels and torch SDPA where torch is installed; then the
-# tensor-core prefill kernel (DENSEKV_PREFILL=mma): its host test, the CUDA tests with it enabled
-# (CudaPrefill compares it with the CPU reference; the attention and model tests run through it
-# too) and attention_bench --prefill (prefill kernel vs the decode kernels on the same work).
+# One GPU-machine run that checks and measures the CUDA attention (nothing is built here):
+#   1. the host warp-emulation tests (attention_fragments_test, prefill_fragments_test) where
+#      BIN_DIR has them (CI runs them too);
+#   2. every CUDA test with the defaults (tensor-core decode and prefill kernels), the decode
+#      attention and model tests with the CUDA-core decode kernel and the prefill kernel off
+#      (DENSEKV_ATTENTION=simt DENSEKV_PREFILL=off), the --device cuda CLI test both ways;
+#   3. with MEMCHECK=1: compute-sanitizer memcheck over the CUDA tests (fewer prefill cases: the
+#      CPU reference of their long contexts dominates the time, not the kernels);
+#   4. unless QUICK=1: bench/attention_bench (decode grid, both kernels), torch SDPA on the same
+#      bf16 shapes where torch is installed, attention_bench --prefill.
 #
-#   bash bench/cuda_attention_check.sh BIN_DIR OUT_DIR
-# BIN_DIR holds densekv, densekv_tests, attention_bench, attention_fragments_test,
-# prefill_fragments_test (and, where the
-# machine lacks it, libcpp-httplib.so.0.11*); results land in OUT_DIR, a table at the end.
+#   [MEMCHECK=1] [QUICK=1] bash bench/cuda_attention_check.sh BIN_DIR OUT_DIR
+# BIN_DIR holds densekv, densekv_tests, attention_bench (and, where the machine lacks it,
+# libcpp-httplib.so.0.11*); results land in OUT_DIR, a table at the end.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 CLI_TEST=$HERE/../tests/cli/cuda_logits_generate.sh
-[ -f "$CLI_TEST" ] || CLI_TEST=$HERE/cuda_logits_generate.sh  # staged next to this script
 B=$(cd "$1" && pwd)
 O=$2
 mkdir -p "$O"
 export LD_LIBRARY_PATH=$B${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv | tee "$O/gpu.txt"
-"$B/attention_fragments_test" > "$O/fragments.txt" 2>&1; echo "fragments: rc=$?"
-DENSEKV_ATTENTION=mma "$B/densekv_tests" --gtest_filter='*Cuda*' > "$O/tests_mma.txt" 2>&1; echo "cuda tests (mma): rc=$?"
-grep -E "^\[  (PASSED|FAILED) |FAILED  \]" "$O/tests_mma.txt" | head -40
-DENSEKV_ATTENTION=simt "$B/densekv_tests" --gtest_filter='Formats/CudaAttention.*' > "$O/tests_simt.txt" 2>&1
-echo "attention tests (simt): rc=$?"
-DENSEKV_ATTENTION=mma bash "$CLI_TEST" "$B/densekv" . > "$O/cli_cuda.txt" 2>&1
-echo "cli cuda: rc=$? ($(tail -1 "$O/cli_cuda.txt"))"
-DENSEKV_ATTENTION=mma "$B/attention_bench" --json "$O/attention_mma.json" > "$O/attention_mma.txt" 2>&1; echo "bench mma: rc=$?"
+summary() { grep -E "^\[  (PASSED|FAILED) |FAILED  \]" "$1" | head -40; }
+
+# 1. host tests
+for t in attention_fragments_test prefill_fragments_test; do
+  if [ -x "$B/$t" ]; then
+    "$B/$t" > "$O/$t.txt" 2>&1
+    echo "$t: rc=$? ($(tail -1 "$O/$t.txt"))"
+  fi
+done
+
+# 2. GPU tests and the CLI test, default kernels and the CUDA-core ones
+"$B/densekv_tests" --gtest_filter='*Cuda*' > "$O/tests_default.txt" 2>&1
+echo "cuda tests (defaults): rc=$?"
+summary "$O/tests_default.txt"
+DENSEKV_ATTENTION=simt DENSEKV_PREFILL=off "$B/densekv_tests" \
+  --gtest_filter='Formats/CudaAttention.*:*CudaModel*:*CudaDecodeGraph*' > "$O/tests_simt.txt" 2>&1
+echo "cuda tests (simt, prefill off): rc=$?"
+summary "$O/tests_simt.txt"
+bash "$CLI_TEST" "$B/densekv" . > "$O/cli_cuda.txt" 2>&1
+echo "cli cuda (defaults): rc=$? ($(tail -1 "$O/cli_cuda.txt"))"
+DENSEKV_ATTENTION=simt DENSEKV_PREFILL=off bash "$CLI_TEST" "$B/densekv" . > "$O/cli_cuda_simt.txt" 2>&1
+echo "cli cuda (simt, prefill off): rc=$? ($(tail -1 "$O/cli_cuda_simt.txt"))"
+
+# 3. memcheck
+if [ "${MEMCHECK:-0}" = 1 ] && command -v compute-sanitizer > /dev/null; then
+  filter='*CudaAttention*:*CudaPrefill*int4_kivi*:*CudaPrefill*fp8*:*CudaPrefill*bf16*:*CudaModel*'
+  filter+=':*CudaOps*:*CudaGreedy*:*CudaDecodeGraph*:FillRandom*'
+  timeout "${MEMCHECK_TIMEOUT:-1200}" compute-sanitizer --tool memcheck --error-exitcode 3 \
+    "$B/densekv_tests" --gtest_filter="$filter" \
+    > "$O/memcheck.txt" 2>&1
+  echo "memcheck: rc=$? ($(grep -c '^========= Invalid' "$O/memcheck.txt") invalid accesses;" \
+    "$(grep 'ERROR SUMMARY' "$O/memcheck.txt" | tail -1))"
+  summary "$O/memcheck.txt"
+fi
+
+# 4. benchmarks
+[ "${QUICK:-0}" = 1 ] && exit 0
+"$B/attention_bench" --json "$O/attention_mma.json" > "$O/attention_mma.txt" 2>&1
+echo "bench (tensor-core decode): rc=$?"
 DENSEKV_ATTENTION=simt "$B/attention_bench" --quick > "$O/attention_simt_quick.txt" 2>&1
 if python3 -c "import torch" 2> /dev/null; then
   python3 bench/torch_decode_bench.py > "$O/torch_sdpa.txt" 2>&1
 fi
-cat "$O/attention_mma.txt"
-# ---- prefill kernel (opt-in DENSEKV_PREFILL=mma; not yet run on a GPU before this script) ----
-"$B/prefill_fragments_test" > "$O/prefill_fragments.txt" 2>&1; echo "prefill fragments: rc=$?"
-DENSEKV_PREFILL=mma "$B/densekv_tests" --gtest_filter='*CudaPrefill*:*CudaAttention*:*CudaModel*' \
-  > "$O/tests_prefill.txt" 2>&1; echo "cuda tests (prefill mma): rc=$?"
-grep -E "^\[  (PASSED|FAILED) |FAILED  \]" "$O/tests_prefill.txt" | head -40
-DENSEKV_PREFILL=mma bash "$CLI_TEST" "$B/densekv" . > "$O/cli_cuda_prefill.txt" 2>&1
-echo "cli cuda (prefill mma): rc=$? ($(tail -1 "$O/cli_cuda_prefill.txt"))"
-DENSEKV_PREFILL=mma "$B/attention_bench" --prefill --json "$O/prefill_simt.json" > "$O/prefill_simt.txt" 2>&1
-echo "bench prefill vs simt decode: rc=$?"
-DENSEKV_PREFILL=mma DENSEKV_ATTENTION=mma "$B/attention_bench" --prefill --json "$O/prefill_mma.json" \
-  > "$O/prefill_mma.txt" 2>&1; echo "bench prefill vs mma decode: rc=$?"
-cat "$O/prefill_simt.txt" "$O/prefill_mma.txt"
+"$B/attention_bench" --prefill --json "$O/prefill.json" > "$O/prefill.txt" 2>&1
+echo "bench prefill vs decode kernel: rc=$?"
+cat "$O/attention_mma.txt" "$O/prefill.txt"

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "core/check.h"
 #include "core/errors.h"
 
@@ -29,7 +31,13 @@ KvPoolPlan plan_kv_pools(const ModelConfig& cfg, KvFormat f, int64_t budget_byte
                          int64_t max_num_seqs) {
   const KvBlockBytes b = kv_block_bytes_all_layers(cfg, f);
   KvPoolPlan plan;
-  plan.num_tail_blocks = b.tail > 0 ? max_num_seqs : 0;
+  // One 16-bit tail per running sequence, up to max_num_seqs, but on at most kMaxTailShare of the
+  // budget: a tail costs 2-6x the bytes of a sealed block, and the sealed blocks hold the long
+  // contexts (the scheduler admits a sequence only when a tail is free).
+  if (b.tail > 0) {
+    const auto share = static_cast<int64_t>(kMaxTailShare * static_cast<double>(budget_bytes));
+    plan.num_tail_blocks = std::clamp<int64_t>(share / b.tail, 1, max_num_seqs);
+  }
   const int64_t left = budget_bytes - plan.num_tail_blocks * b.tail;
   plan.num_blocks = left > 0 ? left / b.block : 0;
   if (plan.num_blocks < 1) {
@@ -37,8 +45,8 @@ KvPoolPlan plan_kv_pools(const ModelConfig& cfg, KvFormat f, int64_t budget_byte
         "the KV cache budget of {} bytes holds no {} block ({} bytes per block{}); give more "
         "memory{}",
         budget_bytes, kv_format_name(f), b.block,
-        b.tail > 0 ? fmt::format(", plus {} tails of {} bytes", max_num_seqs, b.tail) : "",
-        b.tail > 0 ? " or fewer concurrent sequences" : ""));
+        b.tail > 0 ? fmt::format(", plus {} tails of {} bytes", plan.num_tail_blocks, b.tail) : "",
+        ""));
   }
   return plan;
 }

@@ -22,9 +22,11 @@ struct KvBlockBytes {
 };
 KvBlockBytes kv_block_bytes_all_layers(const ModelConfig& cfg, KvFormat f);
 
-// The pools a budget holds when up to max_num_seqs sequences run at once: one tail each, the
-// rest main-pool blocks. Throws InvalidArgumentError when the budget cannot hold the tails plus
-// one block.
+// At most this share of a KV budget goes to the 16-bit tails of the quantized formats.
+constexpr double kMaxTailShare = 0.2;
+// The pools a budget holds: quantized formats one tail per running sequence, up to max_num_seqs
+// tails on at most kMaxTailShare of the budget (at least one), the rest main-pool blocks. Throws
+// InvalidArgumentError when the budget cannot hold the tails plus one block.
 struct KvPoolPlan {
   int64_t num_blocks = 0;
   int64_t num_tail_blocks = 0;

@@ -81,7 +81,13 @@ TEST(KvCapacity, PlanSplitsTailsAndBlocks) {
   const KvPoolPlan q = plan_kv_pools(cfg, KvFormat::BF16, 20 * kGiB, 256);
   EXPECT_EQ(q.num_tail_blocks, 0);
   EXPECT_EQ(q.num_blocks, 10240);
-  EXPECT_THROW(plan_kv_pools(cfg, KvFormat::INT4_KIVI, 2 * kGiB, 256), InvalidArgumentError);
+  // 4 GiB: the tails get 20% (102 of 8 MiB), the sealed blocks the rest (1457 of 2359296 B)
+  const KvPoolPlan r = plan_kv_pools(cfg, KvFormat::INT4_KIVI, 4 * kGiB, 256);
+  EXPECT_EQ(r.num_tail_blocks, 102);
+  EXPECT_EQ(r.num_blocks, (4 * kGiB - 102 * 8 * 1048576ll) / 2359296);
+  EXPECT_EQ(plan_kv_pools(cfg, KvFormat::INT4_KIVI, 4 * kGiB, 16).num_tail_blocks, 16);
+  // one tail and one block do not fit in 9 MiB
+  EXPECT_THROW(plan_kv_pools(cfg, KvFormat::INT4_KIVI, 9 << 20, 256), InvalidArgumentError);
 }
 
 TEST(KvCapacity, TailFollowsModelDtype) {
