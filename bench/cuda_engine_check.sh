@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One GPU-machine run that checks and measures the decode step's fast paths (nothing is built
-# here): decode graphs (opt-in: --cuda-graphs / DENSEKV_CUDA_GRAPHS=1) and greedy sampling on the
+# here): decode graphs (default on cuda; --enforce-eager turns them off) and greedy sampling on the
 # device (default on; --no-greedy-on-device turns it off).
 #   1. tests: the decode-graph and greedy-on-device GPU tests (tests/kernels/
 #      cuda_decode_step_test.cpp), the host emulation tests, the CUDA op tests (argmax), and the
@@ -37,16 +37,17 @@ fi
 
 # 2. batch-1 latency, without and with graphs
 for f in bf16 int4_kivi; do
-  for g in "" --cuda-graphs; do
+  for g in --enforce-eager --cuda-graphs; do
     "$B/densekv" bench latency $CFG --load-format dummy --device cuda --kv-cache-dtype $f \
       --kv-memory-gb 4 --input-len 128 --output-len 256 --num-iters 3 --json $g \
-      2> "$O/latency_${f}${g:+_graphs}.log" | tee -a "$O/latency.jsonl"
+      2> "$O/latency_${f}${g}.log" | tee -a "$O/latency.jsonl"
   done
 done
 
 # 3. throughput 128 x 512/512: greedy on the host, on the device, on the device with graphs
 for f in bf16 int4_kivi; do
-  for opts in --no-greedy-on-device --greedy-on-device "--greedy-on-device --cuda-graphs"; do
+  for opts in "--no-greedy-on-device --enforce-eager" "--greedy-on-device --enforce-eager" \
+    "--greedy-on-device --cuda-graphs"; do
     # shellcheck disable=SC2086
     "$B/densekv" bench throughput $CFG --load-format dummy --device cuda --kv-cache-dtype $f \
       --kv-memory-gb 4 --num-prompts 128 --input-len 512 --output-len 512 --json $opts \

@@ -21,13 +21,18 @@ void add_model_options(CLI::App* cmd, ModelOptions& opts) {
                   "run the prompt in chunks of N tokens (0: one chunk)")
       ->capture_default_str();
   cmd->add_flag("--cuda-graphs", opts.cuda_graphs,
-                "run decode steps as captured CUDA graphs (opt-in, not yet verified on a GPU; "
-                "also DENSEKV_CUDA_GRAPHS=1)");
+                "run decode steps as captured CUDA graphs (the default on cuda; also "
+                "DENSEKV_CUDA_GRAPHS=1)");
+  cmd->add_flag("--enforce-eager", opts.enforce_eager,
+                "no CUDA graphs: launch every decode step's kernels one by one (as vLLM's flag)");
 }
 
 void check_model_options(const ModelOptions& opts) {
   if (opts.prefill_chunk < 0) throw InvalidArgumentError("--prefill-chunk must be >= 0");
   if (opts.threads < 0) throw InvalidArgumentError("--threads must be >= 0");
+  if (opts.cuda_graphs && opts.enforce_eager) {
+    throw InvalidArgumentError("--cuda-graphs and --enforce-eager exclude each other");
+  }
   if (opts.load_format != "auto" && opts.load_format != "safetensors" &&
       opts.load_format != "dummy") {
     throw InvalidArgumentError("--load-format must be auto, safetensors or dummy, got '" +
@@ -49,7 +54,9 @@ LoadedModel load_model(const ModelOptions& opts) {
     m.model = load_llama(*m.backend, opts.model_dir);
   }
   m.kv_format = parse_kv_cache_dtype(opts.kv_cache_dtype, m.model->config().dtype);
-  if (opts.cuda_graphs) m.model->set_decode_graphs(true);
+  // Decode graphs are the default where the backend can capture them (cuda).
+  const bool graphs = opts.cuda_graphs || (!opts.enforce_eager && m.backend->supports_graphs());
+  m.model->set_decode_graphs(graphs);
   return m;
 }
 

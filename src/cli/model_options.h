@@ -20,7 +20,8 @@ struct ModelOptions {
   int threads = 0;  // 0: all hardware threads
   int prefill_chunk = 0;
   std::string load_format = "auto";  // or "dummy": random weights
-  bool cuda_graphs = false;          // decode steps as captured graphs (also DENSEKV_CUDA_GRAPHS=1)
+  bool cuda_graphs = false;          // decode steps as captured graphs (default on cuda)
+  bool enforce_eager = false;        // no graphs
 };
 
 void add_model_options(CLI::App* cmd, ModelOptions& opts);

@@ -1,6 +1,7 @@
-// Decode steps through captured backend graphs (CUDA graphs; opt-in: DENSEKV_CUDA_GRAPHS=1 or
-// --cuda-graphs). A decode step (every sequence one new token) launches ~10 kernels per layer;
-// replaying them as one graph removes the per-launch CPU cost, which dominates small batches.
+// Decode steps through captured backend graphs (CUDA graphs; the CLI's default on cuda,
+// --enforce-eager turns them off; DENSEKV_CUDA_GRAPHS=1 in LlamaModel's constructor). A decode step
+// (every sequence one new token) launches ~10 kernels per layer; replaying them as one graph
+// removes the per-launch CPU cost, which dominates small batches.
 //
 // A graph freezes every kernel argument: pointers, shapes and the host scalars the ops derive
 // from them (n_tokens, max_blocks, max_context and with it the attention's split count). So:

@@ -46,8 +46,9 @@ class LlamaModel {
   void reserve_workspace(int64_t n_tokens, int64_t n_out);
 
   // Decode steps (every sequence one new token, last_only) of up to max_batch sequences through
-  // captured backend graphs, padded to batch buckets (model/decode_graph.h). Off by default;
-  // the constructor turns it on when DENSEKV_CUDA_GRAPHS=1. A backend without graphs (cpu) logs
+  // captured backend graphs, padded to batch buckets (model/decode_graph.h). Off unless set
+  // (the CLI's load_model sets it on cuda); the constructor turns it on when
+  // DENSEKV_CUDA_GRAPHS=1. A backend without graphs (cpu) logs
   // a warning and keeps them off.
   void set_decode_graphs(bool on, int max_batch = kDefaultGraphMaxBatch);
   bool decode_graphs() const { return graphs_ != nullptr; }
