@@ -1,10 +1,10 @@
 // Paged decode attention on tensor cores, one template for every KV format (instantiated per
 // (format, head_dim) in attention_*.cu). Its tile loaders (mma_load_tile, mma_load_tail) and tile
-// math (mma_attend_rows) are shared with the prefill kernel (prefill_attention_mma.cuh), which
-// calls them with two groups of 8 query rows per warp. One thread block (4 warps) handles one query
-// token, one KV head and up to 8 of its query heads (GQA: the KV head is read once for all of them)
-// over a range of 64-token tiles (split-K / flash-decoding: partial states merged by a combine
-// kernel).
+// math (fold_keys, mma_attend_rows) are shared with the prefill kernel
+// (prefill_attention_mma.cuh), which calls them with two groups of 8 query rows per warp. One
+// thread block (4 warps) handles one query token, one KV head and up to 8 of its query heads
+// (GQA: the KV head is read once for all of them) over a range of 64-token tiles (split-K /
+// flash-decoding: partial states merged by a combine kernel).
 //
 // Per tile:
 //   1. The block copies the tile's raw bytes (sealed quantized sections, or 16-bit rows) to shared
@@ -13,13 +13,49 @@
 //   2. Each warp takes 16 of the tile's tokens and works alone (its own online softmax and output
 //      accumulator, merged across warps at the end):
 //      scores S[8 heads x 8 tokens] = Q . K^T with mma.sync m16n8k16 (A = Q, rows 8..15 unused;
-//      B = K codes from ldmatrix, dequantized in registers by the format's coding);
+//      B = K codes from ldmatrix, turned into fp16 in registers by the format's coding);
 //      online softmax in log2 units on the accumulator fragments (one quad of lanes per head);
 //      O^T[HD x 8 heads] += V^T . P^T with P kept in registers as the B fragment (the score
-//      fragments' layout) and A = V^T from ldmatrix.trans, dequantized in registers.
+//      fragments' layout) and A = V^T from ldmatrix.trans.
 // Quantized formats read their sealed 64-token blocks in [0, n_ctx) through their coding and the
 // newest partial block from the sequence's 16-bit tail (keys through the 16-bit coding; values
 // gathered in the format's channel order so that one accumulator layout serves every tile).
+//
+// Scale folding (int4_kivi, int2_kivi, k4v2; kv_fragments.cuh, kFolded). Dequantizing every code
+// (x = (code - 1024 + 1024) * s + z in half2) made these formats ALU-bound; instead the scales
+// go to the operand that is small or shared:
+//   keys (per channel c of a sealed block): q . k_j = sum_c (q_c s_c) code_jc + sum_c q_c z_c.
+//     fold_keys builds q' = q * s (fp16 A fragments, one hmul2 per pair) once per warp and block,
+//     and bias = q . z - sum_c off_c q'_c with 2 HD / 16 small mma (exact fp16 products, fp32
+//     sums); B = the codes as exact fp16 numbers off_c + code (one lop3 per pair, plus one shift
+//     per 8 / bits pairs; off_c = 1024 or 64 (4-bit), 1024..16 (2-bit)); score = bias + q'.B.
+//   values (per token j and group g of channels): o_c = sum_j (p_j s_jg) code_jc + sum_j p_j z_jg.
+//     B = P'_g = P * s_g (2 hmul2 per group and tile), A = kVoff + code (one shift and one lop3
+//     per pair; kVoff = 16 or 4, small because it accumulates over the whole split), and
+//     st.zc collects sum_j p_j z_jg - kVoff sum_j p'_jg (1 + groups small mma per tile), added to
+//     O when stored. int2_kivi's values (groups of 32 channels: two groups per 8x8 ldmatrix
+//     matrix) keep the in-register dequantization; the 16-bit tail is never folded.
+// Instructions per warp and 16-token slice (one lane's view; HD 128, int4_kivi; counted from the
+// source, SASS may differ by a few):
+//                                before                          after
+//   keys   scale/zero loads      32 LDS.32 + 32 PRMT (kaff)      8 LDS.128 + 32 PRMT
+//          fold                  -                               16 HMUL2 + 16 MMA (bias)
+//          unpack                56 SHF/LOP3                     40 LOP3/SHF
+//          dequantize            64 HSUB2/HFMA2 (kapply)         -
+//          ldmatrix + mma        2 + 16                          2 + 16
+//          = per key pair*       5.8                             2.9
+//   values scale/zero loads      16 LDS.32 + 16 PRMT (vaff)      2 LDS.128 + 8 PRMT
+//          fold                  -                               4 HMUL2 + 3 MMA + ~6 (zc)
+//          unpack                56 SHF/LOP3                     64 SHF/LOP3
+//          dequantize            64 HSUB2/HFMA2 (vapply)         -
+//          ldmatrix + mma        2 + 8                           2 + 8
+//          = per value pair*     4.8                             2.7
+//   keys + values                ~366                            ~240
+//   + softmax (~60) and cp.async issue (~50, unchanged): ~476 -> ~350 per slice (-27%).
+//   (* pair = one B/A register of two codes: 32 key and 32 value pairs per lane and slice.)
+// At 3.0 TB/s a 9216-byte int4_kivi block (4 slices) leaves ~700 issue slots per slice on an
+// H100 SM, so the fold should lift int4_kivi from ~0.63 to ~0.85 of the copy bandwidth if the
+// kernel stays issue-bound (to be measured: bench/attention_bench).
 #pragma once
 #include <cstdint>
 #include <type_traits>
