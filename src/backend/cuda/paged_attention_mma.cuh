@@ -297,16 +297,20 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
     st.m[q] = m_new;
     const float alpha_a = shfl_idx(alpha, 8 * t);      // row 2t
     const float alpha_b = shfl_idx(alpha, 8 * t + 4);  // row 2t + 1
+    // KIVI formats (ALU-bound): skip the rescale while neither row's max moved (most tiles of a
+    // long context; multiplying by 1 changes nothing, so the result is the same).
+    if (!KC::kFolded || alpha_a != 1.0f || alpha_b != 1.0f) {
 #pragma unroll
-    for (int mt = 0; mt < HD / 16; ++mt) {
-      st.acc[q][mt][0] *= alpha_a;
-      st.acc[q][mt][1] *= alpha_b;
-      st.acc[q][mt][2] *= alpha_a;
-      st.acc[q][mt][3] *= alpha_b;
-    }
-    if constexpr (VM::kFolded) {
-      st.zc[q][0] *= alpha_a;
-      st.zc[q][1] *= alpha_b;
+      for (int mt = 0; mt < HD / 16; ++mt) {
+        st.acc[q][mt][0] *= alpha_a;
+        st.acc[q][mt][1] *= alpha_b;
+        st.acc[q][mt][2] *= alpha_a;
+        st.acc[q][mt][3] *= alpha_b;
+      }
+      if constexpr (VM::kFolded) {
+        st.zc[q][0] *= alpha_a;
+        st.zc[q][1] *= alpha_b;
+      }
     }
   }
 
