@@ -4,11 +4,14 @@
 // by the reference coding (kv_format.cpp) is laid out in "shared memory" with the kernel's swizzle,
 // ldmatrix (plain and .trans) is emulated per lane with the kernel's row addresses, and every
 // element each lane decodes (codes, byte permutes, scale/zero pairs, channel order) must equal the
-// reference dequantized value of the token and channel the kernel believes it holds. Every
-// (token, channel) must be covered. Part 2: the warp code itself (mma_attend_tile over a full
-// tile and a partial one, the 16-bit tail for quantized formats, then the kernel's merge of the 4
-// warps) runs on the host with a lockstep emulation of ldmatrix, mma.sync and shuffles
-// (warp_emulation.h), against softmax attention in double over the reference dequantized K/V.
+// reference dequantized value of the token and channel the kernel believes it holds (folded KIVI
+// codings: the fragment must hold exactly off + code, and that code with the (scale, zero) pair the
+// fold reads for it must give the reference value). Every (token, channel) must be covered. Part 2:
+// the warp code itself (mma_attend_tile over a full tile and a partial one, the 16-bit tail for
+// quantized formats, then the kernel's merge of the 4 warps) runs on the host with a lockstep
+// emulation of ldmatrix, mma.sync and shuffles (warp_emulation.h), against softmax attention in
+// double over the reference dequantized K/V, with per-token magnitudes from 0.05x to 20x, outlier
+// key channels and two all-zero query heads.
 //
 //   attention_fragments_test    exit 0 = pass
 #include <cstdio>
