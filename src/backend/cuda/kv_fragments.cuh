@@ -293,7 +293,6 @@ struct FragBase : CodeWords<BITS, FP8> {
   static constexpr int kCpr = HD * BITS / 128;           // 16-byte chunks per token row
   static constexpr int kChunkChans = 128 / BITS;         // channels per chunk
   static constexpr int kMeta = kQBlock * HD * BITS / 8;  // sealed sections: meta offset
-  static constexpr bool kFolded = false;                 // scales folded into the other mma operand
   // K: channel of half `hi` of pair h of lane t in chunk c
   __host__ __device__ static constexpr int kchan(int c, int t, int h, int hi) {
     return c * kChunkChans + Words::kchan_in_chunk(t, h, hi);
@@ -372,72 +371,26 @@ struct Int8Frag : FragBase<8, HD> {
   }
 };
 
-// Loads n consecutive u32 (n a multiple of 2; 16-byte loads when n % 4 == 0) from p (aligned to
-// 4n bytes, at most 16).
-template <int N>
-__host__ __device__ __forceinline__ void lds_words(const uint8_t* p, uint32_t (&w)[N]) {
-  if constexpr (N % 4 == 0) {
-#pragma unroll
-    for (int i = 0; i < N; i += 4) {
-      const uint4 v = reinterpret_cast<const uint4*>(p)[i / 4];
-      w[i] = v.x, w[i + 1] = v.y, w[i + 2] = v.z, w[i + 3] = v.w;
-    }
-  } else {
-    static_assert(N % 2 == 0, "pairs of words");
-#pragma unroll
-    for (int i = 0; i < N; i += 2) {
-      const uint2 v = reinterpret_cast<const uint2*>(p)[i / 2];
-      w[i] = v.x, w[i + 1] = v.y;
-    }
-  }
-}
-
-// fp16 bits of 2^e (both halves), and of -2^e.
-__host__ __device__ constexpr uint32_t pow2_h2(int e) {
-  return static_cast<uint32_t>((e + 15) << 10) * 0x00010001u;
-}
-__host__ __device__ constexpr uint32_t neg_pow2_h2(int e) {
-  return (static_cast<uint32_t>((e + 15) << 10) | 0x8000u) * 0x00010001u;
-}
-
-// Keys, b-bit per channel ((scale, zero) fp16 pair per channel of the block), folded into the
-// query: q . k_j = sum_c (q_c s_c) code_jc + sum_c q_c z_c. Per sealed block the warp builds
-// q'_c = q_c s_c (fp16, the A fragments) and a per-row bias (fold_keys in
-// paged_attention_mma.cuh); the B fragments are the codes as exact fp16 numbers off(h) + code
-// with one mask and or (lop3) per pair and no arithmetic: the codes of the low byte of each half
-// are used in place (code bits at position BITS * h' of the mantissa, h' = h % (8 / BITS), so the
-// number is 2^(10 - BITS h') + code), those of the high byte after one shift by 8 shared by
-// 8 / BITS pairs. The bias removes sum_c off_c q'_c (exact products, fp32 sums); the offsets are
-// at most 1024 and scores are summed over HD / 16 mma steps only, so the cancellation costs less
-// than the fp16 rounding of the dequantized keys it replaces.
+// Keys, b-bit per channel ((scale, zero) fp16 pair per channel of the block): dequantized in the
+// fragment, x = (1024 + code - 1024) * scale + zero, with the (scale, zero) pairs of this lane's
+// channels read per pair (kaff) and shared by the warp's two 8-token fragments.
 template <int BITS, int HD>
 struct PerChannelFrag : FragBase<BITS, HD> {
   using T = __half;
   using Base = FragBase<BITS, HD>;
-  static constexpr bool kPerChannel = true, kPerToken = false, kFolded = true;
-  static constexpr int kP = 16 / BITS;   // pairs per word (per chunk of a lane)
-  static constexpr int kLow = 8 / BITS;  // codes in the low byte of a half
-  static constexpr int kLog2Off0 = 10;   // offset of h' = 0: 1024
-  // pair h of word w (one token): (off(h) + code of channel h, off(h) + code of channel h + kP)
-  __host__ __device__ static __forceinline__ uint32_t kdecode(uint32_t w, int h) {
-    const int hp = h % kLow;
-    const uint32_t x = h < kLow ? w : w >> 8;
-    const uint32_t mask = static_cast<uint32_t>((1 << BITS) - 1) << (BITS * hp);
-    return (x & (mask * 0x00010001u)) | pow2_h2(kLog2Off0 - BITS * hp);
+  static constexpr bool kPerChannel = true, kPerToken = false;
+  struct KAff {
+    uint32_t s, z;  // (scale, zero) of the pair's two channels
+  };
+  // pair q (chunk q / P, pair q % P) of lane t
+  __host__ __device__ __forceinline__ KAff kaff(const uint8_t* sec, int t, int q) const {
+    constexpr int P = 16 / BITS;
+    const uint32_t lo = lds_u32(sec + Base::kMeta + 4 * Base::kchan(q / P, t, q % P, 0));
+    const uint32_t hi = lds_u32(sec + Base::kMeta + 4 * Base::kchan(q / P, t, q % P, 1));
+    return {prmt(lo, hi, 0x5410), prmt(lo, hi, 0x7632)};
   }
-  // log2 of the offset of pair h
-  __host__ __device__ static constexpr int klog2off(int h) { return kLog2Off0 - BITS * (h % kLow); }
-  // (scale, zero) words of lane t's 2 kP channels in chunk c: w[j] = channel c * kChunkChans +
-  // 2 kP t + j; pair h = channels j = h, h + kP.
-  __host__ __device__ __forceinline__ void kmeta(const uint8_t* sec, int t, int c,
-                                                 uint32_t (&w)[2 * kP]) const {
-    lds_words(sec + Base::kMeta + 4 * Base::kchan(c, t, 0, 0), w);
-  }
-  __host__ __device__ static __forceinline__ uint32_t kscale(const uint32_t (&w)[2 * kP], int h) {
-    return prmt(w[h], w[h + kP], 0x5410);
-  }
-  __host__ __device__ static __forceinline__ uint32_t kzero(const uint32_t (&w)[2 * kP], int h) {
-    return prmt(w[h], w[h + kP], 0x7632);
+  __host__ __device__ __forceinline__ uint32_t kapply(uint32_t x, const KAff& f) const {
+    return as_u32(hfma2(hsub2(as_h2(x), as_h2(kMagic1024)), as_h2(f.s), as_h2(f.z)));
   }
   __host__ __device__ __forceinline__ float2 kfix(const uint8_t*, int) const {
     return {1.0f, 0.0f};
@@ -445,57 +398,17 @@ struct PerChannelFrag : FragBase<BITS, HD> {
 };
 
 // Values, b-bit per token with a (scale, zero) fp16 pair per group of GROUP channels.
-//
-// Folded (kFolded: a group holds whole chunks, so the 16 channels of each mma m-tile share it):
-// o_c = sum_j (p_j s_jg) code_jc + sum_j p_j z_jg. The P fragment is scaled per group (P'_g =
-// P * s, one hmul2 per token pair and group), the A fragments are the codes as exact fp16
-// numbers kVoff + code (code bits at the top of the mantissa: one shift and one lop3 per pair),
-// and a second accumulator per (group, query row) collects sum_j p_j z_jg - kVoff sum_j p'_jg
-// with 1 + groups small mma per tile, added to O when it is stored. The offset is small (16 or 4)
-// because it is summed over every tile of the split.
-// Otherwise (2-bit groups of 32: a chunk holds 64 channels, two groups per 8x8 matrix):
-// dequantized in the fragment, x = (1024 + code - 1024) * scale + zero (vaff / vapply).
 template <int BITS, int GROUP, int HD>
 struct PerTokenGroupFrag : FragBase<BITS, HD> {
   using T = __half;
   using Base = FragBase<BITS, HD>;
   static constexpr bool kAffineV = true;
-  static constexpr bool kFolded = GROUP % Base::kChunkChans == 0;
   static constexpr int kGroups = HD / GROUP;
-  static constexpr int kLog2Voff = BITS == 4 ? 4 : 2;  // kVoff = 16 (4-bit), 4 (2-bit)
   static_assert(GROUP % (16 / BITS) == 0, "the channels of one column share a group");
   // group of the channels of column col in chunk c
   __host__ __device__ static constexpr int vgroup(int c, int col) {
     return Base::vchan(c, col, 0) / GROUP;
   }
-  // V view: the e-th pair (tokens 2t, 2t + 1) of the transposed word of a column; folded:
-  // kVoff + code (code at mantissa bits 10 - BITS .. 9), else 1024 + code.
-  __host__ __device__ static __forceinline__ uint32_t vdecode(uint32_t w, int e) {
-    if constexpr (kFolded) {
-      constexpr int kTop = 10 - BITS;  // code position in the mantissa
-      const int sh = kTop - BITS * e;
-      const uint32_t x = sh >= 0 ? w << sh : w >> -sh;
-      constexpr uint32_t kMask = static_cast<uint32_t>((1 << BITS) - 1) << kTop;
-      return (x & (kMask * 0x00010001u)) | pow2_h2(kLog2Voff);
-    } else {
-      return Base::Words::vdecode(w, e);
-    }
-  }
-  // Folded: (scale, zero) words of tokens a (even) and a + 1, every group: w[g] = token a,
-  // w[kGroups + g] = token a + 1.
-  __host__ __device__ __forceinline__ void vmeta(const uint8_t* sec, int a,
-                                                 uint32_t (&w)[2 * kGroups]) const {
-    lds_words(sec + Base::kMeta + 4 * a * kGroups, w);
-  }
-  __host__ __device__ static __forceinline__ uint32_t vscale(const uint32_t (&w)[2 * kGroups],
-                                                             int g) {
-    return prmt(w[g], w[kGroups + g], 0x5410);
-  }
-  __host__ __device__ static __forceinline__ uint32_t vzero(const uint32_t (&w)[2 * kGroups],
-                                                            int g) {
-    return prmt(w[g], w[kGroups + g], 0x7632);
-  }
-  // Not folded: (scale, zero) pairs of tokens a, a + 1 of group grp.
   struct VAff {
     uint32_t s, z;
   };

@@ -1,10 +1,10 @@
 // Paged decode attention on tensor cores, one template for every KV format (instantiated per
 // (format, head_dim) in attention_*.cu). Its tile loaders (mma_load_tile, mma_load_tail) and tile
-// math (fold_keys, mma_attend_rows) are shared with the prefill kernel
-// (prefill_attention_mma.cuh), which calls them with two groups of 8 query rows per warp. One
-// thread block (4 warps) handles one query token, one KV head and up to 8 of its query heads
-// (GQA: the KV head is read once for all of them) over a range of 64-token tiles (split-K /
-// flash-decoding: partial states merged by a combine kernel).
+// math (mma_attend_rows) are shared with the prefill kernel (prefill_attention_mma.cuh), which
+// calls them with two groups of 8 query rows per warp. One thread block (4 warps) handles one query
+// token, one KV head and up to 8 of its query heads (GQA: the KV head is read once for all of them)
+// over a range of 64-token tiles (split-K / flash-decoding: partial states merged by a combine
+// kernel).
 //
 // Per tile:
 //   1. The block copies the tile's raw bytes (sealed quantized sections, or 16-bit rows) to shared
@@ -13,49 +13,13 @@
 //   2. Each warp takes 16 of the tile's tokens and works alone (its own online softmax and output
 //      accumulator, merged across warps at the end):
 //      scores S[8 heads x 8 tokens] = Q . K^T with mma.sync m16n8k16 (A = Q, rows 8..15 unused;
-//      B = K codes from ldmatrix, turned into fp16 in registers by the format's coding);
+//      B = K codes from ldmatrix, dequantized in registers by the format's coding);
 //      online softmax in log2 units on the accumulator fragments (one quad of lanes per head);
 //      O^T[HD x 8 heads] += V^T . P^T with P kept in registers as the B fragment (the score
-//      fragments' layout) and A = V^T from ldmatrix.trans.
+//      fragments' layout) and A = V^T from ldmatrix.trans, dequantized in registers.
 // Quantized formats read their sealed 64-token blocks in [0, n_ctx) through their coding and the
 // newest partial block from the sequence's 16-bit tail (keys through the 16-bit coding; values
 // gathered in the format's channel order so that one accumulator layout serves every tile).
-//
-// Scale folding (int4_kivi, int2_kivi, k4v2; kv_fragments.cuh, kFolded). Dequantizing every code
-// (x = (code - 1024 + 1024) * s + z in half2) made these formats ALU-bound; instead the scales
-// go to the operand that is small or shared:
-//   keys (per channel c of a sealed block): q . k_j = sum_c (q_c s_c) code_jc + sum_c q_c z_c.
-//     fold_keys builds q' = q * s (fp16 A fragments, one hmul2 per pair) once per warp and block,
-//     and bias = q . z - sum_c off_c q'_c with 2 HD / 16 small mma (exact fp16 products, fp32
-//     sums); B = the codes as exact fp16 numbers off_c + code (one lop3 per pair, plus one shift
-//     per 8 / bits pairs; off_c = 1024 or 64 (4-bit), 1024..16 (2-bit)); score = bias + q'.B.
-//   values (per token j and group g of channels): o_c = sum_j (p_j s_jg) code_jc + sum_j p_j z_jg.
-//     B = P'_g = P * s_g (2 hmul2 per group and tile), A = kVoff + code (one shift and one lop3
-//     per pair; kVoff = 16 or 4, small because it accumulates over the whole split), and
-//     st.zc collects sum_j p_j z_jg - kVoff sum_j p'_jg (1 + groups small mma per tile), added to
-//     O when stored. int2_kivi's values (groups of 32 channels: two groups per 8x8 ldmatrix
-//     matrix) keep the in-register dequantization; the 16-bit tail is never folded.
-// Instructions per warp and 16-token slice (one lane's view; HD 128, int4_kivi; counted from the
-// source, SASS may differ by a few):
-//                                before                          after
-//   keys   scale/zero loads      32 LDS.32 + 32 PRMT (kaff)      8 LDS.128 + 32 PRMT
-//          fold                  -                               16 HMUL2 + 16 MMA (bias)
-//          unpack                56 SHF/LOP3                     40 LOP3/SHF
-//          dequantize            64 HSUB2/HFMA2 (kapply)         -
-//          ldmatrix + mma        2 + 16                          2 + 16
-//          = per key pair*       5.8                             2.9
-//   values scale/zero loads      16 LDS.32 + 16 PRMT (vaff)      2 LDS.128 + 8 PRMT
-//          fold                  -                               4 HMUL2 + 3 MMA + ~6 (zc)
-//          unpack                56 SHF/LOP3                     64 SHF/LOP3
-//          dequantize            64 HSUB2/HFMA2 (vapply)         -
-//          ldmatrix + mma        2 + 8                           2 + 8
-//          = per value pair*     4.8                             2.7
-//   keys + values                ~366                            ~240
-//   + softmax (~60) and cp.async issue (~50, unchanged): ~476 -> ~350 per slice (-27%).
-//   (* pair = one B/A register of two codes: 32 key and 32 value pairs per lane and slice.)
-// At 3.0 TB/s a 9216-byte int4_kivi block (4 slices) leaves ~700 issue slots per slice on an
-// H100 SM, so the fold should lift int4_kivi from ~0.63 to ~0.85 of the copy bandwidth if the
-// kernel stays issue-bound (to be measured: bench/attention_bench).
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -97,17 +61,11 @@ struct MmaWarpState {
   float m[NQ];  // running max of row 8q + gid's scores (log2 units)
   float l[NQ];  // this lane's part of row 8q + gid's softmax denominator
   float acc[NQ][HD / 16][4];
-  // Folded values (VM::kFolded): zc[q][0], [1] = (row gid = value group, query rows 2t, 2t + 1)
-  // of sum_j p_j zero_jg - kVoff sum_j p'_jg, added to the group's channels of O when stored
-  // ([2], [3]: rows 8..15 of the mma, always 0).
-  float zc[NQ][4];
   __host__ __device__ MmaWarpState() {
 #pragma unroll
     for (int q = 0; q < NQ; ++q) {
       m[q] = -INFINITY;
       l[q] = 0.0f;
-#pragma unroll
-      for (int i = 0; i < 4; ++i) zc[q][i] = 0.0f;
 #pragma unroll
       for (int mt = 0; mt < HD / 16; ++mt) {
 #pragma unroll
@@ -144,58 +102,6 @@ __host__ __device__ __forceinline__ void make_q_frags(const float (*qs)[HD], int
   sumq = sum;
 }
 
-// Value groups of a folded value coding (else 1).
-template <class C, bool kFold>
-__host__ __device__ constexpr int value_groups() {
-  if constexpr (kFold) {
-    return C::kGroups;
-  } else {
-    return 1;
-  }
-}
-
-// Folded keys (KC::kFolded) of one sealed block for the warp's NQ groups of 8 query rows: qf =
-// the A fragments of q' = q * scale (fp16, one hmul2 per pair), bias[q] = sum_c q_c zero_c -
-// sum_c off_c q'_c for row 8q + gid, from exact fp16 products summed in fp32 by the tensor cores
-// (2 HD / 16 mma: B = the zero pairs, then B = -off). qa: the A fragments of q in KC's key order.
-// So that score = bias + q' . (off + code) = q . (scale * code + zero) (PerChannelFrag).
-template <class KC, int HD, int NQ>
-__host__ __device__ __forceinline__ void fold_keys(const uint8_t* ks,
-                                                   const uint32_t (*qa)[HD / 16][2],
-                                                   uint32_t (*qf)[HD / 16][2], float* bias) {
-  const int t = lane_id() & 3;
-  constexpr int P = KC::kP;
-  const KC kc;
-  uint32_t z[HD / 8];  // zero pairs, pair q as the B fragments
-#pragma unroll
-  for (int c = 0; c < KC::kCpr; ++c) {
-    uint32_t w[2 * P];
-    kc.kmeta(ks, t, c, w);
-#pragma unroll
-    for (int h = 0; h < P; ++h) {
-      const int q = c * P + h;
-      const uint32_t sc = KC::kscale(w, h);
-      z[q] = KC::kzero(w, h);
-#pragma unroll
-      for (int r = 0; r < NQ; ++r) {
-        qf[r][q / 2][q % 2] = as_u32(hmul2(as_h2(qa[r][q / 2][q % 2]), as_h2(sc)));
-      }
-    }
-  }
-  float d[4] = {};
-#pragma unroll
-  for (int kk = 0; kk < HD / 16; ++kk) {
-    const uint32_t a1 = NQ > 1 ? qa[NQ - 1][kk][0] : 0u, a3 = NQ > 1 ? qa[NQ - 1][kk][1] : 0u;
-    mma_16816<__half>(d, qa[0][kk][0], a1, qa[0][kk][1], a3, z[2 * kk], z[2 * kk + 1]);
-    const uint32_t f1 = NQ > 1 ? qf[NQ - 1][kk][0] : 0u, f3 = NQ > 1 ? qf[NQ - 1][kk][1] : 0u;
-    mma_16816<__half>(d, qf[0][kk][0], f1, qf[0][kk][1], f3,
-                      neg_pow2_h2(KC::klog2off((2 * kk) % P)),
-                      neg_pow2_h2(KC::klog2off((2 * kk + 1) % P)));
-  }
-  bias[0] = d[0];  // every column (token slot) holds the row's bias
-  if constexpr (NQ > 1) bias[NQ - 1] = d[2];
-}
-
 // The tile's tokens [r0, r0 + 16) (of n_rows in shared memory) for the warp's NQ groups of 8
 // query rows: row 8q + gid sees the tile's tokens j < lim[q] (its causal limit; decode: n_rows).
 // A = the query rows (qa[q]: rows 8q..8q+7; NQ = 1 leaves rows 8..15 zero), B = K codes from
@@ -203,13 +109,11 @@ __host__ __device__ __forceinline__ void fold_keys(const uint8_t* ks,
 // (one quad of lanes per row); O^T += V^T . P^T with P kept in registers as the B fragment. KC /
 // VC read the tile; VM is the main format's value coding, whose channel order the accumulator
 // uses (VC != VM: 16-bit tail rows of a quantized format, gathered in VM's order).
-// Folded keys (KC::kFolded): qa = the folded q' of fold_keys and qfix = its bias per row; else
-// qfix = the sum of the rounded q of each row (kfix's offset).
 template <class KC, class VC, class VM, int HD, int NQ>
 __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, const uint8_t* vs,
                                                          int r0, int n_rows, const int* lim,
                                                          const uint32_t (*qa)[HD / 16][2],
-                                                         const float* qfix, float sl2,
+                                                         const float* sumq, float sl2,
                                                          MmaWarpState<HD, NQ>& st) {
   const int lane = lane_id(), gid = lane >> 2, t = lane & 3;
 
@@ -232,33 +136,17 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
         ldsm_x1(w[i], ks + k_ldsm_offset(r0 + 8 * i, lane, 0, CPR));
       }
     }
-    // Folded keys: the accumulators start at the row's bias.
-    float c[2][4];
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-#pragma unroll
-      for (int q = 0; q < 2; ++q)
-        c[i][2 * q] = c[i][2 * q + 1] = KC::kFolded && q < NQ ? qfix[q] : 0;
-    }
+    float c[2][4] = {};
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
       const int q0 = 2 * kk, q1 = 2 * kk + 1;
+      const auto f0 = kc.kaff(ks, t, q0), f1 = kc.kaff(ks, t, q1);
       const uint32_t a1 = NQ > 1 ? qa[NQ - 1][kk][0] : 0u, a3 = NQ > 1 ? qa[NQ - 1][kk][1] : 0u;
-      if constexpr (KC::kFolded) {
 #pragma unroll
-        for (int i = 0; i < 2; ++i) {
-          const uint32_t b0 = KC::kdecode(w[i][q0 / P], q0 % P);
-          const uint32_t b1 = KC::kdecode(w[i][q1 / P], q1 % P);
-          mma_16816<typename KC::T>(c[i], qa[0][kk][0], a1, qa[0][kk][1], a3, b0, b1);
-        }
-      } else {
-        const auto f0 = kc.kaff(ks, t, q0), f1 = kc.kaff(ks, t, q1);
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-          const uint32_t b0 = kc.kapply(KC::kdecode(w[i][q0 / P], q0 % P), f0);
-          const uint32_t b1 = kc.kapply(KC::kdecode(w[i][q1 / P], q1 % P), f1);
-          mma_16816<typename KC::T>(c[i], qa[0][kk][0], a1, qa[0][kk][1], a3, b0, b1);
-        }
+      for (int i = 0; i < 2; ++i) {
+        const uint32_t b0 = kc.kapply(KC::kdecode(w[i][q0 / P], q0 % P), f0);
+        const uint32_t b1 = kc.kapply(KC::kdecode(w[i][q1 / P], q1 % P), f1);
+        mma_16816<typename KC::T>(c[i], qa[0][kk][0], a1, qa[0][kk][1], a3, b0, b1);
       }
     }
 #pragma unroll
@@ -269,8 +157,7 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
         const float2 fx = kc.kfix(ks, r);  // (scale, offset) of per-token keys
 #pragma unroll
         for (int q = 0; q < NQ; ++q) {
-          const float v =
-              KC::kFolded ? c[i][2 * q + e] * sl2 : fx.x * (c[i][2 * q + e] - fx.y * qfix[q]) * sl2;
+          const float v = fx.x * (c[i][2 * q + e] - fx.y * sumq[q]) * sl2;
           s[q][i][e] = r < n_rows && r < lim[q] ? v : -INFINITY;
         }
       }
@@ -297,20 +184,12 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
     st.m[q] = m_new;
     const float alpha_a = shfl_idx(alpha, 8 * t);      // row 2t
     const float alpha_b = shfl_idx(alpha, 8 * t + 4);  // row 2t + 1
-    // KIVI formats (ALU-bound): skip the rescale while neither row's max moved (most tiles of a
-    // long context; multiplying by 1 changes nothing, so the result is the same).
-    if (!KC::kFolded || alpha_a != 1.0f || alpha_b != 1.0f) {
 #pragma unroll
-      for (int mt = 0; mt < HD / 16; ++mt) {
-        st.acc[q][mt][0] *= alpha_a;
-        st.acc[q][mt][1] *= alpha_b;
-        st.acc[q][mt][2] *= alpha_a;
-        st.acc[q][mt][3] *= alpha_b;
-      }
-      if constexpr (VM::kFolded) {
-        st.zc[q][0] *= alpha_a;
-        st.zc[q][1] *= alpha_b;
-      }
+    for (int mt = 0; mt < HD / 16; ++mt) {
+      st.acc[q][mt][0] *= alpha_a;
+      st.acc[q][mt][1] *= alpha_b;
+      st.acc[q][mt][2] *= alpha_a;
+      st.acc[q][mt][3] *= alpha_b;
     }
   }
 
@@ -325,48 +204,6 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
     pb0[q] = pack2<VT>(p[q][0][0], p[q][0][1]);
     pb1[q] = pack2<VT>(p[q][1][0], p[q][1][1]);
   }
-  // Folded values: B of the group-g m-tiles = P'_g = P * scale (pbg[q][g]), and the zero and
-  // offset terms of the tile go to st.zc: A rows = value groups (row g: the zeros of group g's
-  // tokens; then -kVoff in row g alone, with B = P'_g).
-  constexpr bool kFoldV = std::is_same_v<VC, VM> && VC::kFolded;
-  constexpr int NG = value_groups<VC, kFoldV>();
-  uint32_t pbg[NQ][NG][2];
-  if constexpr (kFoldV) {
-    const VC vc;
-    uint32_t wa[2 * NG], wb[2 * NG];  // (scale, zero) of tokens r0 + 2t, +1 / r0 + 8 + 2t, +1
-    vc.vmeta(vs, r0 + 2 * t, wa);
-    vc.vmeta(vs, r0 + 8 + 2 * t, wb);
-    uint32_t za = 0u, zb = 0u;
-#pragma unroll
-    for (int g = 0; g < NG; ++g) {
-      const __half2 sa = as_h2(VC::vscale(wa, g)), sb = as_h2(VC::vscale(wb, g));
-#pragma unroll
-      for (int q = 0; q < NQ; ++q) {
-        pbg[q][g][0] = as_u32(hmul2(as_h2(pb0[q]), sa));
-        pbg[q][g][1] = as_u32(hmul2(as_h2(pb1[q]), sb));
-      }
-      if (gid == g) {
-        za = VC::vzero(wa, g);
-        zb = VC::vzero(wb, g);
-      }
-    }
-#pragma unroll
-    for (int q = 0; q < NQ; ++q) mma_16816<__half>(st.zc[q], za, 0u, zb, 0u, pb0[q], pb1[q]);
-#pragma unroll
-    for (int g = 0; g < NG; ++g) {
-      const uint32_t off = gid == g ? neg_pow2_h2(VC::kLog2Voff) : 0u;
-#pragma unroll
-      for (int q = 0; q < NQ; ++q) {
-        mma_16816<__half>(st.zc[q], off, 0u, off, 0u, pbg[q][g][0], pbg[q][g][1]);
-      }
-    }
-  } else {
-#pragma unroll
-    for (int q = 0; q < NQ; ++q) {
-      pbg[q][0][0] = pb0[q];
-      pbg[q][0][1] = pb1[q];
-    }
-  }
   uint32_t mask0 = 0xffffffffu, mask1 = 0xffffffffu;
   if (n_rows < r0 + 16) {
     const int ra = r0 + 2 * t, rb = r0 + 8 + 2 * t;
@@ -374,16 +211,13 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
     mask1 = (rb < n_rows ? 0xffffu : 0u) | (rb + 1 < n_rows ? 0xffff0000u : 0u);
   }
   uint32_t va[2][2];  // (b0, b1) of the even n-tile, then the odd one
-  constexpr int EMV = 16 / VC::kBits;
   auto put = [&](int nt, uint32_t b0, uint32_t b1) {
     va[nt & 1][0] = b0 & mask0;
     va[nt & 1][1] = b1 & mask1;
     if (nt & 1) {
-      const int g = kFoldV ? VC::vgroup(nt / EMV, 0) : 0;  // the m-tile's value group
 #pragma unroll
       for (int q = 0; q < NQ; ++q) {
-        mma_16816<VT>(st.acc[q][nt / 2], va[0][0], va[1][0], va[0][1], va[1][1], pbg[q][g][0],
-                      pbg[q][g][1]);
+        mma_16816<VT>(st.acc[q][nt / 2], va[0][0], va[1][0], va[0][1], va[1][1], pb0[q], pb1[q]);
       }
     }
   };
@@ -402,19 +236,12 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
 #pragma unroll
       for (int j = 0; j < (CPR >= 2 ? 2 : 1); ++j) {
         const int c = cb + j;
-        if constexpr (kFoldV) {
+        const auto f0 = vc.vaff(vs, r0 + 2 * t, VC::vgroup(c, gid));
+        const auto f1 = vc.vaff(vs, r0 + 8 + 2 * t, VC::vgroup(c, gid));
 #pragma unroll
-          for (int e = 0; e < EM; ++e) {
-            put(c * EM + e, VC::vdecode(w[2 * j], e), VC::vdecode(w[2 * j + 1], e));
-          }
-        } else {
-          const auto f0 = vc.vaff(vs, r0 + 2 * t, VC::vgroup(c, gid));
-          const auto f1 = vc.vaff(vs, r0 + 8 + 2 * t, VC::vgroup(c, gid));
-#pragma unroll
-          for (int e = 0; e < EM; ++e) {
-            put(c * EM + e, vc.vapply(VC::vdecode(w[2 * j], e), f0),
-                vc.vapply(VC::vdecode(w[2 * j + 1], e), f1));
-          }
+        for (int e = 0; e < EM; ++e) {
+          put(c * EM + e, vc.vapply(VC::vdecode(w[2 * j], e), f0),
+              vc.vapply(VC::vdecode(w[2 * j + 1], e), f1));
         }
       }
     }
@@ -447,47 +274,24 @@ __host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, cons
   const int r0 = warp_id() * 16;
   if (r0 >= n_rows) return;
   const int lim[1] = {n_rows};
-  if constexpr (KC::kFolded) {
-    uint32_t qf[HD / 16][2];
-    float bias;
-    fold_keys<KC, HD, 1>(ks, &qa, &qf, &bias);
-    mma_attend_rows<KC, VC, VM, HD, 1>(ks, vs, r0, n_rows, lim, &qf, &bias, sl2, st);
-  } else {
-    mma_attend_rows<KC, VC, VM, HD, 1>(ks, vs, r0, n_rows, lim, &qa, &sumq, sl2, st);
-  }
+  mma_attend_rows<KC, VC, VM, HD, 1>(ks, vs, r0, n_rows, lim, &qa, &sumq, sl2, st);
 }
 
 // Writes the accumulator of one group of 8 rows in natural channel order: ra[ch] = acc * fa for
-// row 2t, rb[ch] = acc * fb for row 2t + 1 (folded values: plus the zero / offset term zc of the
-// channel's group, held by lane (group, t)).
+// row 2t, rb[ch] = acc * fb for row 2t + 1.
 template <class VM, int HD>
-__host__ __device__ __forceinline__ void mma_store_acc(const float (&acc)[HD / 16][4],
-                                                       const float (&zc)[4], float* ra, float* rb,
-                                                       float fa, float fb) {
-  const int gid = lane_id() >> 2, t = lane_id() & 3;
+__host__ __device__ __forceinline__ void mma_store_acc(const float (&acc)[HD / 16][4], float* ra,
+                                                       float* rb, float fa, float fb) {
+  const int gid = lane_id() >> 2;
   constexpr int EM = 16 / VM::kBits;
-  float za[HD / 16] = {}, zb[HD / 16] = {};  // per m-tile
-  if constexpr (VM::kFolded) {
-#pragma unroll
-    for (int g = 0; g < VM::kGroups; ++g) {
-      const float a = shfl_idx(zc[0], 4 * g + t), b = shfl_idx(zc[1], 4 * g + t);
-#pragma unroll
-      for (int mt = 0; mt < HD / 16; ++mt) {
-        if (VM::vgroup((2 * mt) / EM, 0) == g) {
-          za[mt] = a;
-          zb[mt] = b;
-        }
-      }
-    }
-  }
 #pragma unroll
   for (int mt = 0; mt < HD / 16; ++mt) {
     const int ch0 = VM::vchan((2 * mt) / EM, gid, (2 * mt) % EM);
     const int ch1 = VM::vchan((2 * mt + 1) / EM, gid, (2 * mt + 1) % EM);
-    ra[ch0] = (acc[mt][0] + za[mt]) * fa;
-    rb[ch0] = (acc[mt][1] + zb[mt]) * fb;
-    ra[ch1] = (acc[mt][2] + za[mt]) * fa;
-    rb[ch1] = (acc[mt][3] + zb[mt]) * fb;
+    ra[ch0] = acc[mt][0] * fa;
+    rb[ch0] = acc[mt][1] * fb;
+    ra[ch1] = acc[mt][2] * fa;
+    rb[ch1] = acc[mt][3] * fb;
   }
 }
 
@@ -500,7 +304,7 @@ __host__ __device__ __forceinline__ void mma_store_warp_state(MmaWarpState<HD>& 
   st.l[0] += shfl_xor(st.l[0], 1);
   st.l[0] += shfl_xor(st.l[0], 2);
   float* ra = red + (warp * kMmaHeads + 2 * t) * HD;  // head 2t
-  mma_store_acc<VM, HD>(st.acc[0], st.zc[0], ra, ra + HD, 1.0f, 1.0f);
+  mma_store_acc<VM, HD>(st.acc[0], ra, ra + HD, 1.0f, 1.0f);
   if (t == 0) {
     ml[(warp * kMmaHeads + gid) * 2] = st.m[0];
     ml[(warp * kMmaHeads + gid) * 2 + 1] = st.l[0];

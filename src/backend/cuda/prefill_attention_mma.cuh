@@ -92,18 +92,8 @@ __host__ __device__ __forceinline__ void mma_prefill_tile(const uint8_t* ks, con
 #pragma unroll
   for (int o = 1; o < 32; o *= 2) wl = fmaxf(wl, shfl_xor(wl, o));
   const int end = static_cast<int>(wl) < n_rows ? static_cast<int>(wl) : n_rows;
-  if (end <= 0) return;
-  if constexpr (KC::kFolded) {
-    uint32_t qf[2][HD / 16][2];  // the block's scales folded into q once for the 4 row groups
-    float bias[2];
-    fold_keys<KC, HD, 2>(ks, qa, qf, bias);
-    for (int r0 = 0; r0 < end; r0 += 16) {
-      mma_attend_rows<KC, VC, VM, HD, 2>(ks, vs, r0, n_rows, lim, qf, bias, sl2, st);
-    }
-  } else {
-    for (int r0 = 0; r0 < end; r0 += 16) {
-      mma_attend_rows<KC, VC, VM, HD, 2>(ks, vs, r0, n_rows, lim, qa, sumq, sl2, st);
-    }
+  for (int r0 = 0; r0 < end; r0 += 16) {
+    mma_attend_rows<KC, VC, VM, HD, 2>(ks, vs, r0, n_rows, lim, qa, sumq, sl2, st);
   }
 }
 
@@ -137,8 +127,7 @@ __host__ __device__ __forceinline__ void mma_prefill_finish(const MmaWarpState<H
     const float la = shfl_idx(l, 8 * t), lb = shfl_idx(l, 8 * t + 4);  // rows 2t, 2t + 1
     const float fa = !normalize ? 1.0f : la > 0.0f ? 1.0f / la : 0.0f;
     const float fb = !normalize ? 1.0f : lb > 0.0f ? 1.0f / lb : 0.0f;
-    mma_store_acc<VM, HD>(st.acc[q], st.zc[q], rows[8 * q + 2 * t], rows[8 * q + 2 * t + 1], fa,
-                          fb);
+    mma_store_acc<VM, HD>(st.acc[q], rows[8 * q + 2 * t], rows[8 * q + 2 * t + 1], fa, fb);
     if (t == 0) {
       ml[(8 * q + gid) * 2] = st.m[q];
       ml[(8 * q + gid) * 2 + 1] = l;
