@@ -24,7 +24,10 @@ expect 2 "--load-format" serve "$model" --load-format pt
 port=$(free_port)
 python3 -c "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', $port)); s.listen(); time.sleep(30)" &
 holder=$!
-sleep 0.5
+for _ in $(seq 1 100); do  # until the holder listens (a fixed sleep raced on a loaded machine)
+  python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
+  sleep 0.1
+done
 expect 2 "cannot listen on 127.0.0.1:$port" serve "$model" --host 127.0.0.1 --port "$port"
 kill "$holder"
 
