@@ -112,8 +112,9 @@ void run(ServeArgs a) {
   std::unique_ptr<Engine> engine = make_llm_engine(*m.model, ec);
 
   // The pool the engine sized (main blocks; the 16-bit tails come on top).
-  const int64_t pool_bytes = int64_t(engine->metrics().kv_blocks_total) *
-                             kv_block_bytes_all_layers(cfg, m.kv_format).block;
+  const KvBlockBytes bb = kv_block_bytes_all_layers(cfg, m.kv_format);
+  const EngineMetrics em = engine->metrics();
+  const int64_t pool_bytes = int64_t(em.kv_blocks_total) * bb.block;
   const double gib = static_cast<double>(pool_bytes) / 1073741824.0;
   KvCapacity cap = kv_capacity(cfg, m.kv_format, pool_bytes, engine->max_model_len());
   spdlog::info(
@@ -121,6 +122,11 @@ void run(ServeArgs a) {
       "max concurrency at {} tokens per request: {}",
       cap.kv_cache_dtype, gib, cap.tokens, cap.bytes_per_token, cap.ratio_vs_16bit,
       engine->max_model_len(), cap.max_concurrency);
+  spdlog::info(
+      "KV cache: the same {:.2f} GiB would hold, in tokens: {}",
+      static_cast<double>(pool_bytes + int64_t(em.kv_tails_total) * bb.tail) / 1073741824.0,
+      kv_tokens_per_format(cfg, pool_bytes + int64_t(em.kv_tails_total) * bb.tail,
+                           ec.max_num_seqs));
 
   ServedModel served;
   served.engine = engine.get();

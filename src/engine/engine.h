@@ -40,6 +40,7 @@ struct EngineConfig {
 struct EngineMetrics {
   int running = 0, waiting = 0;
   int kv_blocks_used = 0, kv_blocks_total = 0;
+  int kv_tails_total = 0;  // 16-bit tails of a quantized cache (one per running sequence)
   int64_t prefix_hit_tokens = 0, prefix_query_tokens = 0;
   int64_t preemptions = 0;
   int64_t requests_finished = 0, prompt_tokens = 0, generation_tokens = 0;

@@ -147,6 +147,7 @@ class LlmEngine final : public Engine {
         scheduler_(SchedulerConfig{cfg.max_num_seqs, cfg.max_num_batched_tokens}, cache_.blocks()),
         seed_rng_(std::random_device{}()) {
     metrics_.kv_blocks_total = pool.num_blocks;
+    metrics_.kv_tails_total = pool.num_tail_blocks;
     probe();
     thread_ = std::thread([this] { loop(); });
   }

@@ -51,6 +51,21 @@ KvPoolPlan plan_kv_pools(const ModelConfig& cfg, KvFormat f, int64_t budget_byte
   return plan;
 }
 
+std::string kv_tokens_per_format(const ModelConfig& cfg, int64_t budget_bytes,
+                                 int64_t max_num_seqs) {
+  std::string out;
+  for (KvFormat f : parse_kv_cache_dtype_list("all", cfg.dtype, cfg.head_dim, nullptr)) {
+    std::string tokens = "-";
+    try {
+      const KvPoolPlan p = plan_kv_pools(cfg, f, budget_bytes, max_num_seqs);
+      tokens = std::to_string(p.num_blocks * kv_format_info(f, cfg.head_dim).block_size);
+    } catch (const InvalidArgumentError&) {
+    }
+    out += fmt::format("{}{} {}", out.empty() ? "" : ", ", kv_format_name(f), tokens);
+  }
+  return out;
+}
+
 KvCapacity kv_capacity(const ModelConfig& cfg, KvFormat f, int64_t budget_bytes,
                        int max_model_len) {
   CHECK(budget_bytes > 0 && max_model_len > 0);

@@ -34,6 +34,12 @@ struct KvPoolPlan {
 KvPoolPlan plan_kv_pools(const ModelConfig& cfg, KvFormat f, int64_t budget_bytes,
                          int64_t max_num_seqs);
 
+// "bf16 32768, fp8_e4m3 ..., int4_kivi 93248, ...": the tokens the sealed blocks of each KV
+// format the model can store would hold in the same budget (plan_kv_pools with max_num_seqs
+// tails), for the start-up log; formats whose pools do not fit say "-".
+std::string kv_tokens_per_format(const ModelConfig& cfg, int64_t budget_bytes,
+                                 int64_t max_num_seqs);
+
 struct KvCapacity {
   std::string kv_cache_dtype;  // format name ("bf16", "int4_kivi", ...)
   int block_size = 0;

@@ -90,6 +90,18 @@ TEST(KvCapacity, PlanSplitsTailsAndBlocks) {
   EXPECT_THROW(plan_kv_pools(cfg, KvFormat::INT4_KIVI, 9 << 20, 256), InvalidArgumentError);
 }
 
+TEST(KvCapacity, TokensPerFormatForTheStartupLog) {
+  const ModelConfig cfg = config("llama-3.1-8b");
+  // 4 GiB, 256 sequences: the token counts the engine logged on the H100 for bf16, int8,
+  // int4_kivi and k4v2 (docs/benchmarks.md); fp8 (260 B per token and head) and int2_kivi (88 B)
+  // beside the same 102 tails: (4 GiB - 102 x 8 MiB) / (64 x 256 x B) blocks of 64 tokens.
+  EXPECT_EQ(kv_tokens_per_format(cfg, 4 * kGiB, 256),
+            "bf16 32768, fp8_e4m3 51648, int8 51264, int4_kivi 93248, int2_kivi 152640, k4v2 "
+            "119936");
+  // 9 MiB holds one bf16 block of 16 tokens but no tail plus block of the quantized formats
+  EXPECT_EQ(kv_tokens_per_format(cfg, 9 << 20, 256).substr(0, 21), "bf16 64, fp8_e4m3 -, ");
+}
+
 TEST(KvCapacity, TailFollowsModelDtype) {
   EXPECT_EQ(kv_tail_format(DType::F16), KvFormat::F16);
   EXPECT_EQ(kv_tail_format(DType::BF16), KvFormat::BF16);
