@@ -102,6 +102,7 @@ class BackendGraph {
 // flags or the 1 GiB default and never from a fraction of the host's RAM.
 struct MemoryInfo {
   size_t free_bytes = 0, total_bytes = 0;
+  double peak_gbs = 0;  // peak memory bandwidth in GB/s (the roofline); 0 = unknown (cpu)
 };
 
 // Counter-based uniform number in [0, 1) for element i of stream `seed` (splitmix64 of the

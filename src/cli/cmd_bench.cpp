@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/bandwidth_report.h"
 #include "cli/commands.h"
 #include "cli/engine_options.h"
 #include "cli/model_options.h"
@@ -134,11 +135,16 @@ void run_throughput(BenchArgs a) {
   const auto outs = run_all(*s.engine, reqs);
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   int64_t out_tokens = 0, in_tokens = 0;
+  std::vector<std::pair<int64_t, int64_t>> seqs;
   for (const auto& o : outs) {
     out_tokens += o.completion_tokens;
     in_tokens += o.prompt_tokens;
+    seqs.emplace_back(o.prompt_tokens, o.completion_tokens);
   }
   const EngineMetrics m = s.engine->metrics();
+  const Backend& be = s.model.model->backend();
+  const double bytes =
+      engine_run_bytes(run_bytes(*s.model.model, s.model.kv_format), m.steps, seqs);
   nlohmann::json j;
   j["kv_cache_dtype"] = a.model.kv_cache_dtype;
   j["num_prompts"] = a.num_prompts;
@@ -152,16 +158,19 @@ void run_throughput(BenchArgs a) {
   j["preemptions"] = m.preemptions;
   j["kv_blocks_total"] = m.kv_blocks_total;
   j["steps"] = m.steps;
+  j["gbs"] = bytes / secs / 1e9;
+  j["peak_gbs"] = be.memory_info().peak_gbs;
   add_path_stats(j, *s.model.model, m, a);
-  char text[512];
+  char text[640];
   std::snprintf(text, sizeof(text),
-                "Throughput: %.2f requests/s, %.1f output tok/s, %.1f total tok/s\n"
+                "Throughput: %.2f requests/s, %.1f output tok/s, %.1f total tok/s; %s of weights "
+                "+ KV read\n"
                 "%d prompts x (%d in, %d out) in %.3f s; kv %s, %d blocks; peak concurrency %d, "
                 "preemptions %lld, %lld steps\n",
                 a.num_prompts / secs, out_tokens / secs, (in_tokens + out_tokens) / secs,
-                a.num_prompts, a.input_len, a.output_len, secs, a.model.kv_cache_dtype.c_str(),
-                m.kv_blocks_total, m.peak_running, static_cast<long long>(m.preemptions),
-                static_cast<long long>(m.steps));
+                bandwidth_text(bytes, secs, be).c_str(), a.num_prompts, a.input_len, a.output_len,
+                secs, a.model.kv_cache_dtype.c_str(), m.kv_blocks_total, m.peak_running,
+                static_cast<long long>(m.preemptions), static_cast<long long>(m.steps));
   print(j, a.json, text + path_stats_text(j));
 }
 
@@ -198,13 +207,23 @@ void run_latency(BenchArgs a) {
   j["ttft_seconds"] = ttft;
   j["decode_seconds_per_token"] = tpot;
   j["decode_tokens_per_second"] = tpot > 0 ? a.batch_size / tpot : 0.0;
+  // One decode step: the weights, and every sequence's KV context (on average halfway through
+  // the output).
+  const std::vector<std::pair<int64_t, int64_t>> seqs(a.batch_size, {a.input_len, a.output_len});
+  const double step_bytes =
+      engine_run_bytes(run_bytes(*s.model.model, s.model.kv_format), a.output_len, seqs) /
+      a.output_len;
+  const Backend& be = s.model.model->backend();
+  j["decode_gbs"] = tpot > 0 ? step_bytes / tpot / 1e9 : 0.0;
+  j["peak_gbs"] = be.memory_info().peak_gbs;
   add_path_stats(j, *s.model.model, s.engine->metrics(), a);
-  char text[512];
+  char text[640];
   std::snprintf(text, sizeof(text),
                 "Latency: batch %d, %d in, %d out, kv %s: %.4f s per request; TTFT %.2f ms; "
-                "decode %.2f ms per token (%.1f tok/s)\n",
+                "decode %.2f ms per token (%.1f tok/s, %s of weights + KV read)\n",
                 a.batch_size, a.input_len, a.output_len, a.model.kv_cache_dtype.c_str(), total,
-                ttft * 1e3, tpot * 1e3, tpot > 0 ? a.batch_size / tpot : 0.0);
+                ttft * 1e3, tpot * 1e3, tpot > 0 ? a.batch_size / tpot : 0.0,
+                bandwidth_text(step_bytes, tpot, be).c_str());
   print(j, a.json, text + path_stats_text(j));
 }
 

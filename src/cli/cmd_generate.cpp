@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/bandwidth_report.h"
 #include "cli/commands.h"
 #include "cli/engine_options.h"
 #include "cli/model_options.h"
@@ -126,10 +127,9 @@ void run_single(const GenerateArgs& a) {
   std::fprintf(stderr, "prefill: %d tokens in %.3f s (%.1f tok/s)\n", r.prompt_tokens,
                r.prefill_seconds, r.prompt_tokens / std::max(r.prefill_seconds, 1e-9));
   if (r.decode_steps > 0) {
-    std::fprintf(stderr,
-                 "decode: %d tokens in %.3f s (%.1f tok/s, %.2f GB/s of weights + KV read)\n",
+    std::fprintf(stderr, "decode: %d tokens in %.3f s (%.1f tok/s, %s of weights + KV read)\n",
                  r.decode_steps, r.decode_seconds, r.decode_steps / r.decode_seconds,
-                 r.decode_bytes / r.decode_seconds / 1e9);
+                 bandwidth_text(r.decode_bytes, r.decode_seconds, m.model->backend()).c_str());
   } else {
     std::fprintf(stderr, "decode: no decode steps\n");
   }
@@ -228,13 +228,17 @@ void run_engine(GenerateArgs a) {
     generated += r.out.completion_tokens;
   }
   const EngineMetrics em = engine->metrics();
+  std::vector<std::pair<int64_t, int64_t>> seqs;
+  for (const Running& r : runs) seqs.emplace_back(r.out.prompt_tokens, r.out.completion_tokens);
+  const double bytes = engine_run_bytes(run_bytes(*m.model, m.kv_format), em.steps, seqs);
   std::fprintf(stderr,
                "engine: %zu prompts, %lld prompt tokens (%lld from the prefix cache), %lld "
-               "generated tokens in %.3f s: %.1f output tok/s, %.1f total tok/s; peak running %d, "
-               "preemptions %lld\n",
+               "generated tokens in %.3f s: %.1f output tok/s, %.1f total tok/s, %s of weights + "
+               "KV read; peak running %d, preemptions %lld\n",
                runs.size(), static_cast<long long>(prompt_tokens), static_cast<long long>(cached),
                static_cast<long long>(generated), secs, generated / std::max(secs, 1e-9),
-               (prompt_tokens + generated) / std::max(secs, 1e-9), em.peak_running,
+               (prompt_tokens + generated) / std::max(secs, 1e-9),
+               bandwidth_text(bytes, secs, m.model->backend()).c_str(), em.peak_running,
                static_cast<long long>(em.preemptions));
 }
 

@@ -18,12 +18,17 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   cudaDeviceProp prop{};
   CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
   sm_count_ = prop.multiProcessorCount;
+  int mem_khz = 0, bus_bits = 0;
+  CUDA_CHECK(cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, device_));
+  CUDA_CHECK(cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, device_));
+  peak_gbs_ = 2.0 * mem_khz * 1e3 * (bus_bits / 8.0) / 1e9;
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   CHECK(cublasLtCreate(&lt_) == CUBLAS_STATUS_SUCCESS);
   gemm_workspace_bytes_ = 32u << 20;
   CUDA_CHECK(cudaMalloc(&gemm_workspace_, gemm_workspace_bytes_));
-  spdlog::info("cuda: {} (sm_{}{}, {} SMs, {:.1f} GiB)", prop.name, prop.major, prop.minor,
-               sm_count_, static_cast<double>(prop.totalGlobalMem) / (1u << 30));
+  spdlog::info("cuda: {} (sm_{}{}, {} SMs, {:.1f} GiB, {:.0f} GB/s peak memory bandwidth)",
+               prop.name, prop.major, prop.minor, sm_count_,
+               static_cast<double>(prop.totalGlobalMem) / (1u << 30), peak_gbs_);
 }
 
 CudaBackend::~CudaBackend() {
@@ -42,6 +47,7 @@ MemoryInfo CudaBackend::memory_info() const {
   MemoryInfo m;
   CUDA_CHECK(cudaSetDevice(device_));
   CUDA_CHECK(cudaMemGetInfo(&m.free_bytes, &m.total_bytes));
+  m.peak_gbs = peak_gbs_;
   return m;
 }
 

@@ -96,6 +96,7 @@ class CudaBackend : public Backend {
 
   int device_ = 0;
   int sm_count_ = 0;
+  double peak_gbs_ = 0;  // memory clock x bus width x 2 (DDR), from the device attributes
   bool prefill_mma_ = prefill_kernel_from_env();
   int64_t prefill_launches_ = 0;
   DType dtype_ = DType::BF16;
