@@ -18,9 +18,13 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   cudaDeviceProp prop{};
   CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
   sm_count_ = prop.multiProcessorCount;
+  // Peak memory bandwidth for the reports (0 = unknown where the driver does not say).
   int mem_khz = 0, bus_bits = 0;
-  CUDA_CHECK(cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, device_));
-  CUDA_CHECK(cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, device_));
+  if (cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, device_) != cudaSuccess ||
+      cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, device_) != cudaSuccess) {
+    cudaGetLastError();  // clear it
+    mem_khz = bus_bits = 0;
+  }
   peak_gbs_ = 2.0 * mem_khz * 1e3 * (bus_bits / 8.0) / 1e9;
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   CHECK(cublasLtCreate(&lt_) == CUBLAS_STATUS_SUCCESS);
