@@ -122,11 +122,10 @@ void run(ServeArgs a) {
       "max concurrency at {} tokens per request: {}",
       cap.kv_cache_dtype, gib, cap.tokens, cap.bytes_per_token, cap.ratio_vs_16bit,
       engine->max_model_len(), cap.max_concurrency);
-  spdlog::info(
-      "KV cache: the same {:.2f} GiB would hold, in tokens: {}",
-      static_cast<double>(pool_bytes + int64_t(em.kv_tails_total) * bb.tail) / 1073741824.0,
-      kv_tokens_per_format(cfg, pool_bytes + int64_t(em.kv_tails_total) * bb.tail,
-                           ec.max_num_seqs));
+  const int64_t kv_bytes = pool_bytes + int64_t(em.kv_tails_total) * bb.tail;  // with the tails
+  spdlog::info("KV cache: the same {:.2f} GiB would hold, in tokens: {}",
+               static_cast<double>(kv_bytes) / 1073741824.0,
+               kv_tokens_per_format(cfg, kv_bytes, ec.max_num_seqs));
 
   ServedModel served;
   served.engine = engine.get();

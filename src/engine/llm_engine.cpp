@@ -110,7 +110,7 @@ KvPoolSize size_kv_pool(LlamaModel& model, const EngineConfig& cfg) {
     budget = static_cast<int64_t>(cfg.gpu_memory_utilization * static_cast<double>(total)) - used -
              kKvMarginBytes;
     constexpr double kGiB = 1073741824.0;
-    if (budget < bb.block + int64_t(bb.tail) * cfg.max_num_seqs) {
+    if (budget < bb.block + bb.tail) {  // one block and one tail (plan_kv_pools)
       throw InvalidArgumentError(fmt::format(
           "--gpu-memory-utilization {} of the device's {:.1f} GiB leaves no room for the KV "
           "cache: {:.1f} GiB are in use (weights, workspace for {} batched tokens, other "

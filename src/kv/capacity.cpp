@@ -43,10 +43,10 @@ KvPoolPlan plan_kv_pools(const ModelConfig& cfg, KvFormat f, int64_t budget_byte
   if (plan.num_blocks < 1) {
     throw InvalidArgumentError(fmt::format(
         "the KV cache budget of {} bytes holds no {} block ({} bytes per block{}); give more "
-        "memory{}",
+        "memory",
         budget_bytes, kv_format_name(f), b.block,
-        b.tail > 0 ? fmt::format(", plus {} tails of {} bytes", plan.num_tail_blocks, b.tail) : "",
-        ""));
+        b.tail > 0 ? fmt::format(", plus {} tails of {} bytes", plan.num_tail_blocks, b.tail)
+                   : ""));
   }
   return plan;
 }
