@@ -87,8 +87,26 @@ void pack_batch(const BatchLayout& batch, const BatchPacking& p, int32_t* dst) {
   }
 }
 
-BatchView batch_view(const BatchLayout& b, const BatchPacking& p, const int32_t* base) {
+BatchView host_batch_view(const BatchLayout& b) {
   BatchView v;
+  v.token_ids = b.token_ids.data();
+  v.positions = b.positions.data();
+  v.slots = b.slots.data();
+  v.seq_of_token = b.seq_of_token.data();
+  v.context_lens = b.context_lens.data();
+  v.block_tables = b.block_tables.data();
+  v.out_rows = b.out_rows.data();
+  v.tails = b.tails.data();
+  v.n_tokens = static_cast<int>(b.token_ids.size());
+  v.n_seqs = static_cast<int>(b.context_lens.size());
+  v.n_out = static_cast<int>(b.out_rows.size());
+  v.max_blocks = b.max_blocks;
+  v.max_context = b.max_context;
+  return v;
+}
+
+BatchView batch_view(const BatchLayout& b, const BatchPacking& p, const int32_t* base) {
+  BatchView v = host_batch_view(b);  // the scalars; the arrays move to the packed copy
   v.token_ids = base + p.offsets[0];
   v.positions = base + p.offsets[1];
   v.slots = base + p.offsets[2];
@@ -97,11 +115,6 @@ BatchView batch_view(const BatchLayout& b, const BatchPacking& p, const int32_t*
   v.block_tables = base + p.offsets[5];
   v.out_rows = base + p.offsets[6];
   v.tails = base + p.offsets[7];
-  v.n_tokens = static_cast<int>(b.token_ids.size());
-  v.n_seqs = static_cast<int>(b.context_lens.size());
-  v.n_out = static_cast<int>(b.out_rows.size());
-  v.max_blocks = b.max_blocks;
-  v.max_context = b.max_context;
   return v;
 }
 

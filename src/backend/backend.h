@@ -90,6 +90,8 @@ BatchPacking batch_packing(const BatchLayout& batch);
 void pack_batch(const BatchLayout& batch, const BatchPacking& p, int32_t* dst);  // [p.total]
 // The view of a batch packed at `base` (backend memory).
 BatchView batch_view(const BatchLayout& batch, const BatchPacking& p, const int32_t* base);
+// A view of the layout's own (host) arrays: the CPU backend's upload_batch.
+BatchView host_batch_view(const BatchLayout& batch);
 
 // A captured sequence of ops (Backend::end_capture), replayed by Backend::replay.
 class BackendGraph {

@@ -484,8 +484,8 @@ std::unique_ptr<Engine> make_llm_engine(LlamaModel& model, const EngineConfig& c
                                " exceeds the model's max_position_embeddings " +
                                std::to_string(mc.max_position_embeddings));
   }
-  // Decode graphs (opt-in on the model): one bucket at most per running-sequence limit, so the
-  // workspace reserved for max_num_seqs logits rows holds every bucket.
+  // Decode graphs (where the model has them on): one bucket at most per running-sequence limit, so
+  // the workspace reserved for max_num_seqs logits rows holds every bucket.
   if (model.decode_graphs()) model.set_decode_graphs(true, cfg.max_num_seqs);
   const KvPoolSize pool = size_kv_pool(model, cfg);
   {

@@ -56,21 +56,7 @@ void CpuBackend::download_f32(const Tensor& src, float* dst) {
 }
 
 BatchView CpuBackend::upload_batch(const BatchLayout& b) {
-  BatchView v;
-  v.token_ids = b.token_ids.data();
-  v.positions = b.positions.data();
-  v.slots = b.slots.data();
-  v.seq_of_token = b.seq_of_token.data();
-  v.context_lens = b.context_lens.data();
-  v.block_tables = b.block_tables.data();
-  v.tails = b.tails.data();
-  v.out_rows = b.out_rows.data();
-  v.n_tokens = static_cast<int>(b.token_ids.size());
-  v.n_seqs = static_cast<int>(b.context_lens.size());
-  v.n_out = static_cast<int>(b.out_rows.size());
-  v.max_blocks = b.max_blocks;
-  v.max_context = b.max_context;
-  return v;
+  return host_batch_view(b);
 }
 
 static float* row_f32(const Tensor& t, int64_t r) {
