@@ -13,7 +13,10 @@
 // (DENSEKV_ATTENTION picks which decode kernel), and reports TFLOP/s (4 * head_dim flops per
 // query head and attended key).
 //
-//   attention_bench [--quick] [--prefill] [--json FILE]
+//   attention_bench [--quick] [--prefill] [--json FILE] [--formats bf16,int4_kivi,...]
+//                   [--batches 16,64] [--ctxs 4096,16384] [--kv-heads 8,4] [--plain-block N]
+// --kv-heads picks the GQA shapes (8: 32/8, 4: 28/4); --plain-block the 16-bit formats' block size
+// (default 16).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -170,15 +173,35 @@ void bench_prefill(CudaBackend& be, const Buffer& pattern, size_t pattern_bytes,
   }
 }
 
+// "1,16,64" -> {1, 16, 64}
+std::vector<int> parse_ints(const std::string& s) {
+  std::vector<int> v;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    v.push_back(std::stoi(s.substr(i, j - i)));
+    i = j + 1;
+  }
+  return v;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   bool quick = false, prefill = false;
-  std::string json_path;
+  std::string json_path, formats_arg, batches_arg, ctxs_arg, gqa_arg;
+  int plain_block = 0;
   for (int i = 1; i < argc; ++i) {
+    const bool more = i + 1 < argc;
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     if (!std::strcmp(argv[i], "--prefill")) prefill = true;
-    if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
+    if (!std::strcmp(argv[i], "--json") && more) json_path = argv[++i];
+    if (!std::strcmp(argv[i], "--formats") && more) formats_arg = argv[++i];
+    if (!std::strcmp(argv[i], "--batches") && more) batches_arg = argv[++i];
+    if (!std::strcmp(argv[i], "--ctxs") && more) ctxs_arg = argv[++i];
+    if (!std::strcmp(argv[i], "--kv-heads") && more) gqa_arg = argv[++i];
+    if (!std::strcmp(argv[i], "--plain-block") && more) plain_block = std::stoi(argv[++i]);
   }
   CudaBackend be(0);
   be.set_model_dtype(DType::BF16);
@@ -213,15 +236,24 @@ int main(int argc, char** argv) {
   std::printf("%-10s %-6s %5s %6s %10s %12s %8s %6s\n", "format", "gqa", "batch", "ctx", "time_us",
               "bytes_MB", "GB/s", "frac");
   const int hd = 128;
-  const std::vector<KvFormat> formats = {KvFormat::BF16,      KvFormat::FP8_E4M3,  KvFormat::INT8,
-                                         KvFormat::INT4_KIVI, KvFormat::INT2_KIVI, KvFormat::K4V2};
-  const std::vector<std::pair<int, int>> gqas = {{32, 8}, {28, 4}};
-  const std::vector<int> batches =
-      quick ? std::vector<int>{1, 64} : std::vector<int>{1, 16, 64, 256};
-  const std::vector<int> ctxs =
-      quick ? std::vector<int>{4096} : std::vector<int>{1024, 4096, 16384, 32768};
+  const std::vector<KvFormat> formats =
+      formats_arg.empty()
+          ? std::vector<KvFormat>{KvFormat::BF16,      KvFormat::FP8_E4M3,  KvFormat::INT8,
+                                  KvFormat::INT4_KIVI, KvFormat::INT2_KIVI, KvFormat::K4V2}
+          : parse_kv_cache_dtype_list(formats_arg, DType::BF16, 128, nullptr);
+  std::vector<std::pair<int, int>> gqas = {{32, 8}, {28, 4}};
+  if (!gqa_arg.empty()) {
+    gqas.clear();
+    for (int kv : parse_ints(gqa_arg)) gqas.push_back({kv == 4 ? 28 : 4 * kv, kv});
+  }
+  const std::vector<int> batches = !batches_arg.empty() ? parse_ints(batches_arg)
+                                   : quick              ? std::vector<int>{1, 64}
+                                                        : std::vector<int>{1, 16, 64, 256};
+  const std::vector<int> ctxs = !ctxs_arg.empty() ? parse_ints(ctxs_arg)
+                                : quick           ? std::vector<int>{4096}
+                                                  : std::vector<int>{1024, 4096, 16384, 32768};
   for (KvFormat f : formats) {
-    const KvFormatInfo info = kv_format_info(f, hd);
+    const KvFormatInfo info = kv_format_info(f, hd, kv_format_is_quantized(f) ? 0 : plain_block);
     const bool quant = info.quantized;
     const int bs = info.block_size;
     for (auto [n_heads, n_kv] : gqas) {

@@ -29,17 +29,17 @@ using MV2G64 = PerTokenGroupFrag<2, 64, HD>;
 }  // namespace
 
 void launch_attention_kivi(KvFormat f, AttnKernel k, const AttnArgs& a, int head_dim, int n,
-                           cudaStream_t stream) {
+                           cudaStream_t stream, int* blocks_per_sm) {
   switch (f) {
     case KvFormat::INT4_KIVI:
-      return launch_attention_kernel<QuantFormat<K4, V4G64>, MmaQuant<MK4, MV4G64>>(k, a, head_dim,
-                                                                                    n, stream);
+      return launch_attention_kernel<QuantFormat<K4, V4G64>, MmaQuant<MK4, MV4G64>>(
+          k, a, head_dim, n, stream, blocks_per_sm);
     case KvFormat::INT2_KIVI:
-      return launch_attention_kernel<QuantFormat<K2, V2G32>, MmaQuant<MK2, MV2G32>>(k, a, head_dim,
-                                                                                    n, stream);
+      return launch_attention_kernel<QuantFormat<K2, V2G32>, MmaQuant<MK2, MV2G32>>(
+          k, a, head_dim, n, stream, blocks_per_sm);
     case KvFormat::K4V2:
-      return launch_attention_kernel<QuantFormat<K4, V2G64>, MmaQuant<MK4, MV2G64>>(k, a, head_dim,
-                                                                                    n, stream);
+      return launch_attention_kernel<QuantFormat<K4, V2G64>, MmaQuant<MK4, MV2G64>>(
+          k, a, head_dim, n, stream, blocks_per_sm);
     default:
       CHECK(false);
   }

@@ -201,6 +201,19 @@ __host__ __device__ __forceinline__ float h16_to_f32(uint16_t h) {
 
 constexpr uint32_t kMagic1024 = 0x64006400u;  // half2(1024, 1024)
 
+// (x & MASK) | OR as one LOP3 (the compiler emits an AND and an OR: both constants are
+// immediates and LOP3 takes one; the asm leaves it to ptxas to keep the other in a register).
+template <uint32_t MASK, uint32_t OR>
+__host__ __device__ __forceinline__ uint32_t and_or(uint32_t x) {
+#ifdef __CUDA_ARCH__
+  uint32_t r;
+  asm("lop3.b32 %0, %1, %2, %3, 0xea;\n" : "=r"(r) : "r"(x), "n"(MASK), "n"(OR));
+  return r;
+#else
+  return (x & MASK) | OR;
+#endif
+}
+
 // half2 arithmetic (host: fp32 then one rounding, for the fragment test).
 __host__ __device__ __forceinline__ __half2 hfma2(__half2 a, __half2 b, __half2 c) {
 #ifdef __CUDA_ARCH__
@@ -252,7 +265,7 @@ struct CodeWords {
       }
     } else {
       constexpr uint32_t kMask = BITS == 4 ? 0x000f000fu : 0x00030003u;
-      return ((w >> (BITS * h)) & kMask) | kMagic1024;
+      return and_or<kMask, kMagic1024>(w >> (BITS * h));
     }
   }
   __host__ __device__ static constexpr int kchan_in_chunk(int t, int h, int hi) {
@@ -277,7 +290,7 @@ struct CodeWords {
       }
     } else {
       constexpr uint32_t kMask = BITS == 4 ? 0x000f000fu : 0x00030003u;
-      return ((w >> (BITS * e)) & kMask) | kMagic1024;
+      return and_or<kMask, kMagic1024>(w >> (BITS * e));
     }
   }
   __host__ __device__ static constexpr int vchan_in_chunk(int col, int e) {

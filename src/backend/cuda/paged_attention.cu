@@ -61,18 +61,18 @@ int pick_splits(int64_t base_blocks, int n_tiles, int64_t slots) {
 }
 
 void launch_format(KvFormat f, cuda::AttnKernel k, const cuda::AttnArgs& a, int hd, int n,
-                   cudaStream_t stream) {
+                   cudaStream_t stream, int* blocks_per_sm = nullptr) {
   switch (f) {
     case KvFormat::BF16:
     case KvFormat::F16:
-      cuda::launch_attention_plain(f, k, a, hd, n, stream);
+      cuda::launch_attention_plain(f, k, a, hd, n, stream, blocks_per_sm);
       break;
     case KvFormat::FP8_E4M3:
     case KvFormat::INT8:
-      cuda::launch_attention_8bit(f, k, a, hd, n, stream);
+      cuda::launch_attention_8bit(f, k, a, hd, n, stream, blocks_per_sm);
       break;
     default:
-      cuda::launch_attention_kivi(f, k, a, hd, n, stream);
+      cuda::launch_attention_kivi(f, k, a, hd, n, stream, blocks_per_sm);
       break;
   }
 }
@@ -132,6 +132,7 @@ void CudaBackend::paged_attention(const Tensor& q, const KvLayerView& kv, const 
   a.base = static_cast<const uint8_t*>(kv.base);
   a.block_bytes = kv.block_bytes;
   a.block_size = kv.block_size;
+  a.block_shift = (kv.block_size & (kv.block_size - 1)) == 0 ? __builtin_ctz(kv.block_size) : -1;
   if (quantized) {
     const KvFormatInfo info = kv_format_info(kv.format, hd, kv.block_size);
     a.k_bytes = info.k.bytes;
@@ -181,14 +182,17 @@ void CudaBackend::decode_attention(const cuda::AttnArgs& args, KvFormat format, 
                                    int n_tokens, int max_context, DType act) {
   cuda::AttnArgs a = args;
   // Splits (flash-decoding): a block per (token, KV head, group chunk, split); the split count
-  // minimizes waves x tiles per block over the resident block slots (~3 blocks of 64 KB shared
-  // memory per SM at head_dim 128).
+  // minimizes waves x tiles per block over the resident block slots (the tensor-core kernel
+  // reports its blocks per SM: 3 for 16-bit formats, 4-5 for the quantized ones).
   const bool simt = cuda::use_simt_attention();
   const int g_block = !simt ? 8 : a.group <= 1 ? 1 : a.group <= 2 ? 2 : a.group <= 4 ? 4 : 8;
   const int64_t base_blocks =
       int64_t(n_tokens) * a.n_kv_heads * ((a.group + g_block - 1) / g_block);
   const int n_tiles = (max_context + 63) / 64;
-  const int64_t slots = int64_t(sm_count_) * (hd == 64 ? 4 : 3);
+  int per_sm = 0;
+  if (!simt) launch_format(format, cuda::AttnKernel::kMma, a, hd, 0, stream_, &per_sm);
+  if (per_sm <= 0) per_sm = hd == 64 ? 4 : 3;  // the CUDA-core kernel
+  const int64_t slots = int64_t(sm_count_) * per_sm;
   const int splits = pick_splits(base_blocks, n_tiles, slots);
   a.tiles_per_split = (n_tiles + splits - 1) / splits;
   a.n_splits = (n_tiles + a.tiles_per_split - 1) / a.tiles_per_split;

@@ -49,6 +49,7 @@ struct AttnArgs {
   const uint8_t* base = nullptr;  // main pool of the layer
   size_t block_bytes = 0;
   int block_size = 0;
+  int block_shift = -1;             // log2(block_size) where it is a power of two, else -1
   size_t k_bytes = 0, v_bytes = 0;  // quantized: one head's K / V section of a sealed block
   const uint8_t* tail_base = nullptr;
   size_t tail_block_bytes = 0;
@@ -509,12 +510,13 @@ void launch_paged_attention(const AttnArgs& a, int head_dim, int n_tokens, cudaS
 enum class AttnKernel { kSimt, kMma, kPrefillMma };
 
 // One launcher per group of formats (attention_*.cu), so their instantiations compile in
-// parallel. n: query tokens (decode kernels) or work items (prefill).
+// parallel. n: query tokens (decode kernels) or work items (prefill). blocks_per_sm: see
+// launch_attention_kernel.
 void launch_attention_plain(KvFormat f, AttnKernel k, const AttnArgs& a, int head_dim, int n,
-                            cudaStream_t stream);
+                            cudaStream_t stream, int* blocks_per_sm = nullptr);
 void launch_attention_8bit(KvFormat f, AttnKernel k, const AttnArgs& a, int head_dim, int n,
-                           cudaStream_t stream);
+                           cudaStream_t stream, int* blocks_per_sm = nullptr);
 void launch_attention_kivi(KvFormat f, AttnKernel k, const AttnArgs& a, int head_dim, int n,
-                           cudaStream_t stream);
+                           cudaStream_t stream, int* blocks_per_sm = nullptr);
 
 }  // namespace densekv::cuda

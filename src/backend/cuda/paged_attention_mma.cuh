@@ -108,8 +108,9 @@ __host__ __device__ __forceinline__ void make_q_frags(const float (*qs)[HD], int
 // ldmatrix, dequantized in registers; online softmax in log2 units on the accumulator fragments
 // (one quad of lanes per row); O^T += V^T . P^T with P kept in registers as the B fragment. KC /
 // VC read the tile; VM is the main format's value coding, whose channel order the accumulator
-// uses (VC != VM: 16-bit tail rows of a quantized format, gathered in VM's order).
-template <class KC, class VC, class VM, int HD, int NQ>
+// uses (VC != VM: 16-bit tail rows of a quantized format, gathered in VM's order). FULL: every
+// row sees all 16 tokens (n_rows >= r0 + 16, lim >= n_rows), so no masks are computed.
+template <class KC, class VC, class VM, int HD, int NQ, bool FULL = false>
 __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, const uint8_t* vs,
                                                          int r0, int n_rows, const int* lim,
                                                          const uint32_t (*qa)[HD / 16][2],
@@ -158,7 +159,7 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
 #pragma unroll
         for (int q = 0; q < NQ; ++q) {
           const float v = fx.x * (c[i][2 * q + e] - fx.y * sumq[q]) * sl2;
-          s[q][i][e] = r < n_rows && r < lim[q] ? v : -INFINITY;
+          s[q][i][e] = FULL || (r < n_rows && r < lim[q]) ? v : -INFINITY;
         }
       }
     }
@@ -205,7 +206,7 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
     pb1[q] = pack2<VT>(p[q][1][0], p[q][1][1]);
   }
   uint32_t mask0 = 0xffffffffu, mask1 = 0xffffffffu;
-  if (n_rows < r0 + 16) {
+  if (!FULL && n_rows < r0 + 16) {
     const int ra = r0 + 2 * t, rb = r0 + 8 + 2 * t;
     mask0 = (ra < n_rows ? 0xffffu : 0u) | (ra + 1 < n_rows ? 0xffff0000u : 0u);
     mask1 = (rb < n_rows ? 0xffffu : 0u) | (rb + 1 < n_rows ? 0xffff0000u : 0u);
@@ -264,8 +265,8 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
 }
 
 // Decode: one warp's 16 tokens [16 warp, 16 warp + 16) of a tile of n_rows tokens for the 8
-// query heads (A rows 0..7), every head seeing every token.
-template <class KC, class VC, class VM, int HD>
+// query heads (A rows 0..7), every head seeing every token. FULL: n_rows = 64.
+template <class KC, class VC, class VM, int HD, bool FULL = false>
 __host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, const uint8_t* vs,
                                                          int n_rows,
                                                          const uint32_t (&qa)[HD / 16][2],
@@ -274,7 +275,7 @@ __host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, cons
   const int r0 = warp_id() * 16;
   if (r0 >= n_rows) return;
   const int lim[1] = {n_rows};
-  mma_attend_rows<KC, VC, VM, HD, 1>(ks, vs, r0, n_rows, lim, &qa, &sumq, sl2, st);
+  mma_attend_rows<KC, VC, VM, HD, 1, FULL>(ks, vs, r0, n_rows, lim, &qa, &sumq, sl2, st);
 }
 
 // Writes the accumulator of one group of 8 rows in natural channel order: ra[ch] = acc * fa for
@@ -326,6 +327,11 @@ __device__ __forceinline__ void copy_section_swizzled(uint8_t* dst, const uint8_
 // sealed blocks.
 template <class F>
 constexpr int kMmaStages = F::kQuantized ? 4 : 2;
+// Resident blocks per SM the registers are budgeted for (launch bounds): 4 for the quantized
+// formats (<= 128 registers, 16 warps per SM; their dequantization needs the warps to hide its
+// latency), 3 for the 16-bit ones (2 stages of 32 KB shared memory each).
+template <class F>
+constexpr int kMmaMinBlocks = F::kQuantized ? 4 : 3;
 
 template <class F, int HD>
 __host__ __device__ constexpr int mma_stage_bytes(int sealed_bytes) {
@@ -361,17 +367,22 @@ __device__ __forceinline__ void mma_load_tile(uint8_t* kd, int stage_bytes, cons
   } else {
     constexpr int kRow = HD * F::kElem;
     constexpr int CPR = kRow / 16;
+    constexpr int kRowsPerPass = kAttnThreads / CPR;
     const int bs = a.block_size;
     const int r0 = tile * 64;
     const int n = min(64, n_ctx - r0);
-    for (int i = threadIdx.x; i < 2 * 64 * CPR; i += kAttnThreads) {
-      const int which = i / (64 * CPR), r = (i / CPR) % 64, c = i % CPR;
-      if (r >= n) continue;
+    const int c = threadIdx.x % CPR;
+    const size_t v_off = static_cast<size_t>(a.n_kv_heads) * bs * kRow;
+#pragma unroll 2
+    for (int r = threadIdx.x / CPR; r < n; r += kRowsPerPass) {
       const int p = r0 + r;
-      const size_t row = (static_cast<size_t>(which) * a.n_kv_heads + kvh) * bs + p % bs;
-      const uint8_t* src =
-          a.base + static_cast<size_t>(table[p / bs]) * a.block_bytes + row * kRow + c * 16;
-      cp_async16((which == 0 ? kd : vd) + swizzle_chunk(r * CPR + c, CPR) * 16, src);
+      const int blk = a.block_shift >= 0 ? p >> a.block_shift : p / bs;
+      const int in = p - blk * bs;
+      const uint8_t* src = a.base + static_cast<size_t>(table[blk]) * a.block_bytes +
+                           (static_cast<size_t>(kvh) * bs + in) * kRow + c * 16;
+      const int dst = swizzle_chunk(r * CPR + c, CPR) * 16;
+      cp_async16(kd + dst, src);
+      cp_async16(vd + dst, src + v_off);
     }
   }
 }
@@ -391,7 +402,8 @@ __device__ __forceinline__ void mma_load_tail(uint8_t* smem, const AttnArgs& a, 
 }
 
 template <class F, int HD>
-__global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(const AttnArgs a) {
+__global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
+    paged_attention_mma_kernel(const AttnArgs a) {
   using KM = typename F::template K<HD>;
   using VM = typename F::template V<HD>;
   extern __shared__ __align__(16) uint8_t smem[];
@@ -446,7 +458,7 @@ __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(co
     const uint8_t* kd = smem + ((tile - tile0) % S) * stage_bytes;
     const uint8_t* vd = mma_stage_v<F>(kd, stage_bytes, a);
     const int n_rows = F::kQuantized ? 64 : min(64, n_ctx - tile * 64);
-    mma_attend_tile<KM, VM, VM, HD>(kd, vd, n_rows, qa, sumq, sl2, st);
+    mma_attend_tile<KM, VM, VM, HD, F::kQuantized>(kd, vd, n_rows, qa, sumq, sl2, st);
   }
   cp_async_wait<0>();
   __syncthreads();
@@ -523,26 +535,53 @@ __global__ void __launch_bounds__(kAttnThreads, 3) paged_attention_mma_kernel(co
   }
 }
 
+// The kernel for (F, HD), its shared memory set up once (the bytes of a sealed section are fixed
+// per instantiation), and how many of its blocks fit on one SM (the split model's slots).
 template <class F, int HD>
-void launch_paged_attention_mma_hd(const AttnArgs& a, int n_tokens, cudaStream_t stream) {
-  auto* kernel = &paged_attention_mma_kernel<F, HD>;
-  const int smem = mma_smem_bytes<F, HD>(static_cast<int>(a.k_bytes + a.v_bytes));
-  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+struct MmaDecodeKernel {
+  decltype(&paged_attention_mma_kernel<F, HD>) fn = &paged_attention_mma_kernel<F, HD>;
+  int smem = 0;
+  int blocks_per_sm = 0;
+};
+template <class F, int HD>
+const MmaDecodeKernel<F, HD>& mma_decode_kernel(const AttnArgs& a) {
+  static const MmaDecodeKernel<F, HD> k = [&] {
+    MmaDecodeKernel<F, HD> r;
+    r.smem = mma_smem_bytes<F, HD>(static_cast<int>(a.k_bytes + a.v_bytes));
+    CUDA_CHECK(cudaFuncSetAttribute(r.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, r.smem));
+    CUDA_CHECK(cudaFuncSetAttribute(r.fn, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                    cudaSharedmemCarveoutMaxShared));
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&r.blocks_per_sm, r.fn, kAttnThreads,
+                                                             r.smem));
+    return r;
+  }();
+  return k;
+}
+
+// Launches the kernel; with `blocks_per_sm` set, only reports its resident blocks per SM.
+template <class F, int HD>
+void launch_paged_attention_mma_hd(const AttnArgs& a, int n_tokens, cudaStream_t stream,
+                                   int* blocks_per_sm) {
+  const MmaDecodeKernel<F, HD>& k = mma_decode_kernel<F, HD>(a);
+  if (blocks_per_sm != nullptr) {
+    *blocks_per_sm = k.blocks_per_sm;
+    return;
+  }
   AttnArgs args = a;
   args.head_chunks = (a.group + kMmaHeads - 1) / kMmaHeads;
   const dim3 grid(a.n_kv_heads * args.head_chunks, n_tokens, a.n_splits);
-  kernel<<<grid, kAttnThreads, smem, stream>>>(args);
+  k.fn<<<grid, kAttnThreads, k.smem, stream>>>(args);
   CUDA_CHECK_LAUNCH();
 }
 
 template <class F>
-void launch_paged_attention_mma(const AttnArgs& a, int head_dim, int n_tokens,
-                                cudaStream_t stream) {
+void launch_paged_attention_mma(const AttnArgs& a, int head_dim, int n_tokens, cudaStream_t stream,
+                                int* blocks_per_sm = nullptr) {
   if (head_dim == 64) {
-    launch_paged_attention_mma_hd<F, 64>(a, n_tokens, stream);
+    launch_paged_attention_mma_hd<F, 64>(a, n_tokens, stream, blocks_per_sm);
   } else {
     CHECK(head_dim == 128);
-    launch_paged_attention_mma_hd<F, 128>(a, n_tokens, stream);
+    launch_paged_attention_mma_hd<F, 128>(a, n_tokens, stream, blocks_per_sm);
   }
 }
 

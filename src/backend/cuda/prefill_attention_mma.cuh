@@ -332,15 +332,20 @@ void launch_prefill_attention_mma(const AttnArgs& a, int head_dim, int n_work,
 }
 
 // The kernel `k` for a format: SimtF = its CUDA-core traits, MmaF = its tensor-core traits; n =
-// query tokens (decode kernels) or work items (prefill).
+// query tokens (decode kernels) or work items (prefill). With `blocks_per_sm` set nothing runs:
+// it receives the tensor-core decode kernel's resident blocks per SM (0 for the others).
 template <class SimtF, class MmaF>
 void launch_attention_kernel(AttnKernel k, const AttnArgs& a, int head_dim, int n,
-                             cudaStream_t stream) {
+                             cudaStream_t stream, int* blocks_per_sm) {
+  if (blocks_per_sm != nullptr && k != AttnKernel::kMma) {
+    *blocks_per_sm = 0;  // only the tensor-core decode kernel reports it
+    return;
+  }
   switch (k) {
     case AttnKernel::kSimt:
       return launch_paged_attention<SimtF>(a, head_dim, n, stream);
     case AttnKernel::kMma:
-      return launch_paged_attention_mma<MmaF>(a, head_dim, n, stream);
+      return launch_paged_attention_mma<MmaF>(a, head_dim, n, stream, blocks_per_sm);
     case AttnKernel::kPrefillMma:
       return launch_prefill_attention_mma<MmaF>(a, head_dim, n, stream);
   }
