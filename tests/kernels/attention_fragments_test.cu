@@ -278,18 +278,20 @@ void check_attention(KvFormat f, std::mt19937& rng) {
     warp_emu::run_warp(w, [&] {
       const int gid = lane_id() >> 2, t = lane_id() & 3;
       uint32_t qa[HD / 16][2];
-      float sumq = 0.0f;
+      float sumq = 0.0f, sumq2[2];
       make_q_frags<KM, HD>(qs, gid, t, qa, sumq);
-      MmaWarpState<HD> st;
-      mma_attend_tile<KM, VM, VM, HD>(ka.data(), va.data(), 64, qa, sumq, sl2, st);
+      decode_head_sums(sumq, sumq2);
+      MmaDecodeState<HD> st;
+      mma_attend_tile<KM, VM, VM, HD, true>(ka.data(), va.data(), 64, qa, sumq2, sl2, st);
       if (quant) {
         using P16 = PlainFrag<__nv_bfloat16, HD>;
         uint32_t qt[HD / 16][2];
         float sumt = 0.0f;
+        const float no_offset[2] = {0.0f, 0.0f};
         make_q_frags<P16, HD>(qs, gid, t, qt, sumt);
-        mma_attend_tile<P16, P16, VM, HD>(kt.data(), vt.data(), kB, qt, sumt, sl2, st);
+        mma_attend_tile<P16, P16, VM, HD>(kt.data(), vt.data(), kB, qt, no_offset, sl2, st);
       } else {
-        mma_attend_tile<KM, VM, VM, HD>(kt.data(), vt.data(), kB, qa, sumq, sl2, st);
+        mma_attend_tile<KM, VM, VM, HD>(kt.data(), vt.data(), kB, qa, sumq2, sl2, st);
       }
       mma_store_warp_state<VM, HD>(st, red.data(), ml.data());
     });

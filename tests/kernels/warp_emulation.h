@@ -1,6 +1,6 @@
 // Lockstep emulation of one CUDA warp on the host, for the fragment test: 32 threads run the same
 // __host__ __device__ warp function; the warp primitives of kv_fragments.cuh (lane/warp index,
-// shuffles, ldmatrix with and without .trans, mma.sync m16n8k16) exchange operands through shared
+// shuffles, ldmatrix with and without .trans, mma.sync m16n8k16, movmatrix) exchange operands through shared
 // slots between two barriers, with the PTX ISA's fragment layouts. Include in exactly one .cu.
 #pragma once
 #include <condition_variable>
@@ -124,6 +124,20 @@ void mma(float* d, const uint32_t* a, const uint32_t* b, bool bf16) {
     d[i] = static_cast<float>(acc);
   }
   s.bar.arrive_and_wait();
+}
+
+// movmatrix.m8n8.trans.b16: lane (g, t) holds row g, columns 2t, 2t + 1 of M; it gets row g of
+// M^T: M[2t][g] (low half) and M[2t + 1][g] (high half); M[r][c] is half c % 2 of lane (r, c / 2).
+uint32_t movmatrix_t(uint32_t x) {
+  WarpSim& s = *t_sim;
+  const int l = t_lane, g = l >> 2, t = l & 3;
+  s.b[l][0] = x;
+  s.bar.arrive_and_wait();
+  const int sh = 16 * (g % 2);
+  const uint32_t lo = (s.b[4 * (2 * t) + g / 2][0] >> sh) & 0xffffu;
+  const uint32_t hi = (s.b[4 * (2 * t + 1) + g / 2][0] >> sh) & 0xffffu;
+  s.bar.arrive_and_wait();
+  return lo | (hi << 16);
 }
 
 // Runs fn(lane) on the 32 lanes of warp `w` in lockstep.

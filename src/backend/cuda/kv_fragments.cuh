@@ -55,6 +55,7 @@ int warp();
 float shfl(float v, int src_lane);
 void ldsm(uint32_t* r, const void* p, int count, bool trans);
 void mma(float* d, const uint32_t* a, const uint32_t* b, bool bf16);
+uint32_t movmatrix_t(uint32_t x);
 }  // namespace warp_emu
 
 __host__ __device__ __forceinline__ int lane_id() {
@@ -133,6 +134,18 @@ __host__ __device__ __forceinline__ void ldsm_x2_t(uint32_t* r, const void* p) {
                : "r"(smem_u32(p)));
 #else
   warp_emu::ldsm(r, p, 2, true);
+#endif
+}
+
+// Transposes an 8x8 matrix of 16-bit numbers held in the mma fragment layout (lane (gid, t): row
+// gid, columns 2t, 2t + 1): afterwards lane (gid, t) holds row gid of the transpose.
+__host__ __device__ __forceinline__ uint32_t movmatrix_t(uint32_t x) {
+#ifdef __CUDA_ARCH__
+  uint32_t r;
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(r) : "r"(x));
+  return r;
+#else
+  return warp_emu::movmatrix_t(x);
 #endif
 }
 

@@ -102,6 +102,78 @@ __host__ __device__ __forceinline__ void make_q_frags(const float (*qs)[HD], int
   sumq = sum;
 }
 
+// Values of the tile's tokens [r0, r0 + 16): O^T += V^T P^T for NQ groups of 8 query rows. B =
+// P^T (pb0[q]: tokens r0 + 2t, +1 of row 8q + gid; pb1[q]: r0 + 8 + 2t, +1); A = V^T from pairs
+// of V n-tiles: (b0, b1) of n-tile nt = tokens (r0 + 2t, +1) and (r0 + 8 + 2t, +1) of column gid,
+// dequantized in registers; rows past n_rows are zeroed (their bytes may be anything, and 0 * inf
+// would poison the sum). VC reads the tile; VM is the main format's value coding, whose channel
+// order acc uses (VC != VM: 16-bit tail rows of a quantized format, gathered in VM's order).
+template <class VC, class VM, int HD, int NQ, bool FULL>
+__host__ __device__ __forceinline__ void mma_accumulate_values(const uint8_t* vs, int r0,
+                                                               int n_rows, const uint32_t* pb0,
+                                                               const uint32_t* pb1,
+                                                               float (&acc)[NQ][HD / 16][4]) {
+  const int lane = lane_id(), gid = lane >> 2, t = lane & 3;
+  using VT = typename VC::T;
+  uint32_t mask0 = 0xffffffffu, mask1 = 0xffffffffu;
+  if (!FULL && n_rows < r0 + 16) {
+    const int ra = r0 + 2 * t, rb = r0 + 8 + 2 * t;
+    mask0 = (ra < n_rows ? 0xffffu : 0u) | (ra + 1 < n_rows ? 0xffff0000u : 0u);
+    mask1 = (rb < n_rows ? 0xffffu : 0u) | (rb + 1 < n_rows ? 0xffff0000u : 0u);
+  }
+  uint32_t va[2][2];  // (b0, b1) of the even n-tile, then the odd one
+  auto put = [&](int nt, uint32_t b0, uint32_t b1) {
+    va[nt & 1][0] = b0 & mask0;
+    va[nt & 1][1] = b1 & mask1;
+    if (nt & 1) {
+#pragma unroll
+      for (int q = 0; q < NQ; ++q) {
+        mma_16816<VT>(acc[q][nt / 2], va[0][0], va[1][0], va[0][1], va[1][1], pb0[q], pb1[q]);
+      }
+    }
+  };
+  constexpr int EM = 16 / VM::kBits;  // n-tiles per chunk of the main coding
+  if constexpr (std::is_same_v<VC, VM>) {
+    VC vc;
+    constexpr int CPR = VC::kCpr;
+#pragma unroll
+    for (int cb = 0; cb < CPR; cb += 2) {
+      uint32_t w[4];
+      if constexpr (CPR >= 2) {
+        ldsm_x4_t(w, vs + v_ldsm_offset(r0, lane, cb, CPR));
+      } else {
+        ldsm_x2_t(w, vs + v_ldsm_offset(r0, lane, 0, CPR));
+      }
+#pragma unroll
+      for (int j = 0; j < (CPR >= 2 ? 2 : 1); ++j) {
+        const int c = cb + j;
+        const auto f0 = vc.vaff(vs, r0 + 2 * t, VC::vgroup(c, gid));
+        const auto f1 = vc.vaff(vs, r0 + 8 + 2 * t, VC::vgroup(c, gid));
+#pragma unroll
+        for (int e = 0; e < EM; ++e) {
+          put(c * EM + e, vc.vapply(VC::vdecode(w[2 * j], e), f0),
+              vc.vapply(VC::vdecode(w[2 * j + 1], e), f1));
+        }
+      }
+    }
+  } else {
+    // 16-bit rows (a quantized format's tail), gathered element by element in VM's channel order:
+    // one tile per sequence, so the scalar loads cost little.
+    static_assert(VC::kBits == 16, "tail rows are 16-bit");
+    constexpr int CPR = VC::kCpr;
+    auto ld = [&](int r, int ch) -> uint32_t {
+      return *reinterpret_cast<const uint16_t*>(vs + swizzle_chunk(r * CPR + ch / 8, CPR) * 16 +
+                                                (ch % 8) * 2);
+    };
+    const int ra = r0 + 2 * t, rb = r0 + 8 + 2 * t;
+#pragma unroll
+    for (int nt = 0; nt < HD / 8; ++nt) {
+      const int ch = VM::vchan(nt / EM, gid, nt % EM);
+      put(nt, ld(ra, ch) | (ld(ra + 1, ch) << 16), ld(rb, ch) | (ld(rb + 1, ch) << 16));
+    }
+  }
+}
+
 // The tile's tokens [r0, r0 + 16) (of n_rows in shared memory) for the warp's NQ groups of 8
 // query rows: row 8q + gid sees the tile's tokens j < lim[q] (its causal limit; decode: n_rows).
 // A = the query rows (qa[q]: rows 8q..8q+7; NQ = 1 leaves rows 8..15 zero), B = K codes from
@@ -116,7 +188,7 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
                                                          const uint32_t (*qa)[HD / 16][2],
                                                          const float* sumq, float sl2,
                                                          MmaWarpState<HD, NQ>& st) {
-  const int lane = lane_id(), gid = lane >> 2, t = lane & 3;
+  const int lane = lane_id(), t = lane & 3;
 
   // Scores of tokens r0 + 8i + 2t + e for row 8q + gid, log2 units, -inf where not visible.
   float s[NQ][2][2];
@@ -194,10 +266,6 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
     }
   }
 
-  // Values: O^T += V^T P^T. B = P^T: (tokens r0 + 2t, +1; row gid) and (r0 + 8 + 2t, +1; gid),
-  // exactly the score fragments. A = V^T from pairs of V n-tiles: (b0, b1) of n-tile nt = tokens
-  // (r0 + 2t, +1) and (r0 + 8 + 2t, +1) of column gid; rows past n_rows are zeroed (their bytes
-  // may be anything, and 0 * inf would poison the sum).
   using VT = typename VC::T;
   uint32_t pb0[NQ], pb1[NQ];
 #pragma unroll
@@ -205,77 +273,118 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
     pb0[q] = pack2<VT>(p[q][0][0], p[q][0][1]);
     pb1[q] = pack2<VT>(p[q][1][0], p[q][1][1]);
   }
-  uint32_t mask0 = 0xffffffffu, mask1 = 0xffffffffu;
-  if (!FULL && n_rows < r0 + 16) {
-    const int ra = r0 + 2 * t, rb = r0 + 8 + 2 * t;
-    mask0 = (ra < n_rows ? 0xffffu : 0u) | (ra + 1 < n_rows ? 0xffff0000u : 0u);
-    mask1 = (rb < n_rows ? 0xffffu : 0u) | (rb + 1 < n_rows ? 0xffff0000u : 0u);
-  }
-  uint32_t va[2][2];  // (b0, b1) of the even n-tile, then the odd one
-  auto put = [&](int nt, uint32_t b0, uint32_t b1) {
-    va[nt & 1][0] = b0 & mask0;
-    va[nt & 1][1] = b1 & mask1;
-    if (nt & 1) {
-#pragma unroll
-      for (int q = 0; q < NQ; ++q) {
-        mma_16816<VT>(st.acc[q][nt / 2], va[0][0], va[1][0], va[0][1], va[1][1], pb0[q], pb1[q]);
-      }
-    }
-  };
-  constexpr int EM = 16 / VM::kBits;  // n-tiles per chunk of the main coding
-  if constexpr (std::is_same_v<VC, VM>) {
-    VC vc;
-    constexpr int CPR = VC::kCpr;
-#pragma unroll
-    for (int cb = 0; cb < CPR; cb += 2) {
-      uint32_t w[4];
-      if constexpr (CPR >= 2) {
-        ldsm_x4_t(w, vs + v_ldsm_offset(r0, lane, cb, CPR));
-      } else {
-        ldsm_x2_t(w, vs + v_ldsm_offset(r0, lane, 0, CPR));
-      }
-#pragma unroll
-      for (int j = 0; j < (CPR >= 2 ? 2 : 1); ++j) {
-        const int c = cb + j;
-        const auto f0 = vc.vaff(vs, r0 + 2 * t, VC::vgroup(c, gid));
-        const auto f1 = vc.vaff(vs, r0 + 8 + 2 * t, VC::vgroup(c, gid));
-#pragma unroll
-        for (int e = 0; e < EM; ++e) {
-          put(c * EM + e, vc.vapply(VC::vdecode(w[2 * j], e), f0),
-              vc.vapply(VC::vdecode(w[2 * j + 1], e), f1));
-        }
-      }
-    }
-  } else {
-    // 16-bit rows (a quantized format's tail), gathered element by element in VM's channel order:
-    // one tile per sequence, so the scalar loads cost little.
-    static_assert(VC::kBits == 16, "tail rows are 16-bit");
-    constexpr int CPR = VC::kCpr;
-    auto ld = [&](int r, int ch) -> uint32_t {
-      return *reinterpret_cast<const uint16_t*>(vs + swizzle_chunk(r * CPR + ch / 8, CPR) * 16 +
-                                                (ch % 8) * 2);
-    };
-    const int ra = r0 + 2 * t, rb = r0 + 8 + 2 * t;
-#pragma unroll
-    for (int nt = 0; nt < HD / 8; ++nt) {
-      const int ch = VM::vchan(nt / EM, gid, nt % EM);
-      put(nt, ld(ra, ch) | (ld(ra + 1, ch) << 16), ld(rb, ch) | (ld(rb + 1, ch) << 16));
-    }
-  }
+  mma_accumulate_values<VC, VM, HD, NQ, FULL>(vs, r0, n_rows, pb0, pb1, st.acc);
 }
 
-// Decode: one warp's 16 tokens [16 warp, 16 warp + 16) of a tile of n_rows tokens for the 8
-// query heads (A rows 0..7), every head seeing every token. FULL: n_rows = 64.
+// A decode warp's online-softmax state: this lane's two query heads 2t and 2t + 1 (the score
+// fragments' columns). m: running max (log2 units, the same in the 8 lanes of a column); l: this
+// lane's part of the denominator; acc: O^T as in MmaWarpState (rows = channels, columns = heads).
+template <int HD>
+struct MmaDecodeState {
+  float m[2] = {-INFINITY, -INFINITY};
+  float l[2] = {0.0f, 0.0f};
+  float acc[1][HD / 16][4] = {};
+};
+
+// Decode: one warp's 16 tokens [r0, r0 + 16), r0 = 16 warp, of a tile of n_rows tokens for the 8
+// query heads, every head seeing every token (FULL: n_rows = 64). Scores are S^T = K Q^T with
+// the tokens as the mma's 16 rows, so no row is padding: A = K (a0/a2: token r0 + gid, a1/a3:
+// r0 + 8 + gid; dequantized in registers as the B fragments of mma_attend_rows), B = q (qa: head
+// gid); the accumulators hold (token r0 + gid (+8), heads 2t, 2t + 1). The softmax reduces a
+// head over the 8 lanes of its column; P goes to the value step's B fragments (head gid, tokens
+// 2t, 2t + 1) through one 8x8 transpose (movmatrix) per 8 tokens. sumq2: the sums of the rounded
+// q of heads 2t, 2t + 1 (kfix's offset).
 template <class KC, class VC, class VM, int HD, bool FULL = false>
 __host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, const uint8_t* vs,
                                                          int n_rows,
                                                          const uint32_t (&qa)[HD / 16][2],
-                                                         float sumq, float sl2,
-                                                         MmaWarpState<HD>& st) {
+                                                         const float (&sumq2)[2], float sl2,
+                                                         MmaDecodeState<HD>& st) {
   const int r0 = warp_id() * 16;
   if (r0 >= n_rows) return;
-  const int lim[1] = {n_rows};
-  mma_attend_rows<KC, VC, VM, HD, 1, FULL>(ks, vs, r0, n_rows, lim, &qa, &sumq, sl2, st);
+  const int lane = lane_id(), gid = lane >> 2, t = lane & 3;
+
+  // s[i][j]: token r0 + 8i + gid, head 2t + j (log2 units; -inf past n_rows).
+  float s[2][2];
+  {
+    const KC kc;
+    constexpr int CPR = KC::kCpr, P = 16 / KC::kBits;
+    uint32_t w[2][CPR];  // token rows r0 + 8i + gid
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      if constexpr (CPR >= 4) {
+#pragma unroll
+        for (int cb = 0; cb < CPR; cb += 4) {
+          ldsm_x4(&w[i][cb], ks + k_ldsm_offset(r0 + 8 * i, lane, cb, CPR));
+        }
+      } else if constexpr (CPR == 2) {
+        ldsm_x2(w[i], ks + k_ldsm_offset(r0 + 8 * i, lane, 0, CPR));
+      } else {
+        ldsm_x1(w[i], ks + k_ldsm_offset(r0 + 8 * i, lane, 0, CPR));
+      }
+    }
+    float c[2][4] = {};  // two accumulation chains (even / odd k-steps)
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; ++kk) {
+      const int q0 = 2 * kk, q1 = 2 * kk + 1;
+      const auto f0 = kc.kaff(ks, t, q0), f1 = kc.kaff(ks, t, q1);
+      const uint32_t a0 = kc.kapply(KC::kdecode(w[0][q0 / P], q0 % P), f0);
+      const uint32_t a1 = kc.kapply(KC::kdecode(w[1][q0 / P], q0 % P), f0);
+      const uint32_t a2 = kc.kapply(KC::kdecode(w[0][q1 / P], q1 % P), f1);
+      const uint32_t a3 = kc.kapply(KC::kdecode(w[1][q1 / P], q1 % P), f1);
+      mma_16816<typename KC::T>(c[kk & 1], a0, a1, a2, a3, qa[kk][0], qa[kk][1]);
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int r = r0 + 8 * i + gid;
+      const float2 fx = kc.kfix(ks, r);  // (scale, offset) of per-token keys
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const float v = fx.x * (c[0][2 * i + j] + c[1][2 * i + j] - fx.y * sumq2[j]) * sl2;
+        s[i][j] = FULL || r < n_rows ? v : -INFINITY;
+      }
+    }
+  }
+
+  // Online softmax per head column (8 lanes gid = 0..7 hold its 16 scores). A head that sees none
+  // of the tokens so far (m = -inf) keeps a zero state.
+  float p[2][2];
+  float alpha[2];
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    float mx = fmaxf(s[0][j], s[1][j]);
+    mx = fmaxf(mx, shfl_xor(mx, 4));
+    mx = fmaxf(mx, shfl_xor(mx, 8));
+    mx = fmaxf(mx, shfl_xor(mx, 16));
+    const float m_new = fmaxf(st.m[j], mx);
+    const bool none = m_new == -INFINITY;
+    alpha[j] = none ? 1.0f : exp2f(st.m[j] - m_new);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) p[i][j] = none ? 0.0f : exp2f(s[i][j] - m_new);
+    st.l[j] = st.l[j] * alpha[j] + (p[0][j] + p[1][j]);
+    st.m[j] = m_new;
+  }
+#pragma unroll
+  for (int mt = 0; mt < HD / 16; ++mt) {
+    st.acc[0][mt][0] *= alpha[0];
+    st.acc[0][mt][1] *= alpha[1];
+    st.acc[0][mt][2] *= alpha[0];
+    st.acc[0][mt][3] *= alpha[1];
+  }
+
+  // P (token rows, head columns) -> P^T fragments (head gid; tokens 2t, 2t + 1).
+  using VT = typename VC::T;
+  const uint32_t pb0 = movmatrix_t(pack2<VT>(p[0][0], p[0][1]));
+  const uint32_t pb1 = movmatrix_t(pack2<VT>(p[1][0], p[1][1]));
+  mma_accumulate_values<VC, VM, HD, 1, FULL>(vs, r0, n_rows, &pb0, &pb1, st.acc);
+}
+
+// The sums of the rounded q of heads 2t and 2t + 1 (decode's kfix offset) from each lane's sum
+// of head gid (make_q_frags).
+__host__ __device__ __forceinline__ void decode_head_sums(float sumq, float (&sumq2)[2]) {
+  const int t = lane_id() & 3;
+  sumq2[0] = shfl_idx(sumq, 8 * t);
+  sumq2[1] = shfl_idx(sumq, 8 * t + 4);
 }
 
 // Writes the accumulator of one group of 8 rows in natural channel order: ra[ch] = acc * fa for
@@ -296,19 +405,26 @@ __host__ __device__ __forceinline__ void mma_store_acc(const float (&acc)[HD / 1
   }
 }
 
-// Writes a warp's state for the merge: red[warp][head][channel] (unnormalized O, channels in
-// natural order) and ml[warp][head] = (m, l), l summed over the quad.
+// Writes a decode warp's state for the merge: red[warp][head][channel] (unnormalized O, channels
+// in natural order) and ml[warp][head] = (m, l), l summed over the head's column of lanes.
 template <class VM, int HD>
-__host__ __device__ __forceinline__ void mma_store_warp_state(MmaWarpState<HD>& st, float* red,
+__host__ __device__ __forceinline__ void mma_store_warp_state(MmaDecodeState<HD>& st, float* red,
                                                               float* ml) {
   const int lane = lane_id(), warp = warp_id(), gid = lane >> 2, t = lane & 3;
-  st.l[0] += shfl_xor(st.l[0], 1);
-  st.l[0] += shfl_xor(st.l[0], 2);
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    st.l[j] += shfl_xor(st.l[j], 4);
+    st.l[j] += shfl_xor(st.l[j], 8);
+    st.l[j] += shfl_xor(st.l[j], 16);
+  }
   float* ra = red + (warp * kMmaHeads + 2 * t) * HD;  // head 2t
   mma_store_acc<VM, HD>(st.acc[0], ra, ra + HD, 1.0f, 1.0f);
-  if (t == 0) {
-    ml[(warp * kMmaHeads + gid) * 2] = st.m[0];
-    ml[(warp * kMmaHeads + gid) * 2 + 1] = st.l[0];
+  if (gid == 0) {
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      ml[(warp * kMmaHeads + 2 * t + j) * 2] = st.m[j];
+      ml[(warp * kMmaHeads + 2 * t + j) * 2 + 1] = st.l[j];
+    }
   }
 }
 
@@ -444,10 +560,11 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
   __syncthreads();
   if (a.rotate) hadamard_rows_smem<HD>(&qs[0][0], kMmaHeads);
   uint32_t qa[HD / 16][2];
-  float sumq = 0.0f;
+  float sumq = 0.0f, sumq2[2];
   make_q_frags<KM, HD>(qs, gid, t, qa, sumq);
+  decode_head_sums(sumq, sumq2);
   const float sl2 = a.scale * 1.4426950408889634f;  // scores in log2 units: exp2
-  MmaWarpState<HD> st;
+  MmaDecodeState<HD> st;
 
   for (int tile = tile0; tile < main_end; ++tile) {
     cp_async_wait<S - 2>();  // tile's group is complete
@@ -458,7 +575,7 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
     const uint8_t* kd = smem + ((tile - tile0) % S) * stage_bytes;
     const uint8_t* vd = mma_stage_v<F>(kd, stage_bytes, a);
     const int n_rows = F::kQuantized ? 64 : min(64, n_ctx - tile * 64);
-    mma_attend_tile<KM, VM, VM, HD, F::kQuantized>(kd, vd, n_rows, qa, sumq, sl2, st);
+    mma_attend_tile<KM, VM, VM, HD, F::kQuantized>(kd, vd, n_rows, qa, sumq2, sl2, st);
   }
   cp_async_wait<0>();
   __syncthreads();
@@ -475,14 +592,15 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
       __syncthreads();
       uint32_t qt[HD / 16][2];
       float sumt = 0.0f;
+      const float no_offset[2] = {0.0f, 0.0f};  // 16-bit keys: kfix has no offset
       if (a.tail_bf16) {
         using P16 = PlainFrag<__nv_bfloat16, HD>;
         make_q_frags<P16, HD>(qs, gid, t, qt, sumt);
-        mma_attend_tile<P16, P16, VM, HD>(kd, vd, tail_rows, qt, sumt, sl2, st);
+        mma_attend_tile<P16, P16, VM, HD>(kd, vd, tail_rows, qt, no_offset, sl2, st);
       } else {
         using P16 = PlainFrag<__half, HD>;
         make_q_frags<P16, HD>(qs, gid, t, qt, sumt);
-        mma_attend_tile<P16, P16, VM, HD>(kd, vd, tail_rows, qt, sumt, sl2, st);
+        mma_attend_tile<P16, P16, VM, HD>(kd, vd, tail_rows, qt, no_offset, sl2, st);
       }
       __syncthreads();
     }
