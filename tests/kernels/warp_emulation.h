@@ -1,6 +1,6 @@
 // Lockstep emulation of one CUDA warp on the host, for the fragment test: 32 threads run the same
 // __host__ __device__ warp function; the warp primitives of kv_fragments.cuh (lane/warp index,
-// shuffles, ldmatrix with and without .trans, mma.sync m16n8k16, movmatrix) exchange operands through shared
+// shuffles, ldmatrix with and without .trans, mma.sync m16n8k16, movmatrix, vote.any) exchange operands through shared
 // slots between two barriers, with the PTX ISA's fragment layouts. Include in exactly one .cu.
 #pragma once
 #include <condition_variable>
@@ -138,6 +138,16 @@ uint32_t movmatrix_t(uint32_t x) {
   const uint32_t hi = (s.b[4 * (2 * t + 1) + g / 2][0] >> sh) & 0xffffu;
   s.bar.arrive_and_wait();
   return lo | (hi << 16);
+}
+
+bool any(bool p) {
+  WarpSim& s = *t_sim;
+  s.fv[t_lane] = p ? 1.0f : 0.0f;
+  s.bar.arrive_and_wait();
+  bool r = false;
+  for (int l = 0; l < 32; ++l) r = r || s.fv[l] != 0.0f;
+  s.bar.arrive_and_wait();
+  return r;
 }
 
 // Runs fn(lane) on the 32 lanes of warp `w` in lockstep.

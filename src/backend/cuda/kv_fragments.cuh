@@ -56,6 +56,7 @@ float shfl(float v, int src_lane);
 void ldsm(uint32_t* r, const void* p, int count, bool trans);
 void mma(float* d, const uint32_t* a, const uint32_t* b, bool bf16);
 uint32_t movmatrix_t(uint32_t x);
+bool any(bool p);
 }  // namespace warp_emu
 
 __host__ __device__ __forceinline__ int lane_id() {
@@ -84,6 +85,15 @@ __host__ __device__ __forceinline__ float shfl_xor(float v, int mask) {
   return __shfl_xor_sync(0xffffffffu, v, mask);
 #else
   return warp_emu::shfl(v, warp_emu::lane() ^ mask);
+#endif
+}
+
+// True when p holds in any lane of the warp.
+__host__ __device__ __forceinline__ bool warp_any(bool p) {
+#ifdef __CUDA_ARCH__
+  return __any_sync(0xffffffffu, p);
+#else
+  return warp_emu::any(p);
 #endif
 }
 

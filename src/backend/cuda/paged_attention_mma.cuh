@@ -364,12 +364,16 @@ __host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, cons
     st.l[j] = st.l[j] * alpha[j] + (p[0][j] + p[1][j]);
     st.m[j] = m_new;
   }
+  // The accumulator rescale is skipped while no head's max grew (alpha = 1 exactly), the usual
+  // case once a split has seen its first tiles.
+  if (warp_any(alpha[0] != 1.0f || alpha[1] != 1.0f)) {
 #pragma unroll
-  for (int mt = 0; mt < HD / 16; ++mt) {
-    st.acc[0][mt][0] *= alpha[0];
-    st.acc[0][mt][1] *= alpha[1];
-    st.acc[0][mt][2] *= alpha[0];
-    st.acc[0][mt][3] *= alpha[1];
+    for (int mt = 0; mt < HD / 16; ++mt) {
+      st.acc[0][mt][0] *= alpha[0];
+      st.acc[0][mt][1] *= alpha[1];
+      st.acc[0][mt][2] *= alpha[0];
+      st.acc[0][mt][3] *= alpha[1];
+    }
   }
 
   // P (token rows, head columns) -> P^T fragments (head gid; tokens 2t, 2t + 1).
