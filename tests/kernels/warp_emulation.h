@@ -1,7 +1,8 @@
 // Lockstep emulation of one CUDA warp on the host, for the fragment test: 32 threads run the same
 // __host__ __device__ warp function; the warp primitives of kv_fragments.cuh (lane/warp index,
-// shuffles, ldmatrix with and without .trans, mma.sync m16n8k16, movmatrix, vote.any) exchange operands through shared
-// slots between two barriers, with the PTX ISA's fragment layouts. Include in exactly one .cu.
+// shuffles, ldmatrix with and without .trans, mma.sync m16n8k16, movmatrix, vote.any) exchange
+// operands through shared slots between two barriers, with the PTX ISA's fragment layouts. Include
+// in exactly one .cu.
 #pragma once
 #include <condition_variable>
 #include <cstring>

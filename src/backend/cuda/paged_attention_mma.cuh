@@ -1,22 +1,23 @@
 // Paged decode attention on tensor cores, one template for every KV format (instantiated per
-// (format, head_dim) in attention_*.cu). Its tile loaders (mma_load_tile, mma_load_tail) and tile
-// math (mma_attend_rows) are shared with the prefill kernel (prefill_attention_mma.cuh), which
-// calls them with two groups of 8 query rows per warp. One thread block (4 warps) handles one query
-// token, one KV head and up to 8 of its query heads (GQA: the KV head is read once for all of them)
-// over a range of 64-token tiles (split-K / flash-decoding: partial states merged by a combine
-// kernel).
+// (format, head_dim) in attention_*.cu). Its tile loaders (mma_load_tile, mma_load_tail) and value
+// step (mma_accumulate_values) are shared with the prefill kernel (prefill_attention_mma.cuh),
+// whose tile function mma_attend_rows takes two groups of 8 query rows per warp. One thread block
+// (4 warps) handles one query token, one KV head and up to 8 of its query heads (GQA: the KV head
+// is read once for all of them) over a range of 64-token tiles (split-K / flash-decoding: partial
+// states merged by a combine kernel).
 //
 // Per tile:
 //   1. The block copies the tile's raw bytes (sealed quantized sections, or 16-bit rows) to shared
 //      memory with cp.async, ahead of the compute (plain: 2 stages; quantized: 4 stages, the
 //      16-bit tail after the sealed blocks), 16-byte chunks swizzled (kv_fragments.cuh).
 //   2. Each warp takes 16 of the tile's tokens and works alone (its own online softmax and output
-//      accumulator, merged across warps at the end):
-//      scores S[8 heads x 8 tokens] = Q . K^T with mma.sync m16n8k16 (A = Q, rows 8..15 unused;
-//      B = K codes from ldmatrix, dequantized in registers by the format's coding);
-//      online softmax in log2 units on the accumulator fragments (one quad of lanes per head);
-//      O^T[HD x 8 heads] += V^T . P^T with P kept in registers as the B fragment (the score
-//      fragments' layout) and A = V^T from ldmatrix.trans, dequantized in registers.
+//      accumulator, merged across warps at the end), mma_attend_tile:
+//      scores S^T[16 tokens x 8 heads] = K . Q^T with mma.sync m16n8k16 (A = K codes from
+//      ldmatrix, dequantized in registers by the format's coding; B = q);
+//      online softmax in log2 units on the accumulator fragments (a head's 16 scores in the 8
+//      lanes of its column);
+//      O^T[HD x 8 heads] += V^T . P^T with A = V^T from ldmatrix.trans, dequantized in registers,
+//      and B = P^T, transposed from the score fragments by movmatrix.
 // Quantized formats read their sealed 64-token blocks in [0, n_ctx) through their coding and the
 // newest partial block from the sequence's 16-bit tail (keys through the 16-bit coding; values
 // gathered in the format's channel order so that one accumulator layout serves every tile).
