@@ -52,8 +52,8 @@ struct MmaQuant {
   static constexpr int kElem = 2;  // tail rows
 };
 
-// A warp's online-softmax state for NQ groups of 8 query rows (decode: NQ = 1, the rows are query
-// heads; prefill: NQ = 2, 16 (token, head) rows). O^T of row group q: m-tile mt = V n-tiles 2mt
+// A warp's online-softmax state for NQ groups of 8 query rows (the prefill kernel: NQ = 2, 16
+// (token, head) rows; decode keeps MmaDecodeState). O^T of row group q: m-tile mt = V n-tiles 2mt
 // (rows 0..7) and 2mt + 1 (rows 8..15), row gid = the n-tile's column gid (a channel, in the value
 // coding's order), columns = query rows: acc[q][mt] = (2mt col gid, row 2t), (2mt col gid, row
 // 2t+1), (2mt+1 col gid, 2t), (.., 2t+1), rows relative to 8q.
@@ -101,6 +101,27 @@ __host__ __device__ __forceinline__ void make_q_frags(const float (*qs)[HD], int
   sum += shfl_xor(sum, 1);
   sum += shfl_xor(sum, 2);
   sumq = sum;
+}
+
+// The K codes of the tile's tokens [r0, r0 + 16) for one lane: w[i] = the words ldmatrix gives
+// lane (gid, t) of token row r0 + 8i + gid (word t of each 16-byte chunk).
+template <class KC>
+__host__ __device__ __forceinline__ void mma_load_k_words(const uint8_t* ks, int r0, int lane,
+                                                          uint32_t (&w)[2][KC::kCpr]) {
+  constexpr int CPR = KC::kCpr;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    if constexpr (CPR >= 4) {
+#pragma unroll
+      for (int cb = 0; cb < CPR; cb += 4) {
+        ldsm_x4(&w[i][cb], ks + k_ldsm_offset(r0 + 8 * i, lane, cb, CPR));
+      }
+    } else if constexpr (CPR == 2) {
+      ldsm_x2(w[i], ks + k_ldsm_offset(r0 + 8 * i, lane, 0, CPR));
+    } else {
+      ldsm_x1(w[i], ks + k_ldsm_offset(r0 + 8 * i, lane, 0, CPR));
+    }
+  }
 }
 
 // Values of the tile's tokens [r0, r0 + 16): O^T += V^T P^T for NQ groups of 8 query rows. B =
@@ -197,19 +218,7 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
     const KC kc;
     constexpr int CPR = KC::kCpr, P = 16 / KC::kBits;
     uint32_t w[2][CPR];  // token rows r0 + 8i + gid
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      if constexpr (CPR >= 4) {
-#pragma unroll
-        for (int cb = 0; cb < CPR; cb += 4) {
-          ldsm_x4(&w[i][cb], ks + k_ldsm_offset(r0 + 8 * i, lane, cb, CPR));
-        }
-      } else if constexpr (CPR == 2) {
-        ldsm_x2(w[i], ks + k_ldsm_offset(r0 + 8 * i, lane, 0, CPR));
-      } else {
-        ldsm_x1(w[i], ks + k_ldsm_offset(r0 + 8 * i, lane, 0, CPR));
-      }
-    }
+    mma_load_k_words<KC>(ks, r0, lane, w);
     float c[2][4] = {};
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
@@ -311,19 +320,7 @@ __host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, cons
     const KC kc;
     constexpr int CPR = KC::kCpr, P = 16 / KC::kBits;
     uint32_t w[2][CPR];  // token rows r0 + 8i + gid
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      if constexpr (CPR >= 4) {
-#pragma unroll
-        for (int cb = 0; cb < CPR; cb += 4) {
-          ldsm_x4(&w[i][cb], ks + k_ldsm_offset(r0 + 8 * i, lane, cb, CPR));
-        }
-      } else if constexpr (CPR == 2) {
-        ldsm_x2(w[i], ks + k_ldsm_offset(r0 + 8 * i, lane, 0, CPR));
-      } else {
-        ldsm_x1(w[i], ks + k_ldsm_offset(r0 + 8 * i, lane, 0, CPR));
-      }
-    }
+    mma_load_k_words<KC>(ks, r0, lane, w);
     float c[2][4] = {};  // two accumulation chains (even / odd k-steps)
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
@@ -508,6 +505,29 @@ __device__ __forceinline__ void mma_load_tile(uint8_t* kd, int stage_bytes, cons
   }
 }
 
+// The cp.async pipeline over the full tiles [tile0, end) in S stages of stage_bytes at smem, shared
+// by the decode and prefill kernels: mma_pipeline_start issues the first S - 1 tiles;
+// mma_pipeline_next waits for tile `tile` (for every thread), issues tile + S - 1 into the stage
+// that tile - 1 freed, and returns tile's stage. load(tile, stage) issues one tile's copies.
+template <int S, class Load>
+__device__ __forceinline__ void mma_pipeline_start(int tile0, int end, Load&& load) {
+#pragma unroll
+  for (int i = 0; i < S - 1; ++i) {
+    if (tile0 + i < end) load(tile0 + i, i);
+    cp_async_commit();
+  }
+}
+template <int S, class Load>
+__device__ __forceinline__ uint8_t* mma_pipeline_next(uint8_t* smem, int stage_bytes, int tile,
+                                                      int tile0, int end, Load&& load) {
+  cp_async_wait<S - 2>();  // tile's group is complete
+  __syncthreads();         // ... for every thread; and the stage of tile - 1 is free
+  const int next = tile + S - 1;
+  if (next < end) load(next, (next - tile0) % S);
+  cp_async_commit();
+  return smem + ((tile - tile0) % S) * stage_bytes;
+}
+
 // Issues the copies of the first `rows` 16-bit rows of sequence `seq`'s tail (kv head `kvh`): K
 // at smem, V at smem + 64 * HD * 2, swizzled like 16-bit tiles.
 template <int HD>
@@ -545,11 +565,7 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
   };
   // Full tiles (plain: all; quantized: the sealed blocks): S - 1 in flight ahead of the compute.
   const int main_end = F::kQuantized ? min(tile1, n_sealed) : tile1;
-#pragma unroll
-  for (int i = 0; i < S - 1; ++i) {
-    if (tile0 + i < main_end) load_tile(tile0 + i, i);
-    cp_async_commit();
-  }
+  mma_pipeline_start<S>(tile0, main_end, load_tile);
 
   // Query heads -> shared memory (rotated for k4v2) -> A fragments.
   for (int i = threadIdx.x; i < kMmaHeads * HD; i += kAttnThreads) {
@@ -572,12 +588,7 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
   MmaDecodeState<HD> st;
 
   for (int tile = tile0; tile < main_end; ++tile) {
-    cp_async_wait<S - 2>();  // tile's group is complete
-    __syncthreads();         // ... for every thread; and the stage of tile - 1 is free
-    const int next = tile + S - 1;
-    if (next < main_end) load_tile(next, (next - tile0) % S);
-    cp_async_commit();
-    const uint8_t* kd = smem + ((tile - tile0) % S) * stage_bytes;
+    const uint8_t* kd = mma_pipeline_next<S>(smem, stage_bytes, tile, tile0, main_end, load_tile);
     const uint8_t* vd = mma_stage_v<F>(kd, stage_bytes, a);
     const int n_rows = F::kQuantized ? 64 : min(64, n_ctx - tile * 64);
     mma_attend_tile<KM, VM, VM, HD, F::kQuantized>(kd, vd, n_rows, qa, sumq2, sl2, st);

@@ -233,11 +233,7 @@ __global__ void __launch_bounds__(kAttnThreads, 2) prefill_attention_mma_kernel(
   auto load_tile = [&](int tile, int stg) {
     mma_load_tile<F, HD>(smem + stg * stage_bytes, stage_bytes, a, table, kvh, tile, b.n_ctx);
   };
-#pragma unroll
-  for (int i = 0; i < S - 1; ++i) {
-    if (tile0 + i < main_end) load_tile(tile0 + i, i);
-    cp_async_commit();
-  }
+  mma_pipeline_start<S>(tile0, main_end, load_tile);
 
   // Query rows -> shared memory (rotated for k4v2) -> A fragments of this lane's two rows.
   if (a.act_bf16) {
@@ -259,12 +255,7 @@ __global__ void __launch_bounds__(kAttnThreads, 2) prefill_attention_mma_kernel(
   MmaWarpState<HD, 2> st;
 
   for (int tile = tile0; tile < main_end; ++tile) {
-    cp_async_wait<S - 2>();  // tile's group is complete
-    __syncthreads();         // ... for every thread; and the stage of tile - 1 is free
-    const int next = tile + S - 1;
-    if (next < main_end) load_tile(next, (next - tile0) % S);
-    cp_async_commit();
-    const uint8_t* kd = smem + ((tile - tile0) % S) * stage_bytes;
+    const uint8_t* kd = mma_pipeline_next<S>(smem, stage_bytes, tile, tile0, main_end, load_tile);
     const uint8_t* vd = mma_stage_v<F>(kd, stage_bytes, a);
     const int n_rows = Q ? 64 : min(64, b.n_ctx - tile * 64);
     const int lim[2] = {prefill_tile_limit<Q>(pos[0], tile, b.n_sealed),
