@@ -79,6 +79,35 @@ void fill(void* dst, size_t n, const void* pattern, size_t pattern_bytes, cudaSt
   }
 }
 
+// A pool of nb blocks for each of n_seqs sequences (plus one 16-bit tail each for quantized
+// formats), filled from the pattern, and the layer view over it.
+struct BenchKv {
+  KvLayerView kv;
+  Buffer pool, tails;
+};
+BenchKv make_bench_kv(CudaBackend& be, KvFormat f, int bs, int n_kv, int hd, int nb, int n_seqs,
+                      const Buffer& pattern, size_t pattern_bytes) {
+  const cudaStream_t st = be.stream();
+  BenchKv b;
+  KvLayerView& kv = b.kv;
+  kv.format = f;
+  kv.block_size = bs;
+  kv.n_kv_heads = n_kv;
+  kv.head_dim = hd;
+  kv.block_bytes = kv_block_bytes(f, bs, n_kv, hd);
+  b.pool = Buffer(be, kv.block_bytes * size_t(nb) * n_seqs);
+  kv.base = b.pool.data();
+  fill(b.pool.data(), b.pool.size(), pattern.data(), pattern_bytes, st);
+  if (kv_format_is_quantized(f)) {
+    kv.tail_format = KvFormat::BF16;
+    kv.tail_block_bytes = kv_block_bytes(KvFormat::BF16, bs, n_kv, hd);
+    b.tails = Buffer(be, kv.tail_block_bytes * n_seqs);
+    kv.tail_base = b.tails.data();
+    fill(b.tails.data(), b.tails.size(), pattern.data(), pattern_bytes, st);
+  }
+  return b;
+}
+
 // The prefill benchmark (--prefill), see the top of the file.
 void bench_prefill(CudaBackend& be, const Buffer& pattern, size_t pattern_bytes, bool quick,
                    FILE* json, std::mt19937& rng) {
@@ -94,22 +123,8 @@ void bench_prefill(CudaBackend& be, const Buffer& pattern, size_t pattern_bytes,
     for (int cached : {0, 4096}) {
       const int n_ctx = cached + n_new;
       const int nb = (n_ctx + bs - 1) / bs;
-      KvLayerView kv;
-      kv.format = f;
-      kv.block_size = bs;
-      kv.n_kv_heads = n_kv;
-      kv.head_dim = hd;
-      kv.block_bytes = kv_block_bytes(f, bs, n_kv, hd);
-      Buffer pool(be, kv.block_bytes * size_t(nb) * n_seqs), tails;
-      kv.base = pool.data();
-      fill(pool.data(), pool.size(), pattern.data(), pattern_bytes, st);
-      if (quant) {
-        kv.tail_format = KvFormat::BF16;
-        kv.tail_block_bytes = kv_block_bytes(KvFormat::BF16, bs, n_kv, hd);
-        tails = Buffer(be, kv.tail_block_bytes * n_seqs);
-        kv.tail_base = tails.data();
-        fill(tails.data(), tails.size(), pattern.data(), pattern_bytes, st);
-      }
+      const BenchKv bkv = make_bench_kv(be, f, bs, n_kv, hd, nb, n_seqs, pattern, pattern_bytes);
+      const KvLayerView& kv = bkv.kv;
       std::vector<int32_t> ids(size_t(nb) * n_seqs);
       std::iota(ids.begin(), ids.end(), 0);
       std::shuffle(ids.begin(), ids.end(), rng);
@@ -261,23 +276,8 @@ int main(int argc, char** argv) {
         for (int ctx : ctxs) {
           const int n_ctx = ctx + 32;
           const int nb = (n_ctx + bs - 1) / bs;
-          KvLayerView kv;
-          kv.format = f;
-          kv.block_size = bs;
-          kv.n_kv_heads = n_kv;
-          kv.head_dim = hd;
-          kv.block_bytes = kv_block_bytes(f, bs, n_kv, hd);
-          const size_t pool_bytes = kv.block_bytes * size_t(nb) * batch;
-          Buffer pool(be, pool_bytes), tails;
-          kv.base = pool.data();
-          fill(pool.data(), pool_bytes, pattern.data(), pattern_bytes, st);
-          if (quant) {
-            kv.tail_format = KvFormat::BF16;
-            kv.tail_block_bytes = kv_block_bytes(KvFormat::BF16, bs, n_kv, hd);
-            tails = Buffer(be, kv.tail_block_bytes * batch);
-            kv.tail_base = tails.data();
-            fill(tails.data(), tails.size(), pattern.data(), pattern_bytes, st);
-          }
+          const BenchKv bkv = make_bench_kv(be, f, bs, n_kv, hd, nb, batch, pattern, pattern_bytes);
+          const KvLayerView& kv = bkv.kv;
           std::vector<int32_t> ids(size_t(nb) * batch);
           std::iota(ids.begin(), ids.end(), 0);
           std::shuffle(ids.begin(), ids.end(), rng);
