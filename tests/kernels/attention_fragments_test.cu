@@ -74,11 +74,6 @@ void ldsm(const uint8_t* smem, const int (&off)[32], int count, bool trans, int 
   }
 }
 
-template <class C>
-constexpr bool kIsFp8 = std::is_same_v<C, Fp8Frag<64>> || std::is_same_v<C, Fp8Frag<128>>;
-template <class C>
-constexpr bool kIsInt8 = std::is_same_v<C, Int8Frag<64>> || std::is_same_v<C, Int8Frag<128>>;
-
 // The element value of a decoded half (bf16 rows: the raw bits).
 template <class C>
 float elem(uint32_t raw, int hi) {
@@ -104,6 +99,14 @@ void check(KvFormat f, std::mt19937& rng) {
     const KvFormatInfo info = kv_format_info(f, HD);
     kb.resize(info.k.bytes);
     vb.resize(info.v.bytes);
+    if constexpr (KC::kBits < 16) {  // the quantized codings
+      if (info.k.bytes != static_cast<size_t>(KC::kSectionBytes) ||
+          info.v.bytes != static_cast<size_t>(VC::kSectionBytes)) {
+        ++g_failures;
+        std::printf("FAIL %s hd %d: sections of %zu + %zu bytes, the kernel's %d + %d\n", name, HD,
+                    info.k.bytes, info.v.bytes, KC::kSectionBytes, VC::kSectionBytes);
+      }
+    }
     quantize_section(info, info.k, xk.data(), kb.data());
     quantize_section(info, info.v, xv.data(), vb.data());
     dequantize_section(info, info.k, kb.data(), kref.data());
@@ -144,15 +147,12 @@ void check(KvFormat f, std::mt19937& rng) {
       for (int l = 0; l < 32; ++l) {
         const int gid = l / 4, t = l % 4, tok = r0 + 8 * i + gid;
         for (int q = 0; q < HD / 8; ++q) {
-          const uint32_t raw = KC::kdecode(w[l][q / KP], q % KP);
+          const auto a = kc.kaff(ks.data(), t, q - q % kKAffPairs);
+          const uint32_t raw = kc.kapply(KC::kdecode(w[l][q / KP], q % KP), a, q);
           for (int hi = 0; hi < 2; ++hi) {
             const int ch = KC::kchan(q / KP, t, q % KP, hi);
             float got = elem<KC>(raw, hi);
-            if constexpr (KC::kPerChannel) {
-              const auto a = kc.kaff(ks.data(), t, q);
-              got = (got - 1024.0f) * (hi ? half_hi(a.s) : half_lo(a.s)) +
-                    (hi ? half_hi(a.z) : half_lo(a.z));
-            } else {
+            if constexpr (KC::kPerToken) {
               const float2 fx = kc.kfix(ks.data(), tok);
               got = fx.x * (got - fx.y);
             }
@@ -181,19 +181,10 @@ void check(KvFormat f, std::mt19937& rng) {
             const int ta = r0 + 8 * half + 2 * t;
             const auto a = vc.vaff(vs.data(), ta, VC::vgroup(c, gid));
             for (int e = 0; e < VP; ++e) {
-              const uint32_t raw = VC::vdecode(w[l][2 * j + half], e);
+              const uint32_t raw = vc.vapply(VC::vdecode(w[l][2 * j + half], e), a);
               const int ch = VC::vchan(c, gid, e);
               for (int hi = 0; hi < 2; ++hi) {
-                float got = elem<VC>(raw, hi);
-                if constexpr (kIsFp8<VC>) {
-                  got *= hi ? half_hi(a.s) : half_lo(a.s);
-                } else if constexpr (kIsInt8<VC>) {
-                  got = (got - (hi ? half_hi(a.off) : half_lo(a.off))) *
-                        (hi ? half_hi(a.s) : half_lo(a.s));
-                } else if constexpr (VC::kAffineV) {
-                  got = (got - 1024.0f) * (hi ? half_hi(a.s) : half_lo(a.s)) +
-                        (hi ? half_hi(a.z) : half_lo(a.z));
-                }
+                const float got = elem<VC>(raw, hi);
                 const int tok = ta + hi;
                 const float want = vref[tok * HD + ch];
                 if (std::fabs(got - want) > 2e-3f * (1.0f + std::fabs(want))) {

@@ -97,6 +97,17 @@ __host__ __device__ __forceinline__ bool warp_any(bool p) {
 #endif
 }
 
+// 2^x, as the MUFU instruction (results below 2^-126 flush to zero; exp2f adds a range fix-up).
+__host__ __device__ __forceinline__ float exp2_approx(float x) {
+#ifdef __CUDA_ARCH__
+  float r;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(r) : "f"(x));
+  return r;
+#else
+  return std::exp2(x);
+#endif
+}
+
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
@@ -218,22 +229,26 @@ __host__ __device__ __forceinline__ uint32_t as_u32(__half2 h) {
 __host__ __device__ __forceinline__ uint32_t lds_u32(const uint8_t* p) {
   return *reinterpret_cast<const uint32_t*>(p);
 }
+__host__ __device__ __forceinline__ uint4 lds_u128(const uint8_t* p) {  // p 16-byte aligned
+  return *reinterpret_cast<const uint4*>(p);
+}
 __host__ __device__ __forceinline__ float h16_to_f32(uint16_t h) {
   return __half2float(__ushort_as_half(h));
 }
 
 constexpr uint32_t kMagic1024 = 0x64006400u;  // half2(1024, 1024)
+// A coding's key affines (kaff) are read for this many pairs of a lane at once: pass q % 4 == 0.
+constexpr int kKAffPairs = 4;
 
-// (x & MASK) | OR as one LOP3 (the compiler emits an AND and an OR: both constants are
-// immediates and LOP3 takes one; the asm leaves it to ptxas to keep the other in a register).
-template <uint32_t MASK, uint32_t OR>
-__host__ __device__ __forceinline__ uint32_t and_or(uint32_t x) {
+// (x & mask) | 0x64006400 as one LOP3 (the compiler emits an AND and an OR; LOP3 takes one
+// immediate, so ptxas keeps the other constant in a register).
+__host__ __device__ __forceinline__ uint32_t and_or_1024(uint32_t x, uint32_t mask) {
 #ifdef __CUDA_ARCH__
   uint32_t r;
-  asm("lop3.b32 %0, %1, %2, %3, 0xea;\n" : "=r"(r) : "r"(x), "n"(MASK), "n"(OR));
+  asm("lop3.b32 %0, %1, %2, %3, 0xea;\n" : "=r"(r) : "r"(x), "r"(mask), "n"(kMagic1024));
   return r;
 #else
-  return (x & MASK) | OR;
+  return (x & mask) | kMagic1024;
 #endif
 }
 
@@ -270,8 +285,22 @@ __host__ __device__ __forceinline__ uint32_t e4m3x2_to_h2(uint32_t u16) {
   return static_cast<uint32_t>(r.x) | (static_cast<uint32_t>(r.y) << 16);
 }
 
-// Unpacking of b-bit codes (b = 16, 8, 4, 2) shared by keys and values. kBits = 8 has two flavours
-// (int8: 1024 + code; e4m3: the value). H = 16 / bits pairs per word.
+// Pair h of the 4-bit or 2-bit codes of word w (bits BITS h.. and 16 + BITS h..) as half2 of the
+// exact codes. A code ORed into the fp16 mantissa of 1024 at bit offset o gives 1024 + 2^o code, so
+// one FMA with (2^-o, -1024 2^-o) gives the code exactly; the codes that fit the 10-bit mantissa
+// at offsets 0, BITS, .. (G of them: 2 for 4-bit, 5 for 2-bit) need no shift, the rest one shift
+// (w >> BITS G) shared by up to G pairs. Per pair: one LOP3 and one HFMA2.
+template <int BITS>
+__host__ __device__ __forceinline__ uint32_t code_pair(uint32_t w, int h) {
+  constexpr int G = (10 - BITS) / BITS + 1;
+  constexpr uint32_t kMask = BITS == 4 ? 0x000f000fu : 0x00030003u;
+  const int o = BITS * (h % G);
+  const uint32_t y = and_or_1024(w >> (BITS * G * (h / G)), kMask << o);
+  const uint32_t m = ((15u - o) << 10) * 0x10001u;            // half2(2^-o)
+  const uint32_t b = (0x8000u | ((25u - o) << 10)) * 0x10001u;  // half2(-1024 2^-o)
+  return as_u32(hfma2(as_h2(y), as_h2(m), as_h2(b)));
+}
+
 template <int BITS, bool FP8 = false>
 struct CodeWords {
   static constexpr int kPairs = 16 / BITS;
@@ -287,8 +316,7 @@ struct CodeWords {
         return prmt(w, kMagic1024, h == 0 ? 0x5150 : 0x5352);  // byte 5 = 0x64
       }
     } else {
-      constexpr uint32_t kMask = BITS == 4 ? 0x000f000fu : 0x00030003u;
-      return and_or<kMask, kMagic1024>(w >> (BITS * h));
+      return code_pair<BITS>(w, h);
     }
   }
   __host__ __device__ static constexpr int kchan_in_chunk(int t, int h, int hi) {
@@ -312,8 +340,7 @@ struct CodeWords {
         return prmt(w, kMagic1024, e == 0 ? 0x5250 : 0x5351);
       }
     } else {
-      constexpr uint32_t kMask = BITS == 4 ? 0x000f000fu : 0x00030003u;
-      return and_or<kMask, kMagic1024>(w >> (BITS * e));
+      return code_pair<BITS>(w, e);
     }
   }
   __host__ __device__ static constexpr int vchan_in_chunk(int col, int e) {
@@ -329,6 +356,8 @@ struct FragBase : CodeWords<BITS, FP8> {
   static constexpr int kCpr = HD * BITS / 128;           // 16-byte chunks per token row
   static constexpr int kChunkChans = 128 / BITS;         // channels per chunk
   static constexpr int kMeta = kQBlock * HD * BITS / 8;  // sealed sections: meta offset
+  // A quantized coding's sealed section is kSectionBytes (codes, then meta; kv_format.cpp's
+  // make_section, checked at launch).
   // K: channel of half `hi` of pair h of lane t in chunk c
   __host__ __device__ static constexpr int kchan(int c, int t, int h, int hi) {
     return c * kChunkChans + Words::kchan_in_chunk(t, h, hi);
@@ -347,9 +376,8 @@ struct PlainFrag : FragBase<16, HD> {
   static constexpr bool kPerChannel = false, kPerToken = false, kAffineV = false;
   struct KAff {};
   __host__ __device__ __forceinline__ KAff kaff(const uint8_t*, int, int) const { return {}; }
-  __host__ __device__ __forceinline__ uint32_t kapply(uint32_t x, const KAff&) const { return x; }
-  __host__ __device__ __forceinline__ float2 kfix(const uint8_t*, int) const {
-    return {1.0f, 0.0f};
+  __host__ __device__ __forceinline__ uint32_t kapply(uint32_t x, const KAff&, int) const {
+    return x;
   }
   struct VAff {};
   __host__ __device__ __forceinline__ VAff vaff(const uint8_t*, int, int) const { return {}; }
@@ -361,10 +389,13 @@ template <int HD>
 struct Fp8Frag : FragBase<8, HD, true> {
   using T = __half;
   static constexpr int kMeta = FragBase<8, HD, true>::kMeta;
+  static constexpr int kSectionBytes = kMeta + 2 * kQBlock;
   static constexpr bool kPerChannel = false, kPerToken = true, kAffineV = true;
   struct KAff {};
   __host__ __device__ __forceinline__ KAff kaff(const uint8_t*, int, int) const { return {}; }
-  __host__ __device__ __forceinline__ uint32_t kapply(uint32_t x, const KAff&) const { return x; }
+  __host__ __device__ __forceinline__ uint32_t kapply(uint32_t x, const KAff&, int) const {
+    return x;
+  }
   __host__ __device__ __forceinline__ float2 kfix(const uint8_t* sec, int row) const {
     return {h16_to_f32(reinterpret_cast<const uint16_t*>(sec + kMeta)[row]), 0.0f};
   }
@@ -387,10 +418,13 @@ template <int HD>
 struct Int8Frag : FragBase<8, HD> {
   using T = __half;
   static constexpr int kMeta = FragBase<8, HD>::kMeta;
+  static constexpr int kSectionBytes = kMeta + 3 * kQBlock;
   static constexpr bool kPerChannel = false, kPerToken = true, kAffineV = true;
   struct KAff {};
   __host__ __device__ __forceinline__ KAff kaff(const uint8_t*, int, int) const { return {}; }
-  __host__ __device__ __forceinline__ uint32_t kapply(uint32_t x, const KAff&) const { return x; }
+  __host__ __device__ __forceinline__ uint32_t kapply(uint32_t x, const KAff&, int) const {
+    return x;
+  }
   __host__ __device__ __forceinline__ float2 kfix(const uint8_t* sec, int row) const {
     return {h16_to_f32(reinterpret_cast<const uint16_t*>(sec + kMeta)[row]),
             1024.0f + static_cast<float>(sec[kMeta + 2 * kQBlock + row])};
@@ -408,28 +442,31 @@ struct Int8Frag : FragBase<8, HD> {
 };
 
 // Keys, b-bit per channel ((scale, zero) fp16 pair per channel of the block): dequantized in the
-// fragment, x = (1024 + code - 1024) * scale + zero, with the (scale, zero) pairs of this lane's
-// channels read per pair (kaff) and shared by the warp's two 8-token fragments.
+// fragment, x = code * scale + zero. kaff reads the (scale, zero) of 4 pairs of one lane at once:
+// the low channels of pairs h..h+3 of a chunk are 4 consecutive channels, their high channels the
+// next P, so two 16-byte loads; kapply picks a pair's two scales and two zeros with byte permutes.
 template <int BITS, int HD>
 struct PerChannelFrag : FragBase<BITS, HD> {
   using T = __half;
   using Base = FragBase<BITS, HD>;
   static constexpr bool kPerChannel = true, kPerToken = false;
+  static constexpr int kSectionBytes = Base::kMeta + 4 * HD;
+  static_assert(16 / BITS % kKAffPairs == 0, "a kaff load stays in one chunk");
   struct KAff {
-    uint32_t s, z;  // (scale, zero) of the pair's two channels
+    uint32_t lo[kKAffPairs], hi[kKAffPairs];  // (scale, zero) of the pairs' low / high channels
   };
-  // pair q (chunk q / P, pair q % P) of lane t
+  // pairs q..q + 3 (q a multiple of 4; chunk q / P, pairs q % P..) of lane t
   __host__ __device__ __forceinline__ KAff kaff(const uint8_t* sec, int t, int q) const {
     constexpr int P = 16 / BITS;
-    const uint32_t lo = lds_u32(sec + Base::kMeta + 4 * Base::kchan(q / P, t, q % P, 0));
-    const uint32_t hi = lds_u32(sec + Base::kMeta + 4 * Base::kchan(q / P, t, q % P, 1));
-    return {prmt(lo, hi, 0x5410), prmt(lo, hi, 0x7632)};
+    const uint8_t* m = sec + Base::kMeta + 4 * Base::kchan(q / P, t, q % P, 0);
+    const uint4 lo = lds_u128(m), hi = lds_u128(m + 4 * P);
+    return {{lo.x, lo.y, lo.z, lo.w}, {hi.x, hi.y, hi.z, hi.w}};
   }
-  __host__ __device__ __forceinline__ uint32_t kapply(uint32_t x, const KAff& f) const {
-    return as_u32(hfma2(hsub2(as_h2(x), as_h2(kMagic1024)), as_h2(f.s), as_h2(f.z)));
-  }
-  __host__ __device__ __forceinline__ float2 kfix(const uint8_t*, int) const {
-    return {1.0f, 0.0f};
+  // codes (exact, code_pair) of pair q -> values; f = kaff(.., q - q % 4)
+  __host__ __device__ __forceinline__ uint32_t kapply(uint32_t x, const KAff& f, int q) const {
+    const int i = q % kKAffPairs;
+    const uint32_t s = prmt(f.lo[i], f.hi[i], 0x5410), z = prmt(f.lo[i], f.hi[i], 0x7632);
+    return as_u32(hfma2(as_h2(x), as_h2(s), as_h2(z)));
   }
 };
 
@@ -440,6 +477,7 @@ struct PerTokenGroupFrag : FragBase<BITS, HD> {
   using Base = FragBase<BITS, HD>;
   static constexpr bool kAffineV = true;
   static constexpr int kGroups = HD / GROUP;
+  static constexpr int kSectionBytes = Base::kMeta + 4 * kQBlock * kGroups;
   static_assert(GROUP % (16 / BITS) == 0, "the channels of one column share a group");
   // group of the channels of column col in chunk c
   __host__ __device__ static constexpr int vgroup(int c, int col) {
@@ -453,8 +491,9 @@ struct PerTokenGroupFrag : FragBase<BITS, HD> {
     const uint32_t ub = lds_u32(sec + Base::kMeta + 4 * ((a + 1) * kGroups + grp));
     return {prmt(ua, ub, 0x5410), prmt(ua, ub, 0x7632)};
   }
+  // codes (exact, code_pair) -> values
   __host__ __device__ __forceinline__ uint32_t vapply(uint32_t x, const VAff& f) const {
-    return as_u32(hfma2(hsub2(as_h2(x), as_h2(kMagic1024)), as_h2(f.s), as_h2(f.z)));
+    return as_u32(hfma2(as_h2(x), as_h2(f.s), as_h2(f.z)));
   }
 };
 

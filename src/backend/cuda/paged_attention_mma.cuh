@@ -220,15 +220,16 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
     uint32_t w[2][CPR];  // token rows r0 + 8i + gid
     mma_load_k_words<KC>(ks, r0, lane, w);
     float c[2][4] = {};
+    typename KC::KAff f{};  // pairs 4 (kk / 2).. (codings with key affines: 4+ pairs per chunk)
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
       const int q0 = 2 * kk, q1 = 2 * kk + 1;
-      const auto f0 = kc.kaff(ks, t, q0), f1 = kc.kaff(ks, t, q1);
+      if (q0 % kKAffPairs == 0) f = kc.kaff(ks, t, q0);
       const uint32_t a1 = NQ > 1 ? qa[NQ - 1][kk][0] : 0u, a3 = NQ > 1 ? qa[NQ - 1][kk][1] : 0u;
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
-        const uint32_t b0 = kc.kapply(KC::kdecode(w[i][q0 / P], q0 % P), f0);
-        const uint32_t b1 = kc.kapply(KC::kdecode(w[i][q1 / P], q1 % P), f1);
+        const uint32_t b0 = kc.kapply(KC::kdecode(w[i][q0 / P], q0 % P), f, q0);
+        const uint32_t b1 = kc.kapply(KC::kdecode(w[i][q1 / P], q1 % P), f, q1);
         mma_16816<typename KC::T>(c[i], qa[0][kk][0], a1, qa[0][kk][1], a3, b0, b1);
       }
     }
@@ -237,11 +238,14 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int r = r0 + 8 * i + 2 * t + e;
-        const float2 fx = kc.kfix(ks, r);  // (scale, offset) of per-token keys
 #pragma unroll
         for (int q = 0; q < NQ; ++q) {
-          const float v = fx.x * (c[i][2 * q + e] - fx.y * sumq[q]) * sl2;
-          s[q][i][e] = FULL || (r < n_rows && r < lim[q]) ? v : -INFINITY;
+          float v = c[i][2 * q + e];
+          if constexpr (KC::kPerToken) {
+            const float2 fx = kc.kfix(ks, r);  // (scale, offset) of per-token keys
+            v = fx.x * (v - fx.y * sumq[q]);
+          }
+          s[q][i][e] = FULL || (r < n_rows && r < lim[q]) ? v * sl2 : -INFINITY;
         }
       }
     }
@@ -257,11 +261,11 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
     mx = fmaxf(mx, shfl_xor(mx, 2));
     const float m_new = fmaxf(st.m[q], mx);
     const bool none = m_new == -INFINITY;
-    const float alpha = none ? 1.0f : exp2f(st.m[q] - m_new);
+    const float alpha = none ? 1.0f : exp2_approx(st.m[q] - m_new);
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
 #pragma unroll
-      for (int e = 0; e < 2; ++e) p[q][i][e] = none ? 0.0f : exp2f(s[q][i][e] - m_new);
+      for (int e = 0; e < 2; ++e) p[q][i][e] = none ? 0.0f : exp2_approx(s[q][i][e] - m_new);
     }
     st.l[q] = st.l[q] * alpha + (p[q][0][0] + p[q][0][1]) + (p[q][1][0] + p[q][1][1]);
     st.m[q] = m_new;
@@ -321,25 +325,29 @@ __host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, cons
     constexpr int CPR = KC::kCpr, P = 16 / KC::kBits;
     uint32_t w[2][CPR];  // token rows r0 + 8i + gid
     mma_load_k_words<KC>(ks, r0, lane, w);
-    float c[2][4] = {};  // two accumulation chains (even / odd k-steps)
+    float c[2][4] = {};     // two accumulation chains (even / odd k-steps)
+    typename KC::KAff f{};  // pairs 4 (kk / 2).. (codings with key affines: 4+ pairs per chunk)
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
       const int q0 = 2 * kk, q1 = 2 * kk + 1;
-      const auto f0 = kc.kaff(ks, t, q0), f1 = kc.kaff(ks, t, q1);
-      const uint32_t a0 = kc.kapply(KC::kdecode(w[0][q0 / P], q0 % P), f0);
-      const uint32_t a1 = kc.kapply(KC::kdecode(w[1][q0 / P], q0 % P), f0);
-      const uint32_t a2 = kc.kapply(KC::kdecode(w[0][q1 / P], q1 % P), f1);
-      const uint32_t a3 = kc.kapply(KC::kdecode(w[1][q1 / P], q1 % P), f1);
+      if (q0 % kKAffPairs == 0) f = kc.kaff(ks, t, q0);
+      const uint32_t a0 = kc.kapply(KC::kdecode(w[0][q0 / P], q0 % P), f, q0);
+      const uint32_t a1 = kc.kapply(KC::kdecode(w[1][q0 / P], q0 % P), f, q0);
+      const uint32_t a2 = kc.kapply(KC::kdecode(w[0][q1 / P], q1 % P), f, q1);
+      const uint32_t a3 = kc.kapply(KC::kdecode(w[1][q1 / P], q1 % P), f, q1);
       mma_16816<typename KC::T>(c[kk & 1], a0, a1, a2, a3, qa[kk][0], qa[kk][1]);
     }
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
       const int r = r0 + 8 * i + gid;
-      const float2 fx = kc.kfix(ks, r);  // (scale, offset) of per-token keys
 #pragma unroll
       for (int j = 0; j < 2; ++j) {
-        const float v = fx.x * (c[0][2 * i + j] + c[1][2 * i + j] - fx.y * sumq2[j]) * sl2;
-        s[i][j] = FULL || r < n_rows ? v : -INFINITY;
+        float v = c[0][2 * i + j] + c[1][2 * i + j];
+        if constexpr (KC::kPerToken) {
+          const float2 fx = kc.kfix(ks, r);  // (scale, offset) of per-token keys
+          v = fx.x * (v - fx.y * sumq2[j]);
+        }
+        s[i][j] = FULL || r < n_rows ? v * sl2 : -INFINITY;
       }
     }
   }
@@ -355,10 +363,10 @@ __host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, cons
     mx = fmaxf(mx, shfl_xor(mx, 8));
     mx = fmaxf(mx, shfl_xor(mx, 16));
     const float m_new = fmaxf(st.m[j], mx);
-    const bool none = m_new == -INFINITY;
-    alpha[j] = none ? 1.0f : exp2f(st.m[j] - m_new);
+    const bool none = !FULL && m_new == -INFINITY;  // a full tile's scores are finite
+    alpha[j] = none ? 1.0f : exp2_approx(st.m[j] - m_new);
 #pragma unroll
-    for (int i = 0; i < 2; ++i) p[i][j] = none ? 0.0f : exp2f(s[i][j] - m_new);
+    for (int i = 0; i < 2; ++i) p[i][j] = none ? 0.0f : exp2_approx(s[i][j] - m_new);
     st.l[j] = st.l[j] * alpha[j] + (p[0][j] + p[1][j]);
     st.m[j] = m_new;
   }
@@ -438,6 +446,20 @@ __device__ __forceinline__ void copy_section_swizzled(uint8_t* dst, const uint8_
     cp_async16(dst + (i < code_chunks ? swizzle_chunk(i, cpr) : i) * 16, src + i * 16);
   }
 }
+// The same for one sealed section of coding C, its sizes known at compile time: each thread
+// copies fixed chunks, whose shared-memory offsets do not depend on the tile.
+template <class C>
+__device__ __forceinline__ void copy_sealed_section(uint8_t* dst, const uint8_t* src) {
+  constexpr int N = C::kSectionBytes / 16, kCode = kQBlock * C::kCpr;
+  static_assert(C::kSectionBytes % 16 == 0, "sections are whole 16-byte chunks");
+#pragma unroll
+  for (int j = 0; j < (N + kAttnThreads - 1) / kAttnThreads; ++j) {
+    const int i = static_cast<int>(threadIdx.x) + j * kAttnThreads;
+    if (N % kAttnThreads == 0 || i < N) {
+      cp_async16(dst + (i < kCode ? swizzle_chunk(i, C::kCpr) : i) * 16, src + i * 16);
+    }
+  }
+}
 
 // Pipeline: plain formats 2 stages of 64 16-bit rows (32 KB at head_dim 128); quantized formats
 // 4 stages of one sealed block's K + V sections (9 KB for int4_kivi), so that 3 tiles per block
@@ -451,37 +473,70 @@ constexpr int kMmaStages = F::kQuantized ? 4 : 2;
 template <class F>
 constexpr int kMmaMinBlocks = F::kQuantized ? 4 : 3;
 
+// One stage: a sealed block's K and V sections of one KV head (quantized), or 64 rows of K and V.
 template <class F, int HD>
-__host__ __device__ constexpr int mma_stage_bytes(int sealed_bytes) {
-  return F::kQuantized ? sealed_bytes : 2 * 64 * HD * F::kElem;
+__host__ __device__ constexpr int mma_stage_bytes() {
+  if constexpr (F::kQuantized) {
+    return F::template K<HD>::kSectionBytes + F::template V<HD>::kSectionBytes;
+  } else {
+    return 2 * 64 * HD * F::kElem;
+  }
 }
 template <class F, int HD>
-__host__ __device__ constexpr int mma_smem_bytes(int sealed_bytes) {
-  const int stages = kMmaStages<F> * mma_stage_bytes<F, HD>(sealed_bytes);
+__host__ __device__ constexpr int mma_smem_bytes() {
+  const int stages = kMmaStages<F> * mma_stage_bytes<F, HD>();
   const int tail = F::kQuantized ? 2 * 64 * HD * 2 : 0;
   const int merge = kAttnWarps * kMmaHeads * (HD + 2) * 4;
   return stages > tail ? (stages > merge ? stages : merge) : (tail > merge ? tail : merge);
 }
 
-// Issues the copies of full tile `tile` (a sealed block of a quantized format; 64 plain rows of
-// [0, n_ctx) from the block table) of kv head `kvh` into the stage at `kd`: K at kd, V at
-// mma_stage_v(kd, ...). Shared by the decode and prefill kernels.
-template <class F, class P>
-__device__ __forceinline__ P* mma_stage_v(P* kd, int stage_bytes, const AttnArgs& a) {
-  return F::kQuantized ? kd + a.k_bytes : kd + stage_bytes / 2;
+// The launch's sealed sections must be the sizes the kernel for F was compiled for.
+template <class F, int HD>
+void mma_check_sections(const AttnArgs& a) {
+  if constexpr (F::kQuantized) {
+    CHECK(a.k_bytes == static_cast<size_t>(F::template K<HD>::kSectionBytes) &&
+          a.v_bytes == static_cast<size_t>(F::template V<HD>::kSectionBytes));
+  }
+}
+
+// The block ids of a split's tiles in order, each read from the block table one tile ahead of
+// its use, so that a tile's copies do not wait for the load of its table entry (quantized
+// formats: one tile = one block).
+struct MmaTableCursor {
+  const int32_t* table;
+  int end;
+  int32_t next;
+  __device__ MmaTableCursor(const int32_t* tbl, int first, int end_)
+      : table(tbl), end(end_), next(first < end_ ? tbl[first] : 0) {}
+  // the block of `tile`; tiles are taken in order
+  __device__ __forceinline__ int32_t take(int tile) {
+    const int32_t b = next;
+    if (tile + 1 < end) next = table[tile + 1];
+    return b;
+  }
+};
+
+// Issues the copies of full tile `tile` (a sealed block of a quantized format, block id `block`;
+// 64 plain rows of [0, n_ctx) from the block table) of kv head `kvh` into the stage at `kd`: K at
+// kd, V at mma_stage_v(kd). Shared by the decode and prefill kernels.
+template <class F, int HD, class P>
+__device__ __forceinline__ P* mma_stage_v(P* kd) {
+  if constexpr (F::kQuantized) {
+    return kd + F::template K<HD>::kSectionBytes;
+  } else {
+    return kd + mma_stage_bytes<F, HD>() / 2;
+  }
 }
 template <class F, int HD>
-__device__ __forceinline__ void mma_load_tile(uint8_t* kd, int stage_bytes, const AttnArgs& a,
-                                              const int32_t* table, int kvh, int tile, int n_ctx) {
+__device__ __forceinline__ void mma_load_tile(uint8_t* kd, const AttnArgs& a, const int32_t* table,
+                                              int32_t block, int kvh, int tile, int n_ctx) {
   using KM = typename F::template K<HD>;
   using VM = typename F::template V<HD>;
-  uint8_t* vd = mma_stage_v<F>(kd, stage_bytes, a);
+  uint8_t* vd = mma_stage_v<F, HD>(kd);
   if constexpr (F::kQuantized) {
-    const uint8_t* blk = a.base + static_cast<size_t>(table[tile]) * a.block_bytes;
-    copy_section_swizzled(kd, blk + kvh * a.k_bytes, static_cast<int>(a.k_bytes), 64 * KM::kCpr,
-                          KM::kCpr);
-    copy_section_swizzled(vd, blk + a.n_kv_heads * a.k_bytes + kvh * a.v_bytes,
-                          static_cast<int>(a.v_bytes), 64 * VM::kCpr, VM::kCpr);
+    const uint8_t* blk = a.base + static_cast<size_t>(block) * a.block_bytes;
+    copy_sealed_section<KM>(kd, blk + kvh * KM::kSectionBytes);
+    copy_sealed_section<VM>(vd, blk + a.n_kv_heads * KM::kSectionBytes + kvh * VM::kSectionBytes);
   } else {
     constexpr int kRow = HD * F::kElem;
     constexpr int CPR = kRow / 16;
@@ -550,7 +605,7 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ float qs[kMmaHeads][HD];
   constexpr int S = kMmaStages<F>;
-  const int stage_bytes = mma_stage_bytes<F, HD>(static_cast<int>(a.k_bytes + a.v_bytes));
+  constexpr int stage_bytes = mma_stage_bytes<F, HD>();
   constexpr int kTail16 = 64 * HD * 2;  // one 16-bit K (or V) tile
   const int lane = threadIdx.x & 31, gid = lane >> 2, t = lane & 3;
 
@@ -560,11 +615,13 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
   const int32_t* table = w.table;
   const int n_sealed = w.n_sealed, tail_rows = w.tail_rows, tile0 = w.tile0, tile1 = w.tile1;
 
-  auto load_tile = [&](int tile, int stg) {
-    mma_load_tile<F, HD>(smem + stg * stage_bytes, stage_bytes, a, table, kvh, tile, n_ctx);
-  };
   // Full tiles (plain: all; quantized: the sealed blocks): S - 1 in flight ahead of the compute.
   const int main_end = F::kQuantized ? min(tile1, n_sealed) : tile1;
+  MmaTableCursor blocks(table, tile0, F::kQuantized ? main_end : tile0);
+  auto load_tile = [&](int tile, int stg) {
+    const int32_t block = F::kQuantized ? blocks.take(tile) : 0;
+    mma_load_tile<F, HD>(smem + stg * stage_bytes, a, table, block, kvh, tile, n_ctx);
+  };
   mma_pipeline_start<S>(tile0, main_end, load_tile);
 
   // Query heads -> shared memory (rotated for k4v2) -> A fragments.
@@ -589,7 +646,7 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
 
   for (int tile = tile0; tile < main_end; ++tile) {
     const uint8_t* kd = mma_pipeline_next<S>(smem, stage_bytes, tile, tile0, main_end, load_tile);
-    const uint8_t* vd = mma_stage_v<F>(kd, stage_bytes, a);
+    const uint8_t* vd = mma_stage_v<F, HD>(kd);
     const int n_rows = F::kQuantized ? 64 : min(64, n_ctx - tile * 64);
     mma_attend_tile<KM, VM, VM, HD, F::kQuantized>(kd, vd, n_rows, qa, sumq2, sl2, st);
   }
@@ -669,8 +726,8 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
   }
 }
 
-// The kernel for (F, HD), its shared memory set up once (the bytes of a sealed section are fixed
-// per instantiation), and how many of its blocks fit on one SM (the split model's slots).
+// The kernel for (F, HD), its shared memory set up once, and how many of its blocks fit on one SM
+// (the split model's slots).
 template <class F, int HD>
 struct MmaDecodeKernel {
   decltype(&paged_attention_mma_kernel<F, HD>) fn = &paged_attention_mma_kernel<F, HD>;
@@ -678,10 +735,10 @@ struct MmaDecodeKernel {
   int blocks_per_sm = 0;
 };
 template <class F, int HD>
-const MmaDecodeKernel<F, HD>& mma_decode_kernel(const AttnArgs& a) {
-  static const MmaDecodeKernel<F, HD> k = [&] {
+const MmaDecodeKernel<F, HD>& mma_decode_kernel() {
+  static const MmaDecodeKernel<F, HD> k = [] {
     MmaDecodeKernel<F, HD> r;
-    r.smem = mma_smem_bytes<F, HD>(static_cast<int>(a.k_bytes + a.v_bytes));
+    r.smem = mma_smem_bytes<F, HD>();
     CUDA_CHECK(cudaFuncSetAttribute(r.fn, cudaFuncAttributeMaxDynamicSharedMemorySize, r.smem));
     CUDA_CHECK(cudaFuncSetAttribute(r.fn, cudaFuncAttributePreferredSharedMemoryCarveout,
                                     cudaSharedmemCarveoutMaxShared));
@@ -696,7 +753,8 @@ const MmaDecodeKernel<F, HD>& mma_decode_kernel(const AttnArgs& a) {
 template <class F, int HD>
 void launch_paged_attention_mma_hd(const AttnArgs& a, int n_tokens, cudaStream_t stream,
                                    int* blocks_per_sm) {
-  const MmaDecodeKernel<F, HD>& k = mma_decode_kernel<F, HD>(a);
+  const MmaDecodeKernel<F, HD>& k = mma_decode_kernel<F, HD>();
+  mma_check_sections<F, HD>(a);
   if (blocks_per_sm != nullptr) {
     *blocks_per_sm = k.blocks_per_sm;
     return;

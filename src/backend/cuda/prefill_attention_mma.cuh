@@ -198,14 +198,14 @@ __host__ __device__ __forceinline__ void prefill_store_part(const float (*rows)[
 
 // Dynamic shared memory: the KV stages (or the 16-bit tail), then qs [64][HD] and ml [64][2].
 template <class F, int HD>
-__host__ __device__ constexpr int prefill_kv_bytes(int sealed_bytes) {
-  const int stages = kMmaStages<F> * mma_stage_bytes<F, HD>(sealed_bytes);
+__host__ __device__ constexpr int prefill_kv_bytes() {
+  const int stages = kMmaStages<F> * mma_stage_bytes<F, HD>();
   const int tail = F::kQuantized ? 2 * 64 * HD * 2 : 0;
   return stages > tail ? stages : tail;
 }
 template <class F, int HD>
-__host__ __device__ constexpr int prefill_smem_bytes(int sealed_bytes) {
-  return prefill_kv_bytes<F, HD>(sealed_bytes) + kPrefillRows * (HD + 2) * 4;
+__host__ __device__ constexpr int prefill_smem_bytes() {
+  return prefill_kv_bytes<F, HD>() + kPrefillRows * (HD + 2) * 4;
 }
 
 template <class F, int HD>
@@ -215,9 +215,8 @@ __global__ void __launch_bounds__(kAttnThreads, 2) prefill_attention_mma_kernel(
   constexpr bool Q = F::kQuantized;
   constexpr int S = kMmaStages<F>;
   extern __shared__ __align__(16) uint8_t smem[];
-  const int sealed_bytes = static_cast<int>(a.k_bytes + a.v_bytes);
-  const int stage_bytes = mma_stage_bytes<F, HD>(sealed_bytes);
-  float(*qs)[HD] = reinterpret_cast<float(*)[HD]>(smem + prefill_kv_bytes<F, HD>(sealed_bytes));
+  constexpr int stage_bytes = mma_stage_bytes<F, HD>();
+  float(*qs)[HD] = reinterpret_cast<float(*)[HD]>(smem + prefill_kv_bytes<F, HD>());
   float* ml = &qs[kPrefillRows][0];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, t = lane & 3;
   const int kvh = blockIdx.y, split = blockIdx.z;
@@ -230,8 +229,10 @@ __global__ void __launch_bounds__(kAttnThreads, 2) prefill_attention_mma_kernel(
   const int tile1 = min(b.n_tiles, tile0 + a.tiles_per_split);
   const int main_end = Q ? min(tile1, b.n_sealed) : tile1;
 
+  MmaTableCursor blocks(table, tile0, Q ? main_end : tile0);
   auto load_tile = [&](int tile, int stg) {
-    mma_load_tile<F, HD>(smem + stg * stage_bytes, stage_bytes, a, table, kvh, tile, b.n_ctx);
+    const int32_t block = Q ? blocks.take(tile) : 0;
+    mma_load_tile<F, HD>(smem + stg * stage_bytes, a, table, block, kvh, tile, b.n_ctx);
   };
   mma_pipeline_start<S>(tile0, main_end, load_tile);
 
@@ -256,7 +257,7 @@ __global__ void __launch_bounds__(kAttnThreads, 2) prefill_attention_mma_kernel(
 
   for (int tile = tile0; tile < main_end; ++tile) {
     const uint8_t* kd = mma_pipeline_next<S>(smem, stage_bytes, tile, tile0, main_end, load_tile);
-    const uint8_t* vd = mma_stage_v<F>(kd, stage_bytes, a);
+    const uint8_t* vd = mma_stage_v<F, HD>(kd);
     const int n_rows = Q ? 64 : min(64, b.n_ctx - tile * 64);
     const int lim[2] = {prefill_tile_limit<Q>(pos[0], tile, b.n_sealed),
                         prefill_tile_limit<Q>(pos[1], tile, b.n_sealed)};
@@ -308,7 +309,8 @@ void launch_prefill_attention_mma(const AttnArgs& a, int head_dim, int n_work,
   auto launch = [&](auto hd_tag) {
     constexpr int HD = decltype(hd_tag)::value;
     auto* kernel = &prefill_attention_mma_kernel<F, HD>;
-    const int smem = prefill_smem_bytes<F, HD>(static_cast<int>(a.k_bytes + a.v_bytes));
+    const int smem = prefill_smem_bytes<F, HD>();
+    mma_check_sections<F, HD>(a);
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     const dim3 grid(n_work, a.n_kv_heads, a.n_splits);
     kernel<<<grid, kAttnThreads, smem, stream>>>(a);
