@@ -3,8 +3,9 @@
 
   python3 tools/attention_table.py ATTENTION_JSON [TORCH_TXT]
 
-Cells: time in microseconds (fraction of the measured device-to-device copy bandwidth); then, per
-shape, int4_kivi / bf16 time and bf16 / torch time, the ratios the CUDA issue sets targets on.
+Cells: time per call with calls back to back, in microseconds (fraction of the measured
+device-to-device copy bandwidth); then, per shape, int4_kivi / bf16 time and bf16 / torch time, the
+ratios the CUDA issue sets targets on, and bf16 / torch for single calls from an idle stream.
 """
 import json
 import sys
@@ -16,8 +17,8 @@ def main():
     if len(sys.argv) > 2:
         for line in open(sys.argv[2]):
             f = line.split()
-            if len(f) == 5 and "/" in f[0]:
-                torch[(f[0], int(f[1]), int(f[2]))] = float(f[3])
+            if len(f) == 6 and "/" in f[0]:
+                torch[(f[0], int(f[1]), int(f[2]))] = (float(f[3]), float(f[5]))
     formats = list(dict.fromkeys(r["format"] for r in rows))
     cell = {}
     for r in rows:
@@ -25,7 +26,7 @@ def main():
         cell[key, r["format"]] = r
     shapes = list(dict.fromkeys(k for k, _ in cell))
     head = ["gqa", "batch", "ctx"] + (["torch SDPA (bf16)"] if torch else []) + formats
-    head += ["int4 / bf16"] + (["bf16 / torch"] if torch else [])
+    head += ["int4 / bf16"] + (["bf16 / torch", "single call"] if torch else [])
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for s in shapes:
@@ -33,7 +34,7 @@ def main():
         bf = cell.get((s, "bf16"))
         if torch:
             t = torch.get(s)
-            out.append(f"{t:.0f}" if t else "")
+            out.append(f"{t[0]:.0f}" if t else "")
         for f in formats:
             r = cell.get((s, f))
             out.append(f"{r['time_us']:.0f} ({r['gbs'] / r['copy_gbs']:.2f})" if r else "")
@@ -41,7 +42,8 @@ def main():
         out.append(f"{i4['time_us'] / bf['time_us']:.2f}x" if i4 and bf else "")
         if torch:
             t = torch.get(s)
-            out.append(f"{bf['time_us'] / t:.2f}x" if bf and t else "")
+            out.append(f"{bf['time_us'] / t[0]:.2f}x" if bf and t else "")
+            out.append(f"{bf['call_us'] / t[1]:.2f}x" if bf and t else "")
         print("| " + " | ".join(out) + " |")
 
 
