@@ -23,22 +23,31 @@ namespace densekv {
 
 namespace {
 
+constexpr int kMaxSplits = 128;  // pick_splits' cap
+
 // Merges the splits of one (token, head): thread c = channel c. part [T, n_heads, n_splits, HD+2].
+// The splits' (m, l) are loaded at once into shared memory, and each thread's loads of its channel
+// over the splits are unrolled, so that the kernel waits for a few loads, not two per split.
 template <int HD, class T>
 __global__ void combine_splits_kernel(const float* part, int n_heads, int n_splits, bool rotate,
                                       T* out, int64_t out_stride) {
   __shared__ float o[HD];
+  __shared__ float ms[kMaxSplits], ls[kMaxSplits];
   const int h = blockIdx.x, t = blockIdx.y, c = threadIdx.x;
   const float* p = part + (static_cast<int64_t>(t) * n_heads + h) * n_splits * (HD + 2);
+  for (int s = c; s < n_splits; s += HD) {
+    ms[s] = p[s * (HD + 2) + HD];
+    ls[s] = p[s * (HD + 2) + HD + 1];
+  }
+  __syncthreads();
   float m = -INFINITY;
-  for (int s = 0; s < n_splits; ++s) m = fmaxf(m, p[s * (HD + 2) + HD]);
+  for (int s = 0; s < n_splits; ++s) m = fmaxf(m, ms[s]);
   float num = 0.0f, den = 0.0f;
+#pragma unroll 8
   for (int s = 0; s < n_splits; ++s) {
-    const float ms = p[s * (HD + 2) + HD];
-    if (ms == -INFINITY) continue;
-    const float w = exp2f(ms - m);  // m in log2 units
-    num += w * p[s * (HD + 2) + c];
-    den += w * p[s * (HD + 2) + HD + 1];
+    const float w = ms[s] == -INFINITY ? 0.0f : exp2f(ms[s] - m);  // m in log2 units
+    num += w * p[s * (HD + 2) + c];  // an empty split's partial is 0
+    den += w * ls[s];
   }
   o[c] = den > 0.0f ? num / den : 0.0f;
   __syncthreads();
@@ -51,7 +60,7 @@ __global__ void combine_splits_kernel(const float* part, int n_heads, int n_spli
 int pick_splits(int64_t base_blocks, int n_tiles, int64_t slots) {
   int splits = 1;
   int64_t best = INT64_MAX;
-  for (int s = 1; s <= std::min(n_tiles, 128); ++s) {
+  for (int s = 1; s <= std::min(n_tiles, kMaxSplits); ++s) {
     const int64_t tps = cuda::ceil_div(n_tiles, s);
     const int64_t waves = cuda::ceil_div(base_blocks * cuda::ceil_div(n_tiles, tps), slots);
     const int64_t cost = waves * (tps + 2);
