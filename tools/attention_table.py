@@ -3,9 +3,10 @@
 
   python3 tools/attention_table.py ATTENTION_JSON [TORCH_TXT]
 
-Cells: time per call with calls back to back, in microseconds (fraction of the measured
-device-to-device copy bandwidth); then, per shape, int4_kivi / bf16 time and bf16 / torch time, the
-ratios the CUDA issue sets targets on, and bf16 / torch for single calls from an idle stream.
+Cells: time per call with the calls replayed as a CUDA graph, in microseconds (fraction of the
+measured device-to-device copy bandwidth); then, per shape, int4_kivi / bf16 time and bf16 / torch
+time, the ratios the CUDA issue sets targets on, and bf16 / torch for calls launched back to back
+on the stream and for single calls from an idle stream.
 """
 import json
 import sys
@@ -17,8 +18,8 @@ def main():
     if len(sys.argv) > 2:
         for line in open(sys.argv[2]):
             f = line.split()
-            if len(f) == 6 and "/" in f[0]:
-                torch[(f[0], int(f[1]), int(f[2]))] = (float(f[3]), float(f[5]))
+            if len(f) == 7 and "/" in f[0]:
+                torch[(f[0], int(f[1]), int(f[2]))] = (float(f[3]), float(f[5]), float(f[6]))
     formats = list(dict.fromkeys(r["format"] for r in rows))
     cell = {}
     for r in rows:
@@ -26,7 +27,7 @@ def main():
         cell[key, r["format"]] = r
     shapes = list(dict.fromkeys(k for k, _ in cell))
     head = ["gqa", "batch", "ctx"] + (["torch SDPA (bf16)"] if torch else []) + formats
-    head += ["int4 / bf16"] + (["bf16 / torch", "single call"] if torch else [])
+    head += ["int4 / bf16"] + (["bf16 / torch", "stream", "single call"] if torch else [])
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for s in shapes:
@@ -43,7 +44,8 @@ def main():
         if torch:
             t = torch.get(s)
             out.append(f"{bf['time_us'] / t[0]:.2f}x" if bf and t else "")
-            out.append(f"{bf['call_us'] / t[1]:.2f}x" if bf and t else "")
+            out.append(f"{bf['stream_us'] / t[1]:.2f}x" if bf and t else "")
+            out.append(f"{bf['call_us'] / t[2]:.2f}x" if bf and t else "")
         print("| " + " | ".join(out) + " |")
 
 

@@ -10,8 +10,9 @@
 //   V (values, B = V, k = tokens): ldmatrix.trans: lane (gid, t) gets 16-bit column gid of rows 2t
 //     (low half) and 2t + 1 (high half). vdecode(w, e) gives (token 2t, token 2t + 1) of the e-th
 //     channel of that column.
-// 4-bit and 2-bit codes become fp16 1024 + code with (w >> k) & mask | 0x64006400 (exact), int8
-// codes 1024 + code with a byte permute, e4m3 pairs with one cvt; 16-bit rows are used as stored.
+// 4-bit and 2-bit codes become exact fp16 codes with one LOP3 ((w >> k) & mask | 0x64006400 =
+// 1024 + 2^o code) and one HFMA2 per pair (code_pair), int8 codes 1024 + code with a byte permute,
+// e4m3 pairs with one cvt; 16-bit rows are used as stored.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -296,7 +297,7 @@ __host__ __device__ __forceinline__ uint32_t code_pair(uint32_t w, int h) {
   constexpr uint32_t kMask = BITS == 4 ? 0x000f000fu : 0x00030003u;
   const int o = BITS * (h % G);
   const uint32_t y = and_or_1024(w >> (BITS * G * (h / G)), kMask << o);
-  const uint32_t m = ((15u - o) << 10) * 0x10001u;            // half2(2^-o)
+  const uint32_t m = ((15u - o) << 10) * 0x10001u;              // half2(2^-o)
   const uint32_t b = (0x8000u | ((25u - o) << 10)) * 0x10001u;  // half2(-1024 2^-o)
   return as_u32(hfma2(as_h2(y), as_h2(m), as_h2(b)));
 }

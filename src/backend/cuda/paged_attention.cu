@@ -46,7 +46,7 @@ __global__ void combine_splits_kernel(const float* part, int n_heads, int n_spli
 #pragma unroll 8
   for (int s = 0; s < n_splits; ++s) {
     const float w = ms[s] == -INFINITY ? 0.0f : exp2f(ms[s] - m);  // m in log2 units
-    num += w * p[s * (HD + 2) + c];  // an empty split's partial is 0
+    num += w * p[s * (HD + 2) + c];                                // an empty split's partial is 0
     den += w * ls[s];
   }
   o[c] = den > 0.0f ? num / den : 0.0f;
