@@ -43,13 +43,14 @@ using namespace densekv;
 
 namespace {
 
-// Median milliseconds of fn() over `iters` runs (events on the backend's stream).
+// Median milliseconds of fn() over `iters` runs (events on the backend's stream), after `warmup`
+// runs.
 template <class Fn>
-double median_ms(cudaStream_t stream, int iters, Fn fn) {
+double median_ms(cudaStream_t stream, int iters, Fn fn, int warmup = 3) {
   cudaEvent_t a, b;
   CUDA_CHECK(cudaEventCreate(&a));
   CUDA_CHECK(cudaEventCreate(&b));
-  for (int i = 0; i < 3; ++i) fn();  // warm-up
+  for (int i = 0; i < warmup; ++i) fn();
   std::vector<float> ms;
   for (int i = 0; i < iters; ++i) {
     CUDA_CHECK(cudaEventRecord(a, stream));
@@ -69,24 +70,10 @@ double median_ms(cudaStream_t stream, int iters, Fn fn) {
 // Milliseconds per fn() when `calls` of them run back to back: the median over 5 runs.
 template <class Fn>
 double back_to_back_ms(cudaStream_t stream, int calls, Fn fn) {
-  cudaEvent_t a, b;
-  CUDA_CHECK(cudaEventCreate(&a));
-  CUDA_CHECK(cudaEventCreate(&b));
-  for (int i = 0; i < calls; ++i) fn();  // warm-up
-  std::vector<float> ms;
-  for (int run = 0; run < 5; ++run) {
-    CUDA_CHECK(cudaEventRecord(a, stream));
+  auto run = [&] {
     for (int i = 0; i < calls; ++i) fn();
-    CUDA_CHECK(cudaEventRecord(b, stream));
-    CUDA_CHECK(cudaEventSynchronize(b));
-    float t = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
-    ms.push_back(t / calls);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  };
+  return median_ms(stream, 5, run, 1) / calls;
 }
 
 // A 64 MiB pattern of 16-bit words that are finite, moderate numbers read as fp16 or bf16
