@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 
-def median_ms(fn, iters=20):
-    for _ in range(3):
+def median_ms(fn, iters=20, warmup=3):
+    for _ in range(warmup):
         fn()
     times = []
     for _ in range(iters):
@@ -29,19 +29,11 @@ def median_ms(fn, iters=20):
 
 
 def back_to_back_ms(fn, calls):
-    for _ in range(calls):
-        fn()
-    times = []
-    for _ in range(5):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
+    def run():
         for _ in range(calls):
             fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) / calls)
-    times.sort()
-    return times[len(times) // 2]
+
+    return median_ms(run, iters=5, warmup=1) / calls
 
 
 def main():
