@@ -20,8 +20,11 @@
 //
 //   attention_bench [--quick] [--prefill] [--json FILE] [--formats bf16,int4_kivi,...]
 //                   [--batches 16,64] [--ctxs 4096,16384] [--kv-heads 8,4] [--plain-block N]
+//                   [--tail N] [--contiguous]
 // --kv-heads picks the GQA shapes (8: 32/8, 4: 28/4); --plain-block the 16-bit formats' block size
-// (default 16).
+// (default 16); --tail the tokens past ctx (default 32: the 16-bit tail rows of the quantized
+// formats); --contiguous gives each sequence consecutive blocks of the pool instead of shuffled
+// ones (fewer TLB misses).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -222,7 +225,8 @@ std::vector<int> parse_ints(const std::string& s) {
 int main(int argc, char** argv) {
   bool quick = false, prefill = false;
   std::string json_path, formats_arg, batches_arg, ctxs_arg, gqa_arg;
-  int plain_block = 0;
+  int plain_block = 0, tail = 32;
+  bool contiguous = false;
   for (int i = 1; i < argc; ++i) {
     const bool more = i + 1 < argc;
     if (!std::strcmp(argv[i], "--quick")) quick = true;
@@ -233,6 +237,12 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--ctxs") && more) ctxs_arg = argv[++i];
     if (!std::strcmp(argv[i], "--kv-heads") && more) gqa_arg = argv[++i];
     if (!std::strcmp(argv[i], "--plain-block") && more) plain_block = std::stoi(argv[++i]);
+    if (!std::strcmp(argv[i], "--tail") && more) tail = std::stoi(argv[++i]);
+    if (!std::strcmp(argv[i], "--contiguous")) contiguous = true;
+  }
+  if (tail < 0 || tail > 63) {
+    std::fprintf(stderr, "attention_bench: --tail must be in [0, 63], got %d\n", tail);
+    return 2;
   }
   CudaBackend be(0);
   be.set_model_dtype(DType::BF16);
@@ -290,7 +300,7 @@ int main(int argc, char** argv) {
     for (auto [n_heads, n_kv] : gqas) {
       for (int batch : batches) {
         for (int ctx : ctxs) {
-          const int n_ctx = ctx + 32;
+          const int n_ctx = ctx + tail;
           const int nb = (n_ctx + bs - 1) / bs;
           // Bytes that must be read: sealed sections + tail rows (quantized), 16-bit rows (plain).
           double bytes = 0;
@@ -308,7 +318,7 @@ int main(int argc, char** argv) {
           const KvLayerView& kv = bkv.kv;
           std::vector<int32_t> ids(size_t(nb) * n_seqs);
           std::iota(ids.begin(), ids.end(), 0);
-          std::shuffle(ids.begin(), ids.end(), rng);
+          if (!contiguous) std::shuffle(ids.begin(), ids.end(), rng);
           BatchLayout lay;
           lay.max_blocks = nb;
           lay.max_context = n_ctx;

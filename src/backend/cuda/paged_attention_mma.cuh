@@ -486,7 +486,7 @@ template <class F, int HD>
 __host__ __device__ constexpr int mma_smem_bytes() {
   const int stages = kMmaStages<F> * mma_stage_bytes<F, HD>();
   const int tail = F::kQuantized ? 2 * 64 * HD * 2 : 0;
-  const int merge = kAttnWarps * kMmaHeads * (HD + 2) * 4;
+  const int merge = (kAttnWarps * kMmaHeads * (HD + 3) + 2 * kMmaHeads) * 4;  // red, ml, fw, m, l
   return stages > tail ? (stages > merge ? stages : merge) : (tail > merge ? tail : merge);
 }
 
@@ -499,19 +499,23 @@ void mma_check_sections(const AttnArgs& a) {
   }
 }
 
-// The block ids of a split's tiles in order, each read from the block table one tile ahead of
+// The block ids of a split's tiles in order, each read from the block table two tiles ahead of
 // its use, so that a tile's copies do not wait for the load of its table entry (quantized
 // formats: one tile = one block).
 struct MmaTableCursor {
   const int32_t* table;
   int end;
-  int32_t next;
+  int32_t next, after;  // the blocks of the next two tiles
   __device__ MmaTableCursor(const int32_t* tbl, int first, int end_)
-      : table(tbl), end(end_), next(first < end_ ? tbl[first] : 0) {}
+      : table(tbl),
+        end(end_),
+        next(first < end_ ? tbl[first] : 0),
+        after(first + 1 < end_ ? tbl[first + 1] : 0) {}
   // the block of `tile`; tiles are taken in order
   __device__ __forceinline__ int32_t take(int tile) {
     const int32_t b = next;
-    if (tile + 1 < end) next = table[tile + 1];
+    next = after;
+    if (tile + 2 < end) after = table[tile + 2];
     return b;
   }
 };
@@ -597,13 +601,61 @@ __device__ __forceinline__ void mma_load_tail(uint8_t* smem, const AttnArgs& a, 
                         rows * HD * 2, rows * kCpr16, kCpr16);
 }
 
+// A decode block's query rows, 8 channels per thread: thread i holds channels [8 (i % (HD / 8)),
+// + 8) of head h0 + i / (HD / 8) as raw 16-bit values (one 16-byte load where q's address and
+// stride allow it; zeros for heads past n_h). Loaded before the tile copies are issued, so that
+// the load does not queue behind them, and stored to shared memory after.
+struct MmaQueryChunk {
+  uint4 raw;
+  int g, c;  // head (of the block's 8) and first channel
+};
+template <int HD>
+__device__ __forceinline__ MmaQueryChunk mma_load_query(const AttnArgs& a, int tok, int h0,
+                                                        int n_h) {
+  static_assert(kMmaHeads * HD / 8 <= kAttnThreads, "one chunk per thread");
+  MmaQueryChunk q;
+  q.raw = make_uint4(0, 0, 0, 0);
+  q.g = static_cast<int>(threadIdx.x) / (HD / 8);
+  q.c = static_cast<int>(threadIdx.x) % (HD / 8) * 8;
+  if (q.g < n_h) {  // threads past the chunks have g >= kMmaHeads >= n_h
+    const auto* src = static_cast<const uint16_t*>(a.q) + static_cast<int64_t>(tok) * a.q_stride +
+                      (h0 + q.g) * HD + q.c;
+    if (((reinterpret_cast<uintptr_t>(a.q) | (a.q_stride * 2)) & 15) == 0) {
+      q.raw = *reinterpret_cast<const uint4*>(src);
+    } else {
+      uint16_t* e = reinterpret_cast<uint16_t*>(&q.raw);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) e[i] = src[i];
+    }
+  }
+  return q;
+}
+template <int HD>
+__device__ __forceinline__ void mma_store_query(const MmaQueryChunk& q, bool bf16,
+                                                float (*qs)[HD]) {
+  if (q.g >= kMmaHeads) return;
+  float x[8];
+  if (bf16) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) x[i] = to_f32(reinterpret_cast<const __nv_bfloat16*>(&q.raw)[i]);
+  } else {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) x[i] = to_f32(reinterpret_cast<const __half*>(&q.raw)[i]);
+  }
+  float4* d = reinterpret_cast<float4*>(&qs[q.g][q.c]);
+  d[0] = make_float4(x[0], x[1], x[2], x[3]);
+  d[1] = make_float4(x[4], x[5], x[6], x[7]);
+}
+
 template <class F, int HD>
 __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
     paged_attention_mma_kernel(const AttnArgs a) {
   using KM = typename F::template K<HD>;
   using VM = typename F::template V<HD>;
+  // Static shared memory is qs alone, a multiple of 128 bytes, so that the dynamic stages after it
+  // keep the 128-byte alignment their swizzle assumes (a 192-byte array here cost bf16 3%).
   extern __shared__ __align__(16) uint8_t smem[];
-  __shared__ float qs[kMmaHeads][HD];
+  __shared__ __align__(16) float qs[kMmaHeads][HD];
   constexpr int S = kMmaStages<F>;
   constexpr int stage_bytes = mma_stage_bytes<F, HD>();
   constexpr int kTail16 = 64 * HD * 2;  // one 16-bit K (or V) tile
@@ -622,19 +674,10 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
     const int32_t block = F::kQuantized ? blocks.take(tile) : 0;
     mma_load_tile<F, HD>(smem + stg * stage_bytes, a, table, block, kvh, tile, n_ctx);
   };
+  // Query heads: loaded first, then to shared memory (rotated for k4v2) -> A fragments.
+  const MmaQueryChunk q_chunk = mma_load_query<HD>(a, tok, h0, n_h);
   mma_pipeline_start<S>(tile0, main_end, load_tile);
-
-  // Query heads -> shared memory (rotated for k4v2) -> A fragments.
-  for (int i = threadIdx.x; i < kMmaHeads * HD; i += kAttnThreads) {
-    const int g = i / HD, c = i % HD;
-    float v = 0.0f;
-    if (g < n_h) {
-      const int64_t off = static_cast<int64_t>(tok) * a.q_stride + (h0 + g) * HD + c;
-      v = a.act_bf16 ? to_f32(static_cast<const __nv_bfloat16*>(a.q)[off])
-                     : to_f32(static_cast<const __half*>(a.q)[off]);
-    }
-    qs[g][c] = v;
-  }
+  mma_store_query<HD>(q_chunk, a.act_bf16, qs);
   __syncthreads();
   if (a.rotate) hadamard_rows_smem<HD>(&qs[0][0], kMmaHeads);
   uint32_t qa[HD / 16][2];
@@ -679,37 +722,55 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
     }
   }
 
-  // Merge the 4 warps: red [warp][head][HD], ml [warp][head] (m, l).
+  // Merge the 4 warps: red [warp][head][HD], ml [warp][head] (m, l); each head's max, warp
+  // weights (fw) and denominator computed once, then 4 channels of a head per thread and step.
   float* red = reinterpret_cast<float*>(smem);
   float* ml = red + kAttnWarps * kMmaHeads * HD;
+  float* fw = ml + kAttnWarps * kMmaHeads * 2;  // [warp][head]
+  float* head_m = fw + kAttnWarps * kMmaHeads;
+  float* head_l = head_m + kMmaHeads;
   // (mma_smem_bytes holds the merge)
   mma_store_warp_state<VM, HD>(st, red, ml);
   __syncthreads();
-  for (int i = threadIdx.x; i < kMmaHeads * HD; i += kAttnThreads) {
-    const int g = i / HD, c = i % HD;
+  if (threadIdx.x < kMmaHeads) {
+    const int g = threadIdx.x;
     float m = -INFINITY;
 #pragma unroll
     for (int w = 0; w < kAttnWarps; ++w) m = fmaxf(m, ml[(w * kMmaHeads + g) * 2]);
-    float num = 0.0f, den = 0.0f;
+    float den = 0.0f;
 #pragma unroll
     for (int w = 0; w < kAttnWarps; ++w) {
       const float mw = ml[(w * kMmaHeads + g) * 2];
-      if (mw == -INFINITY) continue;
-      const float f = exp2f(mw - m);
-      num += f * red[(w * kMmaHeads + g) * HD + c];
+      const float f = mw == -INFINITY ? 0.0f : exp2_approx(mw - m);
+      fw[w * kMmaHeads + g] = f;
       den += f * ml[(w * kMmaHeads + g) * 2 + 1];
     }
+    head_m[g] = m;
+    head_l[g] = den;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < kMmaHeads * HD / 4; i += kAttnThreads) {
+    const int g = i / (HD / 4), c = i % (HD / 4) * 4;
+    float4 num = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+    for (int w = 0; w < kAttnWarps; ++w) {
+      const float f = fw[w * kMmaHeads + g];
+      const float4 r = *reinterpret_cast<const float4*>(red + (w * kMmaHeads + g) * HD + c);
+      num.x += f * r.x, num.y += f * r.y, num.z += f * r.z, num.w += f * r.w;
+    }
     if (a.n_splits == 1) {
-      qs[g][c] = den > 0.0f ? num / den : 0.0f;
+      const float den = head_l[g];
+      *reinterpret_cast<float4*>(&qs[g][c]) =
+          den > 0.0f ? make_float4(num.x / den, num.y / den, num.z / den, num.w / den)
+                     : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     } else if (g < n_h) {
+      // a part row is HD + 2 floats: 8-byte aligned
       float* dst =
           a.part +
           ((static_cast<int64_t>(tok) * a.n_heads + h0 + g) * a.n_splits + split) * (HD + 2);
-      dst[c] = num;
-      if (c == 0) {
-        dst[HD] = m;
-        dst[HD + 1] = den;
-      }
+      reinterpret_cast<float2*>(dst + c)[0] = make_float2(num.x, num.y);
+      reinterpret_cast<float2*>(dst + c)[1] = make_float2(num.z, num.w);
+      if (c == 0) reinterpret_cast<float2*>(dst + HD)[0] = make_float2(head_m[g], head_l[g]);
     }
   }
   if (a.n_splits > 1) return;
