@@ -112,9 +112,13 @@ __device__ __forceinline__ AttnWork attn_work(const AttnArgs& a, int heads) {
 }
 
 // ---- cp.async (sm_80+) ----
+// smem: a shared-memory address, computed once per tile by the callers that issue many copies
+// (the generic-pointer overload converts on every call).
+__device__ __forceinline__ void cp_async16(uint32_t smem, const void* gmem) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem), "l"(gmem));
+}
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+  cp_async16(static_cast<uint32_t>(__cvta_generic_to_shared(smem)), gmem);
 }
 __device__ __forceinline__ void cp_async_commit() {
   asm volatile("cp.async.commit_group;\n" ::);

@@ -446,17 +446,25 @@ __device__ __forceinline__ void copy_section_swizzled(uint8_t* dst, const uint8_
     cp_async16(dst + (i < code_chunks ? swizzle_chunk(i, cpr) : i) * 16, src + i * 16);
   }
 }
-// The same for one sealed section of coding C, its sizes known at compile time: each thread
-// copies fixed chunks, whose shared-memory offsets do not depend on the tile.
+// The same for one sealed section of coding C (dst: its shared-memory address), its sizes known at
+// compile time. Thread i copies chunks i + 128 j, whose swizzled offsets are its chunk i's plus
+// 128 j chunks (the swizzle permutes within groups of 8 max(cpr, 8) <= 128 chunks), so each copy is
+// one instruction off two per-thread bases.
 template <class C>
-__device__ __forceinline__ void copy_sealed_section(uint8_t* dst, const uint8_t* src) {
+__device__ __forceinline__ void copy_sealed_section(uint32_t dst, const uint8_t* src) {
   constexpr int N = C::kSectionBytes / 16, kCode = kQBlock * C::kCpr;
   static_assert(C::kSectionBytes % 16 == 0, "sections are whole 16-byte chunks");
+  static_assert(kAttnThreads % (8 * (C::kCpr > 8 ? C::kCpr : 8)) == 0, "swizzle groups");
+  const int tid = static_cast<int>(threadIdx.x);
+  const uint32_t code_dst = dst + swizzle_chunk(tid, C::kCpr) * 16;
+  src += tid * 16;
 #pragma unroll
   for (int j = 0; j < (N + kAttnThreads - 1) / kAttnThreads; ++j) {
-    const int i = static_cast<int>(threadIdx.x) + j * kAttnThreads;
-    if (N % kAttnThreads == 0 || i < N) {
-      cp_async16(dst + (i < kCode ? swizzle_chunk(i, C::kCpr) : i) * 16, src + i * 16);
+    const int i = tid + j * kAttnThreads;
+    if (i < kCode) {
+      cp_async16(code_dst + j * kAttnThreads * 16, src + j * kAttnThreads * 16);
+    } else if (N % kAttnThreads == 0 || i < N) {
+      cp_async16(dst + i * 16, src + j * kAttnThreads * 16);
     }
   }
 }
@@ -536,11 +544,11 @@ __device__ __forceinline__ void mma_load_tile(uint8_t* kd, const AttnArgs& a, co
                                               int32_t block, int kvh, int tile, int n_ctx) {
   using KM = typename F::template K<HD>;
   using VM = typename F::template V<HD>;
-  uint8_t* vd = mma_stage_v<F, HD>(kd);
+  const uint32_t ks = smem_u32(kd), vs = smem_u32(mma_stage_v<F, HD>(kd));
   if constexpr (F::kQuantized) {
     const uint8_t* blk = a.base + static_cast<size_t>(block) * a.block_bytes;
-    copy_sealed_section<KM>(kd, blk + kvh * KM::kSectionBytes);
-    copy_sealed_section<VM>(vd, blk + a.n_kv_heads * KM::kSectionBytes + kvh * VM::kSectionBytes);
+    copy_sealed_section<KM>(ks, blk + kvh * KM::kSectionBytes);
+    copy_sealed_section<VM>(vs, blk + a.n_kv_heads * KM::kSectionBytes + kvh * VM::kSectionBytes);
   } else {
     constexpr int kRow = HD * F::kElem;
     constexpr int CPR = kRow / 16;
@@ -558,8 +566,8 @@ __device__ __forceinline__ void mma_load_tile(uint8_t* kd, const AttnArgs& a, co
       const uint8_t* src = a.base + static_cast<size_t>(table[blk]) * a.block_bytes +
                            (static_cast<size_t>(kvh) * bs + in) * kRow + c * 16;
       const int dst = swizzle_chunk(r * CPR + c, CPR) * 16;
-      cp_async16(kd + dst, src);
-      cp_async16(vd + dst, src + v_off);
+      cp_async16(ks + dst, src);
+      cp_async16(vs + dst, src + v_off);
     }
   }
 }
