@@ -163,7 +163,7 @@ void run_case(KvFormat f, int group, const Case& cs, std::mt19937& rng) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(HD));
   const float sl2 = scale * 1.4426950408889634f;
   const int tps = (blk.n_tiles + cs.splits - 1) / cs.splits;
-  std::vector<float> part(static_cast<size_t>(cs.n_tok) * n_heads * cs.splits * (HD + 2), 0.0f);
+  std::vector<float> part(static_cast<size_t>(cs.n_tok) * n_heads * cs.splits * kPartRow<HD>, 0.0f);
   std::vector<uint16_t> out16(q16.size(), 0);
   std::vector<float> qs_mem(kPrefillRows * HD), ml(kPrefillRows * 2);
   auto* qs = reinterpret_cast<float(*)[HD]>(qs_mem.data());
@@ -259,17 +259,17 @@ void run_case(KvFormat f, int group, const Case& cs, std::mt19937& rng) {
         for (int c = 0; c < HD; ++c)
           got[c] = bf16 ? bf16_to_f32(out16[off + c]) : f16_to_f32(out16[off + c]);
       } else {
-        const float* pp = &part[(static_cast<size_t>(i) * n_heads + h) * cs.splits * (HD + 2)];
+        const float* pp = &part[(static_cast<size_t>(i) * n_heads + h) * cs.splits * kPartRow<HD>];
         float m = -INFINITY;
-        for (int sp = 0; sp < cs.splits; ++sp) m = std::max(m, pp[sp * (HD + 2) + HD]);
+        for (int sp = 0; sp < cs.splits; ++sp) m = std::max(m, pp[sp * kPartRow<HD> + HD]);
         for (int c = 0; c < HD; ++c) {
           float num = 0, dn = 0;
           for (int sp = 0; sp < cs.splits; ++sp) {
-            const float ms = pp[sp * (HD + 2) + HD];
+            const float ms = pp[sp * kPartRow<HD> + HD];
             if (ms == -INFINITY) continue;
             const float wgt = std::exp2(ms - m);
-            num += wgt * pp[sp * (HD + 2) + c];
-            dn += wgt * pp[sp * (HD + 2) + HD + 1];
+            num += wgt * pp[sp * kPartRow<HD> + c];
+            dn += wgt * pp[sp * kPartRow<HD> + HD + 1];
           }
           got[c] = dn > 0 ? num / dn : 0.0f;
         }

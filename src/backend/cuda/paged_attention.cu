@@ -25,34 +25,54 @@ namespace {
 
 constexpr int kMaxSplits = 128;  // pick_splits' cap
 
-// Merges the splits of one (token, head): thread c = channel c. part [T, n_heads, n_splits, HD+2].
-// The splits' (m, l) are loaded at once into shared memory, and each thread's loads of its channel
-// over the splits are unrolled, so that the kernel waits for a few loads, not two per split.
+// Merges the splits of one (token, head); part [T, n_heads, n_splits, kPartRow<HD>]. The splits'
+// (m, l) and weights go to shared memory first. Then the 128 threads work as 512 / HD groups of
+// HD / 4 lanes, a lane 4 channels (float4 loads, unrolled), group g summing splits g, g + groups,
+// ..., so that the kernel waits for few rounds of loads; the groups' sums meet in shared memory.
+constexpr int kCombineThreads = 128;
 template <int HD, class T>
-__global__ void combine_splits_kernel(const float* part, int n_heads, int n_splits, bool rotate,
-                                      T* out, int64_t out_stride) {
-  __shared__ float o[HD];
-  __shared__ float ms[kMaxSplits], ls[kMaxSplits];
-  const int h = blockIdx.x, t = blockIdx.y, c = threadIdx.x;
-  const float* p = part + (static_cast<int64_t>(t) * n_heads + h) * n_splits * (HD + 2);
-  for (int s = c; s < n_splits; s += HD) {
-    ms[s] = p[s * (HD + 2) + HD];
-    ls[s] = p[s * (HD + 2) + HD + 1];
+__global__ void __launch_bounds__(kCombineThreads)
+    combine_splits_kernel(const float* part, int n_heads, int n_splits, bool rotate, T* out,
+                          int64_t out_stride) {
+  constexpr int kLanes = HD / 4, kGroups = kCombineThreads / kLanes, R = cuda::kPartRow<HD>;
+  __shared__ __align__(16) float sums[kGroups][HD];
+  __shared__ float o[HD], ms[kMaxSplits], ls[kMaxSplits], ws[kMaxSplits], dens[kGroups];
+  const int h = blockIdx.x, t = blockIdx.y, tid = threadIdx.x;
+  const float* p = part + (static_cast<int64_t>(t) * n_heads + h) * n_splits * R;
+  for (int s = tid; s < n_splits; s += kCombineThreads) {
+    ms[s] = p[s * R + HD];
+    ls[s] = p[s * R + HD + 1];
   }
   __syncthreads();
   float m = -INFINITY;
   for (int s = 0; s < n_splits; ++s) m = fmaxf(m, ms[s]);
-  float num = 0.0f, den = 0.0f;
+  for (int s = tid; s < n_splits; s += kCombineThreads) {
+    ws[s] = ms[s] == -INFINITY ? 0.0f : exp2f(ms[s] - m);  // m in log2 units
+  }
+  __syncthreads();
+  const int g = tid / kLanes, c = tid % kLanes * 4;
+  float4 num = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  float den = 0.0f;
 #pragma unroll 8
-  for (int s = 0; s < n_splits; ++s) {
-    const float w = ms[s] == -INFINITY ? 0.0f : exp2f(ms[s] - m);  // m in log2 units
-    num += w * p[s * (HD + 2) + c];                                // an empty split's partial is 0
+  for (int s = g; s < n_splits; s += kGroups) {  // an empty split's partial is 0
+    const float w = ws[s];
+    const float4 v = *reinterpret_cast<const float4*>(p + s * R + c);
+    num.x += w * v.x, num.y += w * v.y, num.z += w * v.z, num.w += w * v.w;
     den += w * ls[s];
   }
-  o[c] = den > 0.0f ? num / den : 0.0f;
+  *reinterpret_cast<float4*>(&sums[g][c]) = num;
+  if (c == 0) dens[g] = den;
+  __syncthreads();
+  if (tid < HD) {
+    float x = 0.0f, d = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kGroups; ++k) x += sums[k][tid], d += dens[k];
+    o[tid] = d > 0.0f ? x / d : 0.0f;
+  }
   __syncthreads();
   if (rotate) cuda::hadamard_rows_smem<HD>(o, 1);
-  out[static_cast<int64_t>(t) * out_stride + h * HD + c] = cuda::from_f32<T>(o[c]);
+  if (tid < HD)
+    out[static_cast<int64_t>(t) * out_stride + h * HD + tid] = cuda::from_f32<T>(o[tid]);
 }
 
 // The split count (flash-decoding) that minimizes waves x tiles per block over the resident block
@@ -92,11 +112,11 @@ void combine_splits(const cuda::AttnArgs& a, DType dt, int hd, int n_tokens, cud
   DENSEKV_DISPATCH_DTYPE(dt, T, {
     T* out = static_cast<T*>(a.out);
     if (hd == 64) {
-      combine_splits_kernel<64, T>
-          <<<grid, 64, 0, stream>>>(a.part, a.n_heads, a.n_splits, a.rotate, out, a.out_stride);
+      combine_splits_kernel<64, T><<<grid, kCombineThreads, 0, stream>>>(
+          a.part, a.n_heads, a.n_splits, a.rotate, out, a.out_stride);
     } else {
-      combine_splits_kernel<128, T>
-          <<<grid, 128, 0, stream>>>(a.part, a.n_heads, a.n_splits, a.rotate, out, a.out_stride);
+      combine_splits_kernel<128, T><<<grid, kCombineThreads, 0, stream>>>(
+          a.part, a.n_heads, a.n_splits, a.rotate, out, a.out_stride);
     }
   });
   CUDA_CHECK_LAUNCH();
@@ -208,7 +228,7 @@ void CudaBackend::decode_attention(const cuda::AttnArgs& args, KvFormat format, 
   a.n_splits = (n_tiles + a.tiles_per_split - 1) / a.tiles_per_split;
   if (a.n_splits > 1) {
     a.part = static_cast<float*>(
-        scratch(0, sizeof(float) * n_tokens * a.n_heads * a.n_splits * (hd + 2)));
+        scratch(0, sizeof(float) * n_tokens * a.n_heads * a.n_splits * cuda::part_row(hd)));
   }
   launch_format(format, simt ? cuda::AttnKernel::kSimt : cuda::AttnKernel::kMma, a, hd, n_tokens,
                 stream_);
@@ -238,7 +258,7 @@ void CudaBackend::prefill_attention(const cuda::AttnArgs& args, KvFormat format,
   a.n_splits = (n_tiles + a.tiles_per_split - 1) / a.tiles_per_split;
   if (a.n_splits > 1) {
     a.part = static_cast<float*>(
-        scratch(1, sizeof(float) * n_tokens * a.n_heads * a.n_splits * (hd + 2)));
+        scratch(1, sizeof(float) * n_tokens * a.n_heads * a.n_splits * cuda::part_row(hd)));
   }
   launch_format(format, cuda::AttnKernel::kPrefillMma, a, hd, n_work, stream_);
   if (a.n_splits > 1) combine_splits(a, act, hd, n_tokens, stream_);

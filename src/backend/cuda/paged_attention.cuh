@@ -39,6 +39,14 @@ inline bool use_simt_attention() {
 constexpr int kAttnThreads = 128;
 constexpr int kAttnWarps = kAttnThreads / 32;
 
+// A split's partial state in AttnArgs::part: HD unnormalized output channels, m (log2 units), l,
+// and 2 floats of padding, so that rows are 16-byte aligned (the combine kernel reads float4s).
+template <int HD>
+constexpr int kPartRow = HD + 4;
+inline int part_row(int hd) {
+  return hd + 4;
+}
+
 struct AttnArgs {
   const void* q = nullptr;  // [T, n_heads * HD] of act dtype
   int64_t q_stride = 0;
@@ -69,7 +77,7 @@ struct AttnArgs {
 
   int tiles_per_split = 0;
   int n_splits = 1;
-  float* part = nullptr;  // n_splits > 1: [T, n_heads, n_splits, HD + 2] (acc, m in log2 units, l)
+  float* part = nullptr;  // n_splits > 1: [T, n_heads, n_splits, kPartRow<HD>] (see there)
 
   // Prefill kernel (prefill_attention_mma.cuh): [n_work][2] = (first token, token count) of
   // each thread block's query rows.
@@ -465,8 +473,8 @@ __global__ void __launch_bounds__(kAttnThreads) paged_attention_kernel(const Att
   } else {
     for (int i = threadIdx.x; i < n_h * (HD + 2); i += blockDim.x) {
       const int g = i / (HD + 2), c = i % (HD + 2);
-      float* dst =
-          a.part + ((static_cast<int64_t>(t) * a.n_heads + h0 + g) * a.n_splits + split) * (HD + 2);
+      float* dst = a.part + ((static_cast<int64_t>(t) * a.n_heads + h0 + g) * a.n_splits + split) *
+                                kPartRow<HD>;
       // m in log2 units, as the tensor-core kernel and the combine kernel use
       dst[c] = c < HD ? qs[g][c] : (c == HD ? sh.m[g] * 1.4426950408889634f : sh.l[g]);
     }

@@ -772,12 +772,10 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
           den > 0.0f ? make_float4(num.x / den, num.y / den, num.z / den, num.w / den)
                      : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     } else if (g < n_h) {
-      // a part row is HD + 2 floats: 8-byte aligned
       float* dst =
           a.part +
-          ((static_cast<int64_t>(tok) * a.n_heads + h0 + g) * a.n_splits + split) * (HD + 2);
-      reinterpret_cast<float2*>(dst + c)[0] = make_float2(num.x, num.y);
-      reinterpret_cast<float2*>(dst + c)[1] = make_float2(num.z, num.w);
+          ((static_cast<int64_t>(tok) * a.n_heads + h0 + g) * a.n_splits + split) * kPartRow<HD>;
+      *reinterpret_cast<float4*>(dst + c) = num;
       if (c == 0) reinterpret_cast<float2*>(dst + HD)[0] = make_float2(head_m[g], head_l[g]);
     }
   }

@@ -180,8 +180,8 @@ __host__ __device__ __forceinline__ void prefill_store_out(const float (*rows)[H
   }
 }
 
-// rows [64][HD] (unnormalized O) and ml [64][2] -> part [T, n_heads, n_splits, HD + 2] (the
-// combine kernel's layout: O, m in log2 units, l).
+// rows [64][HD] (unnormalized O) and ml [64][2] -> part [T, n_heads, n_splits, kPartRow<HD>]
+// (the combine kernel's layout: O, m in log2 units, l, padding).
 template <int HD>
 __host__ __device__ __forceinline__ void prefill_store_part(const float (*rows)[HD],
                                                             const float* ml, float* part,
@@ -191,7 +191,7 @@ __host__ __device__ __forceinline__ void prefill_store_part(const float (*rows)[
   for (int i = tid; i < b.n_rows * (HD + 2); i += n_threads) {
     const int r = i / (HD + 2), c = i % (HD + 2);
     const int64_t tok = b.tok0 + r / group, h = static_cast<int64_t>(kvh) * group + r % group;
-    float* dst = part + ((tok * n_heads + h) * n_splits + split) * (HD + 2);
+    float* dst = part + ((tok * n_heads + h) * n_splits + split) * kPartRow<HD>;
     dst[c] = c < HD ? rows[r][c] : ml[r * 2 + (c - HD)];
   }
 }
