@@ -41,11 +41,11 @@ constexpr int kAttnWarps = kAttnThreads / 32;
 
 // A split's partial state in AttnArgs::part: HD unnormalized output channels, m (log2 units), l,
 // and 2 floats of padding, so that rows are 16-byte aligned (the combine kernel reads float4s).
-template <int HD>
-constexpr int kPartRow = HD + 4;
-inline int part_row(int hd) {
+constexpr int part_row(int hd) {
   return hd + 4;
 }
+template <int HD>
+constexpr int kPartRow = part_row(HD);
 
 struct AttnArgs {
   const void* q = nullptr;  // [T, n_heads * HD] of act dtype

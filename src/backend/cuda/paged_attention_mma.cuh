@@ -522,9 +522,7 @@ struct MmaTableCursor {
   }
 };
 
-// Issues the copies of full tile `tile` (a sealed block of a quantized format, block id `block`;
-// 64 plain rows of [0, n_ctx) from the block table) of kv head `kvh` into the stage at `kd`: K at
-// kd, V at mma_stage_v(kd). Shared by the decode and prefill kernels.
+// Where a stage's V starts (its K starts at kd).
 template <class F, int HD, class P>
 __device__ __forceinline__ P* mma_stage_v(P* kd) {
   if constexpr (F::kQuantized) {
@@ -533,6 +531,9 @@ __device__ __forceinline__ P* mma_stage_v(P* kd) {
     return kd + mma_stage_bytes<F, HD>() / 2;
   }
 }
+// Issues the copies of full tile `tile` (a sealed block of a quantized format, block id `block`;
+// 64 plain rows of [0, n_ctx) from the block table) of kv head `kvh` into the stage at `kd`: K at
+// kd, V at mma_stage_v(kd). Shared by the decode and prefill kernels.
 template <class F, int HD>
 __device__ __forceinline__ void mma_load_tile(uint8_t* kd, const AttnArgs& a, const int32_t* table,
                                               int32_t block, int kvh, int tile, int n_ctx) {
