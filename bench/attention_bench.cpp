@@ -9,7 +9,10 @@
 // rows) a call must read, GB/s, and that as a fraction of the measured device-to-device copy
 // bandwidth (bytes read + written per second); then the time per call when the same calls are
 // launched back to back on the stream (stream_us), and the median time of a single call from an
-// idle stream, between events (call_us: adds the host's launch latency).
+// idle stream, between events (call_us: adds the host's launch latency). read_us: the same bytes
+// read by a plain streaming-read kernel (stream_read.h; successive calls read successive regions of
+// a 2 GiB buffer; beyond 1 GiB, 1 GiB timed and scaled), timed the same way: the roofline of one
+// launch of that size, launch, ramp-up and drain included.
 //
 // --prefill: causal prefill instead: 8 sequences x 512 new tokens after 0 and after 4096 cached
 // tokens, GQA 32/8, head_dim 128, every format, in the forward's rounds (quantized formats: one
@@ -41,6 +44,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "kv/kv_format.h"
+#include "stream_read.h"
 
 using namespace densekv;
 
@@ -260,22 +264,41 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  // Device-to-device copy bandwidth: 2 GiB, counting bytes read plus written.
+  // Device-to-device copy bandwidth: 2 GiB, counting bytes read plus written. The source stays
+  // for the streaming reads.
   double copy_gbs = 0;
+  const size_t read_buf_bytes = size_t(2) << 30;
+  Buffer read_buf(be, read_buf_bytes), sink(be, 16);
+  fill(read_buf.data(), read_buf_bytes, pattern.data(), pattern_bytes, st);
   {
-    const size_t n = size_t(2) << 30;
-    Buffer a(be, n), b(be, n);
-    fill(a.data(), n, pattern.data(), pattern_bytes, st);
+    Buffer b(be, read_buf_bytes);
     const double ms = median_ms(st, 10, [&] {
-      CUDA_CHECK(cudaMemcpyAsync(b.data(), a.data(), n, cudaMemcpyDeviceToDevice, st));
+      CUDA_CHECK(
+          cudaMemcpyAsync(b.data(), read_buf.data(), read_buf_bytes, cudaMemcpyDeviceToDevice, st));
     });
-    copy_gbs = 2.0 * n / (ms * 1e-3) / 1e9;
+    copy_gbs = 2.0 * read_buf_bytes / (ms * 1e-3) / 1e9;
     std::printf("device-to-device copy: %.0f GB/s (read + write)\n", copy_gbs);
   }
+  // Microseconds per streaming read of `bytes`, `calls` of them replayed as one graph, successive
+  // calls reading successive regions of read_buf (beyond 1 GiB: 1 GiB, scaled).
+  auto stream_read_us = [&](double bytes, int calls) {
+    const size_t n = std::min<size_t>(static_cast<size_t>(bytes) / 16 * 16, read_buf_bytes / 2);
+    const size_t regions = read_buf_bytes / n;
+    const auto* base = static_cast<const uint8_t*>(read_buf.data());
+    be.begin_capture();
+    for (int i = 0; i < calls; ++i) {
+      stream_read(base + (i % regions) * n, n, static_cast<unsigned*>(sink.data()), be.sm_count(),
+                  st);
+    }
+    const std::unique_ptr<BackendGraph> graph = be.end_capture();
+    const double ms = back_to_back_ms(st, 1, [&] { be.replay(*graph); }) / calls;
+    return ms * 1e3 * bytes / static_cast<double>(n);
+  };
 
   FILE* json = json_path.empty() ? nullptr : std::fopen(json_path.c_str(), "w");
-  std::printf("%-10s %-6s %5s %6s %10s %12s %8s %6s %10s %10s\n", "format", "gqa", "batch", "ctx",
-              "time_us", "bytes_MB", "GB/s", "frac", "stream_us", "call_us");
+  std::printf("%-10s %-6s %5s %6s %10s %12s %8s %6s %10s %10s %8s %7s\n", "format", "gqa", "batch",
+              "ctx", "time_us", "bytes_MB", "GB/s", "frac", "stream_us", "call_us", "read_us",
+              "of_read");
   const int hd = 128;
   const std::vector<KvFormat> formats =
       formats_arg.empty()
@@ -351,18 +374,20 @@ int main(int argc, char** argv) {
           const std::unique_ptr<BackendGraph> graph = be.end_capture();
           const double ms = back_to_back_ms(st, 1, [&] { be.replay(*graph); }) / calls;
           const double gbs = bytes / (ms * 1e-3) / 1e9;
+          const double read_us = stream_read_us(bytes, calls);
           char gqa[16];
           std::snprintf(gqa, sizeof gqa, "%d/%d", n_heads, n_kv);
-          std::printf("%-10s %-6s %5d %6d %10.1f %12.1f %8.0f %6.2f %10.1f %10.1f\n",
+          std::printf("%-10s %-6s %5d %6d %10.1f %12.1f %8.0f %6.2f %10.1f %10.1f %8.1f %7.2f\n",
                       kv_format_name(f), gqa, batch, ctx, ms * 1e3, bytes / 1e6, gbs,
-                      gbs / copy_gbs, stream_ms * 1e3, call_ms * 1e3);
+                      gbs / copy_gbs, stream_ms * 1e3, call_ms * 1e3, read_us,
+                      read_us / (ms * 1e3));
           if (json) {
             std::fprintf(json,
                          "{\"format\":\"%s\",\"heads\":%d,\"kv_heads\":%d,\"batch\":%d,\"ctx\":%d,"
-                         "\"time_us\":%.2f,\"stream_us\":%.2f,\"call_us\":%.2f,\"bytes\":%.0f,"
-                         "\"gbs\":%.1f,\"copy_gbs\":%.1f}\n",
+                         "\"time_us\":%.2f,\"stream_us\":%.2f,\"call_us\":%.2f,\"read_us\":%.2f,"
+                         "\"bytes\":%.0f,\"gbs\":%.1f,\"copy_gbs\":%.1f}\n",
                          kv_format_name(f), n_heads, n_kv, batch, ctx, ms * 1e3, stream_ms * 1e3,
-                         call_ms * 1e3, bytes, gbs, copy_gbs);
+                         call_ms * 1e3, read_us, bytes, gbs, copy_gbs);
           }
         }
       }
