@@ -25,19 +25,23 @@ namespace {
 
 constexpr int kMaxSplits = 128;  // pick_splits' cap
 
-// Merges the splits of one (token, head); part [T, n_heads, n_splits, kPartRow<HD>]. The splits'
-// (m, l) and weights go to shared memory first. Then the 128 threads work as 512 / HD groups of
-// HD / 4 lanes, a lane 4 channels (float4 loads, unrolled), group g summing splits g, g + groups,
-// ..., so that the kernel waits for few rounds of loads; the groups' sums meet in shared memory.
+// Merges the splits of CH channels (from blockIdx.z * CH) of one (token, head); part [T, n_heads,
+// n_splits, kPartRow<HD>], a split's row = its unnormalized output, then (m, l). The splits' (m, l)
+// and weights go to shared memory first. Then the 128 threads work as 512 / CH groups of CH / 4
+// lanes, a lane 4 channels (float4 loads, unrolled), group g summing splits g, g + groups, ..., so
+// that the kernel waits for few rounds of loads; the groups' sums meet in shared memory. CH < HD
+// (channel chunks in blocks of their own) serves launches of fewer (token, head) pairs than SMs;
+// the k4v2 rotation needs all HD channels (CH = HD).
 constexpr int kCombineThreads = 128;
-template <int HD, class T>
+constexpr int kCombineChunk = 32;  // CH of the chunked merge
+template <int HD, int CH, class T>
 __global__ void __launch_bounds__(kCombineThreads)
     combine_splits_kernel(const float* part, int n_heads, int n_splits, bool rotate, T* out,
                           int64_t out_stride) {
-  constexpr int kLanes = HD / 4, kGroups = kCombineThreads / kLanes, R = cuda::kPartRow<HD>;
-  __shared__ __align__(16) float sums[kGroups][HD];
-  __shared__ float o[HD], ms[kMaxSplits], ls[kMaxSplits], ws[kMaxSplits], dens[kGroups];
-  const int h = blockIdx.x, t = blockIdx.y, tid = threadIdx.x;
+  constexpr int kLanes = CH / 4, kGroups = kCombineThreads / kLanes, R = cuda::kPartRow<HD>;
+  __shared__ __align__(16) float sums[kGroups][CH];
+  __shared__ float o[CH], ms[kMaxSplits], ls[kMaxSplits], ws[kMaxSplits], dens[kGroups];
+  const int h = blockIdx.x, t = blockIdx.y, c0 = blockIdx.z * CH, tid = threadIdx.x;
   const float* p = part + (static_cast<int64_t>(t) * n_heads + h) * n_splits * R;
   for (int s = tid; s < n_splits; s += kCombineThreads) {
     ms[s] = p[s * R + HD];
@@ -56,23 +60,26 @@ __global__ void __launch_bounds__(kCombineThreads)
 #pragma unroll 8
   for (int s = g; s < n_splits; s += kGroups) {  // an empty split's partial is 0
     const float w = ws[s];
-    const float4 v = *reinterpret_cast<const float4*>(p + s * R + c);
+    const float4 v = *reinterpret_cast<const float4*>(p + s * R + c0 + c);
     num.x += w * v.x, num.y += w * v.y, num.z += w * v.z, num.w += w * v.w;
     den += w * ls[s];
   }
   *reinterpret_cast<float4*>(&sums[g][c]) = num;
   if (c == 0) dens[g] = den;
   __syncthreads();
-  if (tid < HD) {
+  if (tid < CH) {
     float x = 0.0f, d = 0.0f;
 #pragma unroll
     for (int k = 0; k < kGroups; ++k) x += sums[k][tid], d += dens[k];
     o[tid] = d > 0.0f ? x / d : 0.0f;
   }
   __syncthreads();
-  if (rotate) cuda::hadamard_rows_smem<HD>(o, 1);
-  if (tid < HD)
-    out[static_cast<int64_t>(t) * out_stride + h * HD + tid] = cuda::from_f32<T>(o[tid]);
+  if constexpr (CH == HD) {
+    if (rotate) cuda::hadamard_rows_smem<HD>(o, 1);
+  }
+  if (tid < CH) {
+    out[static_cast<int64_t>(t) * out_stride + h * HD + c0 + tid] = cuda::from_f32<T>(o[tid]);
+  }
 }
 
 // The split count (flash-decoding) that minimizes waves x tiles per block over the resident block
@@ -107,16 +114,24 @@ void launch_format(KvFormat f, cuda::AttnKernel k, const cuda::AttnArgs& a, int 
   }
 }
 
-void combine_splits(const cuda::AttnArgs& a, DType dt, int hd, int n_tokens, cudaStream_t stream) {
-  const dim3 grid(a.n_heads, n_tokens);
+// Launches the merge: one block per (head, token), or per (head, token, 32 channels) when the
+// launch has fewer (head, token) pairs than the GPU has SMs and needs no rotation.
+void combine_splits(const cuda::AttnArgs& a, DType dt, int hd, int n_tokens, int sm_count,
+                    cudaStream_t stream) {
+  const bool chunked = !a.rotate && int64_t(a.n_heads) * n_tokens < sm_count;
+  const dim3 grid(a.n_heads, n_tokens, chunked ? hd / kCombineChunk : 1);
   DENSEKV_DISPATCH_DTYPE(dt, T, {
     T* out = static_cast<T*>(a.out);
+    auto launch = [&](auto kernel) {
+      kernel<<<grid, kCombineThreads, 0, stream>>>(a.part, a.n_heads, a.n_splits, a.rotate, out,
+                                                   a.out_stride);
+    };
     if (hd == 64) {
-      combine_splits_kernel<64, T><<<grid, kCombineThreads, 0, stream>>>(
-          a.part, a.n_heads, a.n_splits, a.rotate, out, a.out_stride);
+      chunked ? launch(combine_splits_kernel<64, kCombineChunk, T>)
+              : launch(combine_splits_kernel<64, 64, T>);
     } else {
-      combine_splits_kernel<128, T><<<grid, kCombineThreads, 0, stream>>>(
-          a.part, a.n_heads, a.n_splits, a.rotate, out, a.out_stride);
+      chunked ? launch(combine_splits_kernel<128, kCombineChunk, T>)
+              : launch(combine_splits_kernel<128, 128, T>);
     }
   });
   CUDA_CHECK_LAUNCH();
@@ -232,7 +247,7 @@ void CudaBackend::decode_attention(const cuda::AttnArgs& args, KvFormat format, 
   }
   launch_format(format, simt ? cuda::AttnKernel::kSimt : cuda::AttnKernel::kMma, a, hd, n_tokens,
                 stream_);
-  if (a.n_splits > 1) combine_splits(a, act, hd, n_tokens, stream_);
+  if (a.n_splits > 1) combine_splits(a, act, hd, n_tokens, sm_count_, stream_);
 }
 
 // The prefill kernel over the plan's work items; its split merge covers all n_tokens rows.
@@ -261,7 +276,7 @@ void CudaBackend::prefill_attention(const cuda::AttnArgs& args, KvFormat format,
         scratch(1, sizeof(float) * n_tokens * a.n_heads * a.n_splits * cuda::part_row(hd)));
   }
   launch_format(format, cuda::AttnKernel::kPrefillMma, a, hd, n_work, stream_);
-  if (a.n_splits > 1) combine_splits(a, act, hd, n_tokens, stream_);
+  if (a.n_splits > 1) combine_splits(a, act, hd, n_tokens, sm_count_, stream_);
   ++prefill_launches_;
 }
 

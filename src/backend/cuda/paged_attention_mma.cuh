@@ -8,7 +8,7 @@
 //
 // Per tile:
 //   1. The block copies the tile's raw bytes (sealed quantized sections, or 16-bit rows) to shared
-//      memory with cp.async, ahead of the compute (plain: 2 stages; quantized: 4 stages, the
+//      memory with cp.async, ahead of the compute (plain: 2 stages; quantized: 3-4 stages, the
 //      16-bit tail after the sealed blocks), 16-byte chunks swizzled (kv_fragments.cuh).
 //   2. Each warp takes 16 of the tile's tokens and works alone (its own online softmax and output
 //      accumulator, merged across warps at the end), mma_attend_tile:
@@ -464,11 +464,16 @@ __device__ __forceinline__ void copy_sealed_section(uint32_t dst, const uint8_t*
 }
 
 // Pipeline: plain formats 2 stages of 64 16-bit rows (32 KB at head_dim 128); quantized formats
-// 4 stages of one sealed block's K + V sections (9 KB for int4_kivi), so that 3 tiles per block
-// are in flight, and their 16-bit tail (up to 32 KB) is loaded into the same memory after the
-// sealed blocks.
+// stages of one sealed block's K + V sections, and their 16-bit tail (up to 32 KB) loaded into the
+// same memory after the sealed blocks: 3 stages (2 tiles per block in flight) for the 4- and 2-bit
+// codings (9 KB a stage for int4_kivi; 4 stages were 2-5% slower on the H100 at launches of 64k-1M
+// tokens: the deeper queue is a longer drain when the SMs' compute barely keeps up with the
+// memory), 4 for the 8-bit ones (17 KB a stage, so 3 blocks per SM: with 3 stages 4 blocks fit,
+// which moved the split choice and made shapes 15% faster and others 15% slower).
 template <class F>
-constexpr int kMmaStages = F::kQuantized ? 4 : 2;
+constexpr int kMmaStages = !F::kQuantized                  ? 2
+                           : F::template K<128>::kBits < 8 ? 3
+                                                           : 4;
 // Resident blocks per SM the registers are budgeted for (launch bounds): 4 for the quantized
 // formats (<= 128 registers, 16 warps per SM; their dequantization needs the warps to hide its
 // latency), 3 for the 16-bit ones (2 stages of 32 KB shared memory each).
