@@ -5,8 +5,10 @@
 
 Cells: time per call with the calls replayed as a CUDA graph, in microseconds (fraction of the
 measured device-to-device copy bandwidth); then, per shape, int4_kivi / bf16 time and bf16 / torch
-time, the ratios the CUDA issue sets targets on, and bf16 / torch for calls launched back to back
-on the stream and for single calls from an idle stream.
+time, the ratios the CUDA issue sets targets on, int4_kivi as a fraction of a plain streaming read
+of the same bytes (read_us / time; in parentheses the read's own fraction of the copy bandwidth:
+the roofline of one launch of that size), and bf16 / torch for calls launched back to back on the
+stream and for single calls from an idle stream.
 """
 import json
 import sys
@@ -27,7 +29,9 @@ def main():
         cell[key, r["format"]] = r
     shapes = list(dict.fromkeys(k for k, _ in cell))
     head = ["gqa", "batch", "ctx"] + (["torch SDPA (bf16)"] if torch else []) + formats
-    head += ["int4 / bf16"] + (["bf16 / torch", "stream", "single call"] if torch else [])
+    read = any("read_us" in r for r in rows)
+    head += ["int4 / bf16"] + (["int4 of read"] if read else [])
+    head += ["bf16 / torch", "stream", "single call"] if torch else []
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for s in shapes:
@@ -41,6 +45,10 @@ def main():
             out.append(f"{r['time_us']:.0f} ({r['gbs'] / r['copy_gbs']:.2f})" if r else "")
         i4 = cell.get((s, "int4_kivi"))
         out.append(f"{i4['time_us'] / bf['time_us']:.2f}x" if i4 and bf else "")
+        if read:
+            ok = i4 and "read_us" in i4
+            rf = i4["bytes"] / (i4["read_us"] * 1e3) / i4["copy_gbs"] if ok else 0
+            out.append(f"{i4['read_us'] / i4['time_us']:.2f} ({rf:.2f})" if ok else "")
         if torch:
             t = torch.get(s)
             out.append(f"{bf['time_us'] / t[0]:.2f}x" if bf and t else "")
