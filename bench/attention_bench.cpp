@@ -83,6 +83,16 @@ double back_to_back_ms(cudaStream_t stream, int calls, Fn fn) {
   return median_ms(stream, 5, run, 1) / calls;
 }
 
+// Milliseconds per fn() when `calls` of them are captured as one CUDA graph on the backend's stream
+// and the graph is replayed (median of 5 replays).
+template <class Fn>
+double graph_ms(CudaBackend& be, int calls, Fn fn) {
+  be.begin_capture();
+  for (int i = 0; i < calls; ++i) fn(i);
+  const std::unique_ptr<BackendGraph> graph = be.end_capture();
+  return back_to_back_ms(be.stream(), 1, [&] { be.replay(*graph); }) / calls;
+}
+
 // A 64 MiB pattern of 16-bit words that are finite, moderate numbers read as fp16 or bf16
 // (scales, zeros and 16-bit rows stay finite; codes are arbitrary bytes).
 std::vector<uint16_t> random_pattern(std::mt19937& rng) {
@@ -285,13 +295,10 @@ int main(int argc, char** argv) {
     const size_t n = std::min<size_t>(static_cast<size_t>(bytes) / 16 * 16, read_buf_bytes / 2);
     const size_t regions = read_buf_bytes / n;
     const auto* base = static_cast<const uint8_t*>(read_buf.data());
-    be.begin_capture();
-    for (int i = 0; i < calls; ++i) {
+    const double ms = graph_ms(be, calls, [&](int i) {
       stream_read(base + (i % regions) * n, n, static_cast<unsigned*>(sink.data()), be.sm_count(),
                   st);
-    }
-    const std::unique_ptr<BackendGraph> graph = be.end_capture();
-    const double ms = back_to_back_ms(st, 1, [&] { be.replay(*graph); }) / calls;
+    });
     return ms * 1e3 * bytes / static_cast<double>(n);
   };
 
@@ -369,10 +376,7 @@ int main(int argc, char** argv) {
           const int calls = std::max(20, copies);
           const double stream_ms = back_to_back_ms(st, calls, call);  // also grows the scratch
           const double call_ms = median_ms(st, quick ? 5 : 20, call);
-          be.begin_capture();
-          for (int i = 0; i < calls; ++i) call();
-          const std::unique_ptr<BackendGraph> graph = be.end_capture();
-          const double ms = back_to_back_ms(st, 1, [&] { be.replay(*graph); }) / calls;
+          const double ms = graph_ms(be, calls, [&](int) { call(); });
           const double gbs = bytes / (ms * 1e-3) / 1e9;
           const double read_us = stream_read_us(bytes, calls);
           char gqa[16];

@@ -470,6 +470,7 @@ __device__ __forceinline__ void copy_sealed_section(uint32_t dst, const uint8_t*
 // tokens: the deeper queue is a longer drain when the SMs' compute barely keeps up with the
 // memory), 4 for the 8-bit ones (17 KB a stage, so 3 blocks per SM: with 3 stages 4 blocks fit,
 // which moved the split choice and made shapes 15% faster and others 15% slower).
+// (a coding's kBits does not depend on the head_dim its fragments are instantiated for)
 template <class F>
 constexpr int kMmaStages = !F::kQuantized                  ? 2
                            : F::template K<128>::kBits < 8 ? 3
