@@ -1,6 +1,7 @@
 // CUDA backend: device selection, memory, host <-> device copies, batch upload, scratch buffers.
 // The ops live in one .cu each (matmul.cu, rmsnorm.cu, ...).
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -18,6 +19,8 @@ CudaBackend::CudaBackend(int device) : device_(device) {
   cudaDeviceProp prop{};
   CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
   sm_count_ = prop.multiProcessorCount;
+  const char* pdl = std::getenv("DENSEKV_PDL");
+  pdl_ = prop.major >= 9 && (pdl == nullptr || std::strcmp(pdl, "off") != 0);
   // Peak memory bandwidth for the reports (0 = unknown where the driver does not say).
   int mem_khz = 0, bus_bits = 0;
   if (cudaDeviceGetAttribute(&mem_khz, cudaDevAttrMemoryClockRate, device_) != cudaSuccess ||

@@ -98,6 +98,21 @@ __device__ __forceinline__ float block_sum(float v) {
   return warp_sum(v);
 }
 
+// Programmatic dependent launch (sm_90+; no-ops before): a kernel launched with
+// cudaLaunchAttributeProgrammaticStreamSerialization may start once every block of the kernel
+// before it has called launch_dependents (or exited); grid_dependency_wait blocks until that
+// kernel has completed and its writes are visible.
+__device__ __forceinline__ void launch_dependents() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void grid_dependency_wait() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 // True when p is aligned to `bytes`.
 inline bool aligned(const void* p, size_t bytes) {
   return reinterpret_cast<uintptr_t>(p) % bytes == 0;

@@ -42,6 +42,7 @@ __global__ void __launch_bounds__(kCombineThreads)
   __shared__ __align__(16) float sums[kGroups][CH];
   __shared__ float o[CH], ms[kMaxSplits], ls[kMaxSplits], ws[kMaxSplits], dens[kGroups];
   const int h = blockIdx.x, t = blockIdx.y, c0 = blockIdx.z * CH, tid = threadIdx.x;
+  cuda::grid_dependency_wait();  // the attention kernel's partial rows
   const float* p = part + (static_cast<int64_t>(t) * n_heads + h) * n_splits * R;
   for (int s = tid; s < n_splits; s += kCombineThreads) {
     ms[s] = p[s * R + HD];
@@ -115,16 +116,27 @@ void launch_format(KvFormat f, cuda::AttnKernel k, const cuda::AttnArgs& a, int 
 }
 
 // Launches the merge: one block per (head, token), or per (head, token, 32 channels) when the
-// launch has fewer (head, token) pairs than the GPU has SMs and needs no rotation.
-void combine_splits(const cuda::AttnArgs& a, DType dt, int hd, int n_tokens, int sm_count,
+// launch has fewer (head, token) pairs than the GPU has SMs and needs no rotation. pdl: as a
+// programmatic dependent of the attention kernel, which must call launch_dependents (without it,
+// H100: 0-3% slower than a plain launch); the merge's blocks then start on SMs that the attention
+// blocks leave and wait there for the partial rows.
+void combine_splits(const cuda::AttnArgs& a, DType dt, int hd, int n_tokens, int sm_count, bool pdl,
                     cudaStream_t stream) {
   const bool chunked = !a.rotate && int64_t(a.n_heads) * n_tokens < sm_count;
-  const dim3 grid(a.n_heads, n_tokens, chunked ? hd / kCombineChunk : 1);
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(a.n_heads, n_tokens, chunked ? hd / kCombineChunk : 1);
+  cfg.blockDim = dim3(kCombineThreads);
+  cfg.stream = stream;
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = &attr;
+  cfg.numAttrs = pdl ? 1 : 0;
   DENSEKV_DISPATCH_DTYPE(dt, T, {
     T* out = static_cast<T*>(a.out);
     auto launch = [&](auto kernel) {
-      kernel<<<grid, kCombineThreads, 0, stream>>>(a.part, a.n_heads, a.n_splits, a.rotate, out,
-                                                   a.out_stride);
+      CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<const float*>(a.part), a.n_heads,
+                                    a.n_splits, a.rotate, out, a.out_stride));
     };
     if (hd == 64) {
       chunked ? launch(combine_splits_kernel<64, kCombineChunk, T>)
@@ -247,7 +259,8 @@ void CudaBackend::decode_attention(const cuda::AttnArgs& args, KvFormat format, 
   }
   launch_format(format, simt ? cuda::AttnKernel::kSimt : cuda::AttnKernel::kMma, a, hd, n_tokens,
                 stream_);
-  if (a.n_splits > 1) combine_splits(a, act, hd, n_tokens, sm_count_, stream_);
+  // The tensor-core kernel lets the merge start once its blocks' loops are done (PDL).
+  if (a.n_splits > 1) combine_splits(a, act, hd, n_tokens, sm_count_, pdl_ && !simt, stream_);
 }
 
 // The prefill kernel over the plan's work items; its split merge covers all n_tokens rows.
@@ -276,7 +289,7 @@ void CudaBackend::prefill_attention(const cuda::AttnArgs& args, KvFormat format,
         scratch(1, sizeof(float) * n_tokens * a.n_heads * a.n_splits * cuda::part_row(hd)));
   }
   launch_format(format, cuda::AttnKernel::kPrefillMma, a, hd, n_work, stream_);
-  if (a.n_splits > 1) combine_splits(a, act, hd, n_tokens, sm_count_, stream_);
+  if (a.n_splits > 1) combine_splits(a, act, hd, n_tokens, sm_count_, false, stream_);
   ++prefill_launches_;
 }
 
