@@ -96,8 +96,9 @@ class CudaBackend : public Backend {
 
   int device_ = 0;
   int sm_count_ = 0;
-  // sm_90+: the decode split merge is launched as a programmatic dependent of the tensor-core
-  // attention kernel (paged_attention.cu; DENSEKV_PDL=off turns it off).
+  // sm_90+: the tensor-core decode kernel is launched as a programmatic dependent of the kernel
+  // before it, and the split merge as one of that kernel (paged_attention.cu; DENSEKV_PDL=off
+  // turns both off).
   bool pdl_ = false;
   double peak_gbs_ = 0;  // memory clock x bus width x 2 (DDR), from the device attributes
   bool prefill_mma_ = prefill_kernel_from_env();

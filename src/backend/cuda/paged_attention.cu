@@ -123,19 +123,12 @@ void launch_format(KvFormat f, cuda::AttnKernel k, const cuda::AttnArgs& a, int 
 void combine_splits(const cuda::AttnArgs& a, DType dt, int hd, int n_tokens, int sm_count, bool pdl,
                     cudaStream_t stream) {
   const bool chunked = !a.rotate && int64_t(a.n_heads) * n_tokens < sm_count;
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(a.n_heads, n_tokens, chunked ? hd / kCombineChunk : 1);
-  cfg.blockDim = dim3(kCombineThreads);
-  cfg.stream = stream;
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr.val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = &attr;
-  cfg.numAttrs = pdl ? 1 : 0;
+  const cuda::LaunchConfig lc(dim3(a.n_heads, n_tokens, chunked ? hd / kCombineChunk : 1),
+                              dim3(kCombineThreads), 0, stream, pdl);
   DENSEKV_DISPATCH_DTYPE(dt, T, {
     T* out = static_cast<T*>(a.out);
     auto launch = [&](auto kernel) {
-      CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<const float*>(a.part), a.n_heads,
+      CUDA_CHECK(cudaLaunchKernelEx(&lc.cfg, kernel, static_cast<const float*>(a.part), a.n_heads,
                                     a.n_splits, a.rotate, out, a.out_stride));
     };
     if (hd == 64) {
@@ -257,6 +250,9 @@ void CudaBackend::decode_attention(const cuda::AttnArgs& args, KvFormat format, 
     a.part = static_cast<float*>(
         scratch(0, sizeof(float) * n_tokens * a.n_heads * a.n_splits * cuda::part_row(hd)));
   }
+  // The tensor-core kernel is a programmatic dependent of the kernel before it (sm_90): its
+  // launch and its reads of the batch arrays and block table overlap that kernel's end.
+  a.pdl = pdl_ && !simt;
   launch_format(format, simt ? cuda::AttnKernel::kSimt : cuda::AttnKernel::kMma, a, hd, n_tokens,
                 stream_);
   // The tensor-core kernel lets the merge start once its blocks' loops are done (PDL).

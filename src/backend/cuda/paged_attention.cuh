@@ -78,6 +78,9 @@ struct AttnArgs {
   int tiles_per_split = 0;
   int n_splits = 1;
   float* part = nullptr;  // n_splits > 1: [T, n_heads, n_splits, kPartRow<HD>] (see there)
+  // Host: launch the tensor-core decode kernel as a programmatic dependent of the kernel before it
+  // (sm_90): its blocks read the batch arrays and block table, then wait for that kernel's end.
+  bool pdl = false;
 
   // Prefill kernel (prefill_attention_mma.cuh): [n_work][2] = (first token, token count) of
   // each thread block's query rows.

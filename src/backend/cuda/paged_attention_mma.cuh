@@ -679,6 +679,9 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
   // Full tiles (plain: all; quantized: the sealed blocks): S - 1 in flight ahead of the compute.
   const int main_end = F::kQuantized ? min(tile1, n_sealed) : tile1;
   MmaTableCursor blocks(table, tile0, F::kQuantized ? main_end : tile0);
+  // Launched as a programmatic dependent: the batch arrays and the block table (written before
+  // the kernel before this one) are read; the query, the cache and the outputs wait for its end.
+  grid_dependency_wait();
   auto load_tile = [&](int tile, int stg) {
     const int32_t block = F::kQuantized ? blocks.take(tile) : 0;
     mma_load_tile<F, HD>(smem + stg * stage_bytes, a, table, block, kvh, tile, n_ctx);
@@ -704,8 +707,10 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
   }
   // The split merge (a programmatic dependent launch) may start now: its blocks take the SMs that
   // finished blocks leave and wait for this grid's end (triggered at the start instead, they
-  // crowd onto the few free SMs: int4_kivi 32/8 1 x 4k 14% slower).
-  launch_dependents();
+  // crowd onto the few free SMs: int4_kivi 32/8 1 x 4k 14% slower). Without splits the next
+  // kernel starts when this one exits (a next attention kernel placed early: 6-7% slower at
+  // 8-bit 28/4 64 x 1k).
+  if (a.n_splits > 1) launch_dependents();
   cp_async_wait<0>();
   __syncthreads();
   // A quantized format's 16-bit tail (the last tile of the last split): loaded into the stage
@@ -833,9 +838,9 @@ void launch_paged_attention_mma_hd(const AttnArgs& a, int n_tokens, cudaStream_t
   }
   AttnArgs args = a;
   args.head_chunks = (a.group + kMmaHeads - 1) / kMmaHeads;
-  const dim3 grid(a.n_kv_heads * args.head_chunks, n_tokens, a.n_splits);
-  k.fn<<<grid, kAttnThreads, k.smem, stream>>>(args);
-  CUDA_CHECK_LAUNCH();
+  const LaunchConfig lc(dim3(a.n_kv_heads * args.head_chunks, n_tokens, a.n_splits),
+                        dim3(kAttnThreads), k.smem, stream, a.pdl);
+  CUDA_CHECK(cudaLaunchKernelEx(&lc.cfg, k.fn, args));
 }
 
 template <class F>
