@@ -26,44 +26,59 @@ namespace {
 constexpr int kMaxSplits = 128;  // pick_splits' cap
 
 // Merges the splits of CH channels (from blockIdx.z * CH) of one (token, head); part [T, n_heads,
-// n_splits, kPartRow<HD>], a split's row = its unnormalized output, then (m, l). The splits' (m, l)
-// and weights go to shared memory first. Then the 128 threads work as 512 / CH groups of CH / 4
-// lanes, a lane 4 channels (float4 loads, unrolled), group g summing splits g, g + groups, ..., so
-// that the kernel waits for few rounds of loads; the groups' sums meet in shared memory. CH < HD
-// (channel chunks in blocks of their own) serves launches of fewer (token, head) pairs than SMs;
-// the k4v2 rotation needs all HD channels (CH = HD).
+// n_splits, kPartRow<HD>], a split's row = its unnormalized output, then (m, l). The 128 threads
+// work as 512 / CH groups of CH / 4 lanes, a lane 4 channels (float4), group g summing splits g,
+// g + groups, ...; the groups' sums meet in shared memory. One round of loads before the first
+// barrier: thread s's split's (m, l) and each lane's values of its group's first kPre splits (the
+// weights need every split's m, so the values would otherwise wait for them); later splits are
+// loaded after (batch-1 launches of many splits). CH < HD (channel chunks in blocks of their own)
+// serves launches of fewer (token, head) pairs than SMs; the k4v2 rotation needs all HD channels.
 constexpr int kCombineThreads = 128;
 constexpr int kCombineChunk = 32;  // CH of the chunked merge
+static_assert(kMaxSplits <= kCombineThreads, "one split's (m, l) per thread");
 template <int HD, int CH, class T>
 __global__ void __launch_bounds__(kCombineThreads)
     combine_splits_kernel(const float* part, int n_heads, int n_splits, bool rotate, T* out,
                           int64_t out_stride) {
   constexpr int kLanes = CH / 4, kGroups = kCombineThreads / kLanes, R = cuda::kPartRow<HD>;
+  constexpr int kPre = 4;
   __shared__ __align__(16) float sums[kGroups][CH];
-  __shared__ float o[CH], ms[kMaxSplits], ls[kMaxSplits], ws[kMaxSplits], dens[kGroups];
+  __shared__ float o[CH], ms[kMaxSplits], ws[kMaxSplits], ls[kMaxSplits], dens[kGroups];
   const int h = blockIdx.x, t = blockIdx.y, c0 = blockIdx.z * CH, tid = threadIdx.x;
+  const int g = tid / kLanes, c = tid % kLanes * 4;
   cuda::grid_dependency_wait();  // the attention kernel's partial rows
   const float* p = part + (static_cast<int64_t>(t) * n_heads + h) * n_splits * R;
-  for (int s = tid; s < n_splits; s += kCombineThreads) {
-    ms[s] = p[s * R + HD];
-    ls[s] = p[s * R + HD + 1];
+  if (tid < n_splits) {
+    const float2 ml = *reinterpret_cast<const float2*>(p + tid * R + HD);
+    ms[tid] = ml.x;
+    ls[tid] = ml.y;
+  }
+  float4 pre[kPre];
+#pragma unroll
+  for (int i = 0; i < kPre; ++i) {
+    const int s = g + i * kGroups;
+    pre[i] = s < n_splits ? *reinterpret_cast<const float4*>(p + s * R + c0 + c)
+                          : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   }
   __syncthreads();
   float m = -INFINITY;
   for (int s = 0; s < n_splits; ++s) m = fmaxf(m, ms[s]);
-  for (int s = tid; s < n_splits; s += kCombineThreads) {
-    ws[s] = ms[s] == -INFINITY ? 0.0f : exp2f(ms[s] - m);  // m in log2 units
-  }
+  if (tid < n_splits) ws[tid] = ms[tid] == -INFINITY ? 0.0f : exp2f(ms[tid] - m);  // log2 units
   __syncthreads();
-  const int g = tid / kLanes, c = tid % kLanes * 4;
   float4 num = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   float den = 0.0f;
-#pragma unroll 8
-  for (int s = g; s < n_splits; s += kGroups) {  // an empty split's partial is 0
+  auto add = [&](int s, const float4& v) {  // an empty split's partial is 0
     const float w = ws[s];
-    const float4 v = *reinterpret_cast<const float4*>(p + s * R + c0 + c);
     num.x += w * v.x, num.y += w * v.y, num.z += w * v.z, num.w += w * v.w;
     den += w * ls[s];
+  };
+#pragma unroll
+  for (int i = 0; i < kPre; ++i) {
+    if (g + i * kGroups < n_splits) add(g + i * kGroups, pre[i]);
+  }
+#pragma unroll 4
+  for (int s = g + kPre * kGroups; s < n_splits; s += kGroups) {
+    add(s, *reinterpret_cast<const float4*>(p + s * R + c0 + c));
   }
   *reinterpret_cast<float4*>(&sums[g][c]) = num;
   if (c == 0) dens[g] = den;
