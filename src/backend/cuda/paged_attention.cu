@@ -36,10 +36,17 @@ constexpr int kMaxSplits = 128;  // pick_splits' cap
 constexpr int kCombineThreads = 128;
 constexpr int kCombineChunk = 32;  // CH of the chunked merge
 static_assert(kMaxSplits <= kCombineThreads, "one split's (m, l) per thread");
-// Launch bounds: 32 registers for whole rows, so that 4 merge blocks fit in the registers 3 of the
-// quantized attention kernel's blocks leave on an SM (36: 28/4 64 x 1k 2.5% slower).
+// Launch bounds: 32 registers for whole rows where an SM holds 2048 threads (sm_80, sm_90), so that
+// 4 merge blocks fit in the registers 3 of the quantized attention kernel's blocks leave on an SM
+// (H100, 36 registers: 28/4 64 x 1k 2.5% slower); 40 where it holds 1536 (sm_86, sm_89: 12 blocks
+// of 128 threads is their limit). The host pass sees no __CUDA_ARCH__ and uses no launch bound.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ != 800 && __CUDA_ARCH__ != 900
+constexpr int kCombineRowBlocks = 12;
+#else
+constexpr int kCombineRowBlocks = 16;
+#endif
 template <int HD, int CH, class T>
-__global__ void __launch_bounds__(kCombineThreads, CH < HD ? 10 : 16)
+__global__ void __launch_bounds__(kCombineThreads, CH < HD ? 10 : kCombineRowBlocks)
     combine_splits_kernel(const float* part, int n_heads, int n_splits, bool rotate, T* out,
                           int64_t out_stride) {
   constexpr int kLanes = CH / 4, kGroups = kCombineThreads / kLanes, R = cuda::kPartRow<HD>;
