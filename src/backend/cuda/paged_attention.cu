@@ -284,7 +284,7 @@ void CudaBackend::decode_attention(const cuda::AttnArgs& args, KvFormat format, 
   launch_format(format, simt ? cuda::AttnKernel::kSimt : cuda::AttnKernel::kMma, a, hd, n_tokens,
                 stream_);
   // The tensor-core kernel lets the merge start once its blocks' loops are done (PDL).
-  if (a.n_splits > 1) combine_splits(a, act, hd, n_tokens, sm_count_, pdl_ && !simt, stream_);
+  if (a.n_splits > 1) combine_splits(a, act, hd, n_tokens, sm_count_, a.pdl, stream_);
 }
 
 // The prefill kernel over the plan's work items; its split merge covers all n_tokens rows.
