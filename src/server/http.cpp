@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -56,7 +57,16 @@ struct HttpServer::Impl {
   httplib::Server svr;
   std::thread thread;
   int port = 0;
+  int listen_fd = -1;  // the listening socket, seen by the socket-options hook
 };
+
+namespace {
+// Accept queue of the listening socket. cpp-httplib's compiled library listens with a backlog of
+// 5 (CPPHTTPLIB_LISTEN_BACKLOG): a burst of connections (the 500 concurrent streams of the load
+// test) overflowed it, and the dropped handshakes waited for SYN retransmits (1, 2, 4, .. s) or
+// were lost. uvicorn (vLLM's server) listens with 2048.
+constexpr int kListenBacklog = 2048;
+}  // namespace
 
 HttpServer::HttpServer(HttpOptions opts) : opts_(std::move(opts)), impl_(std::make_unique<Impl>()) {
   state_.api_key = opts_.api_key;
@@ -71,6 +81,10 @@ HttpServer::HttpServer(HttpOptions opts) : opts_(std::move(opts)), impl_(std::ma
   svr.set_write_timeout(opts_.write_timeout_s, 0);
   svr.set_keep_alive_timeout(opts_.keep_alive_timeout_s);
   svr.set_tcp_nodelay(true);
+  svr.set_socket_options([impl = impl_.get()](socket_t sock) {
+    httplib::default_socket_options(sock);
+    impl->listen_fd = sock;
+  });
 
   svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (state_.api_key.empty() || req.path.rfind("/v1/", 0) != 0)
@@ -130,6 +144,15 @@ void HttpServer::start() {
   if (impl_->port <= 0) {
     throw InvalidArgumentError("cannot listen on " + opts_.host + ":" + std::to_string(opts_.port) +
                                " (address in use or not valid); pick another --host / --port");
+  }
+  // Listening again on a listening socket only resizes its accept queue.
+  int accepting = 0;
+  socklen_t len = sizeof accepting;
+  if (impl_->listen_fd < 0 ||
+      getsockopt(impl_->listen_fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 ||
+      !accepting || ::listen(impl_->listen_fd, kListenBacklog) != 0) {
+    spdlog::warn(
+        "http: could not enlarge the accept queue (backlog 5): bursts of connections may wait");
   }
   impl_->thread = std::thread([this] { impl_->svr.listen_after_bind(); });
   // stop() is a no-op until the listen loop runs: wait for it, so that a start-up failure after
