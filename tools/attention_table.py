@@ -20,7 +20,8 @@ def main():
     if len(sys.argv) > 2:
         for line in open(sys.argv[2]):
             f = line.split()
-            if len(f) == 7 and "/" in f[0]:
+            # rows: gqa batch ctx time_us GB/s stream_us call_us [backend]; torch's own choice
+            if len(f) in (7, 8) and "/" in f[0] and f[7:] in ([], ["default"]):
                 torch[(f[0], int(f[1]), int(f[2]))] = (float(f[3]), float(f[5]), float(f[6]))
     formats = list(dict.fromkeys(r["format"] for r in rows))
     cell = {}
