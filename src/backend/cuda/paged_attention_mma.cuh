@@ -8,10 +8,11 @@
 //
 // Per tile:
 //   1. The block copies the tile's raw bytes (sealed quantized sections, or 16-bit rows) to shared
-//      memory with cp.async, ahead of the compute (plain: 2 stages; quantized: 3-4 stages, the
-//      16-bit tail after the sealed blocks), 16-byte chunks swizzled (kv_fragments.cuh).
+//      memory with cp.async, ahead of the compute (plain: 2 stages; 8-bit: 4; 4- and 2-bit: 2
+//      pairs of stages, the tiles computed two at a time; the 16-bit tail after the sealed
+//      blocks), 16-byte chunks swizzled (kv_fragments.cuh).
 //   2. Each warp takes 16 of the tile's tokens and works alone (its own online softmax and output
-//      accumulator, merged across warps at the end), mma_attend_tile:
+//      accumulator, merged across warps at the end), mma_attend_tiles (one or two tiles):
 //      scores S^T[16 tokens x 8 heads] = K . Q^T with mma.sync m16n8k16 (A = K codes from
 //      ldmatrix, dequantized in registers by the format's coding; B = q);
 //      online softmax in log2 units on the accumulator fragments (a head's 16 scores in the 8
@@ -300,37 +301,40 @@ struct MmaDecodeState {
   float acc[1][HD / 16][4] = {};
 };
 
-// Decode: one warp's 16 tokens [r0, r0 + 16), r0 = 16 warp, of a tile of n_rows tokens for the 8
-// query heads, every head seeing every token (FULL: n_rows = 64). Scores are S^T = K Q^T with
+// Decode: one warp's 16 tokens [r0, r0 + 16), r0 = 16 warp, of NT tiles of n_rows tokens each
+// (ks[n], vs[n]) for the 8 query heads, every head seeing every token (FULL: n_rows = 64). The NT
+// key steps are independent chains and share one online-softmax step (NT = 2: the 4- and 2-bit
+// codings' sealed tiles; their loop is bound by each warp's chain of dependent steps, and two
+// tiles' chains side by side were 5-9% faster at int2_kivi and k4v2). Scores are S^T = K Q^T with
 // the tokens as the mma's 16 rows, so no row is padding: A = K (a0/a2: token r0 + gid, a1/a3:
 // r0 + 8 + gid; dequantized in registers as the B fragments of mma_attend_rows), B = q (qa: head
 // gid); the accumulators hold (token r0 + gid (+8), heads 2t, 2t + 1). The softmax reduces a
 // head over the 8 lanes of its column; P goes to the value step's B fragments (head gid, tokens
 // 2t, 2t + 1) through one 8x8 transpose (movmatrix) per 8 tokens. sumq2: the sums of the rounded
 // q of heads 2t, 2t + 1 (kfix's offset).
-template <class KC, class VC, class VM, int HD, bool FULL = false>
-__host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, const uint8_t* vs,
-                                                         int n_rows,
-                                                         const uint32_t (&qa)[HD / 16][2],
-                                                         const float (&sumq2)[2], float sl2,
-                                                         MmaDecodeState<HD>& st) {
+template <class KC, class VC, class VM, int HD, bool FULL = false, int NT = 1>
+__host__ __device__ __forceinline__ void mma_attend_tiles(
+    const uint8_t* const (&ks)[NT], const uint8_t* const (&vs)[NT], int n_rows,
+    const uint32_t (&qa)[HD / 16][2], const float (&sumq2)[2], float sl2, MmaDecodeState<HD>& st) {
   const int r0 = warp_id() * 16;
   if (r0 >= n_rows) return;
   const int lane = lane_id(), gid = lane >> 2, t = lane & 3;
 
-  // s[i][j]: token r0 + 8i + gid, head 2t + j (log2 units; -inf past n_rows).
-  float s[2][2];
-  {
+  // s[n][i][j]: tile n's token r0 + 8i + gid, head 2t + j (log2 units; -inf past n_rows). The NT
+  // tiles' key steps are independent chains.
+  float s[NT][2][2];
+#pragma unroll
+  for (int n = 0; n < NT; ++n) {
     const KC kc;
     constexpr int CPR = KC::kCpr, P = 16 / KC::kBits;
     uint32_t w[2][CPR];  // token rows r0 + 8i + gid
-    mma_load_k_words<KC>(ks, r0, lane, w);
+    mma_load_k_words<KC>(ks[n], r0, lane, w);
     float c[2][4] = {};     // two accumulation chains (even / odd k-steps)
     typename KC::KAff f{};  // pairs 4 (kk / 2).. (codings with key affines: 4+ pairs per chunk)
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
       const int q0 = 2 * kk, q1 = 2 * kk + 1;
-      if (q0 % kKAffPairs == 0) f = kc.kaff(ks, t, q0);
+      if (q0 % kKAffPairs == 0) f = kc.kaff(ks[n], t, q0);
       const uint32_t a0 = kc.kapply(KC::kdecode(w[0][q0 / P], q0 % P), f, q0);
       const uint32_t a1 = kc.kapply(KC::kdecode(w[1][q0 / P], q0 % P), f, q0);
       const uint32_t a2 = kc.kapply(KC::kdecode(w[0][q1 / P], q1 % P), f, q1);
@@ -344,30 +348,39 @@ __host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, cons
       for (int j = 0; j < 2; ++j) {
         float v = c[0][2 * i + j] + c[1][2 * i + j];
         if constexpr (KC::kPerToken) {
-          const float2 fx = kc.kfix(ks, r);  // (scale, offset) of per-token keys
+          const float2 fx = kc.kfix(ks[n], r);  // (scale, offset) of per-token keys
           v = fx.x * (v - fx.y * sumq2[j]);
         }
-        s[i][j] = FULL || r < n_rows ? v * sl2 : -INFINITY;
+        s[n][i][j] = FULL || r < n_rows ? v * sl2 : -INFINITY;
       }
     }
   }
 
-  // Online softmax per head column (8 lanes gid = 0..7 hold its 16 scores). A head that sees none
-  // of the tokens so far (m = -inf) keeps a zero state.
-  float p[2][2];
+  // Online softmax per head column (8 lanes gid = 0..7 hold its 16 NT scores). A head that sees
+  // none of the tokens so far (m = -inf) keeps a zero state.
+  float p[NT][2][2];
   float alpha[2];
 #pragma unroll
   for (int j = 0; j < 2; ++j) {
-    float mx = fmaxf(s[0][j], s[1][j]);
+    float mx = fmaxf(s[0][0][j], s[0][1][j]);
+#pragma unroll
+    for (int n = 1; n < NT; ++n) mx = fmaxf(mx, fmaxf(s[n][0][j], s[n][1][j]));
     mx = fmaxf(mx, shfl_xor(mx, 4));
     mx = fmaxf(mx, shfl_xor(mx, 8));
     mx = fmaxf(mx, shfl_xor(mx, 16));
     const float m_new = fmaxf(st.m[j], mx);
     const bool none = !FULL && m_new == -INFINITY;  // a full tile's scores are finite
     alpha[j] = none ? 1.0f : exp2_approx(st.m[j] - m_new);
+    float sum = 0.0f;
 #pragma unroll
-    for (int i = 0; i < 2; ++i) p[i][j] = none ? 0.0f : exp2_approx(s[i][j] - m_new);
-    st.l[j] = st.l[j] * alpha[j] + (p[0][j] + p[1][j]);
+    for (int n = 0; n < NT; ++n) {
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        p[n][i][j] = none ? 0.0f : exp2_approx(s[n][i][j] - m_new);
+        sum += p[n][i][j];
+      }
+    }
+    st.l[j] = st.l[j] * alpha[j] + sum;
     st.m[j] = m_new;
   }
   // The accumulator rescale is skipped while no head's max grew (alpha = 1 exactly), the usual
@@ -384,9 +397,23 @@ __host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, cons
 
   // P (token rows, head columns) -> P^T fragments (head gid; tokens 2t, 2t + 1).
   using VT = typename VC::T;
-  const uint32_t pb0 = movmatrix_t(pack2<VT>(p[0][0], p[0][1]));
-  const uint32_t pb1 = movmatrix_t(pack2<VT>(p[1][0], p[1][1]));
-  mma_accumulate_values<VC, VM, HD, 1, FULL>(vs, r0, n_rows, &pb0, &pb1, st.acc);
+#pragma unroll
+  for (int n = 0; n < NT; ++n) {
+    const uint32_t pb0 = movmatrix_t(pack2<VT>(p[n][0][0], p[n][0][1]));
+    const uint32_t pb1 = movmatrix_t(pack2<VT>(p[n][1][0], p[n][1][1]));
+    mma_accumulate_values<VC, VM, HD, 1, FULL>(vs[n], r0, n_rows, &pb0, &pb1, st.acc);
+  }
+}
+// One tile (NT = 1).
+template <class KC, class VC, class VM, int HD, bool FULL = false>
+__host__ __device__ __forceinline__ void mma_attend_tile(const uint8_t* ks, const uint8_t* vs,
+                                                         int n_rows,
+                                                         const uint32_t (&qa)[HD / 16][2],
+                                                         const float (&sumq2)[2], float sl2,
+                                                         MmaDecodeState<HD>& st) {
+  const uint8_t* const k1[1] = {ks};
+  const uint8_t* const v1[1] = {vs};
+  mma_attend_tiles<KC, VC, VM, HD, FULL, 1>(k1, v1, n_rows, qa, sumq2, sl2, st);
 }
 
 // The sums of the rounded q of heads 2t and 2t + 1 (decode's kfix offset) from each lane's sum
@@ -470,6 +497,8 @@ __device__ __forceinline__ void copy_sealed_section(uint32_t dst, const uint8_t*
 // tokens: the deeper queue is a longer drain when the SMs' compute barely keeps up with the
 // memory), 4 for the 8-bit ones (17 KB a stage, so 3 blocks per SM: with 3 stages 4 blocks fit,
 // which moved the split choice and made shapes 15% faster and others 15% slower).
+// The decode kernel runs the 4- and 2-bit codings' sealed tiles in pairs of stages instead
+// (kMmaPairs, kMmaDecodeStages); the prefill kernel uses these.
 // (a coding's kBits does not depend on the head_dim its fragments are instantiated for)
 template <class F>
 constexpr int kMmaStages = !F::kQuantized                  ? 2
@@ -490,9 +519,17 @@ __host__ __device__ constexpr int mma_stage_bytes() {
     return 2 * 64 * HD * F::kElem;
   }
 }
+// The decode kernel takes the 4- and 2-bit codings' sealed tiles two at a time (mma_attend_tiles
+// with NT = 2) in 2 units of 2 stages: one unit computed while the next is in flight, so 2 tiles
+// ahead as with 3 single stages (3 tiles ahead, 5 stages: int4_kivi 2-8% slower at 16-64 x
+// 1k-16k).
+template <class F>
+constexpr bool kMmaPairs = F::kQuantized&& F::template K<128>::kBits < 8;
+template <class F>
+constexpr int kMmaDecodeStages = kMmaPairs<F> ? 4 : kMmaStages<F>;
 template <class F, int HD>
 __host__ __device__ constexpr int mma_smem_bytes() {
-  const int stages = kMmaStages<F> * mma_stage_bytes<F, HD>();
+  const int stages = kMmaDecodeStages<F> * mma_stage_bytes<F, HD>();
   const int tail = F::kQuantized ? 2 * 64 * HD * 2 : 0;
   const int merge = (kAttnWarps * kMmaHeads * (HD + 3) + 2 * kMmaHeads) * 4;  // red, ml, fw, m, l
   return stages > tail ? (stages > merge ? stages : merge) : (tail > merge ? tail : merge);
@@ -688,7 +725,20 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
   };
   // Query heads: loaded first, then to shared memory (rotated for k4v2) -> A fragments.
   const MmaQueryChunk q_chunk = mma_load_query<HD>(a, tok, h0, n_h);
-  mma_pipeline_start<S>(tile0, main_end, load_tile);
+  // Pairs: unit u = tiles tile0 + 2u, + 1 in stages 2 (u % 2), + 1; one commit group per unit.
+  const int n_units = main_end > tile0 ? (main_end - tile0 + 1) / 2 : 0;
+  auto load_unit = [&](int u) {
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      if (tile0 + 2 * u + k < main_end) load_tile(tile0 + 2 * u + k, 2 * (u % 2) + k);
+    }
+    cp_async_commit();
+  };
+  if constexpr (kMmaPairs<F>) {
+    if (n_units > 0) load_unit(0);
+  } else {
+    mma_pipeline_start<S>(tile0, main_end, load_tile);
+  }
   mma_store_query<HD>(q_chunk, a.act_bf16, qs);
   __syncthreads();
   if (a.rotate) hadamard_rows_smem<HD>(&qs[0][0], kMmaHeads);
@@ -699,11 +749,32 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
   const float sl2 = a.scale * 1.4426950408889634f;  // scores in log2 units: exp2
   MmaDecodeState<HD> st;
 
-  for (int tile = tile0; tile < main_end; ++tile) {
-    const uint8_t* kd = mma_pipeline_next<S>(smem, stage_bytes, tile, tile0, main_end, load_tile);
-    const uint8_t* vd = mma_stage_v<F, HD>(kd);
-    const int n_rows = F::kQuantized ? 64 : min(64, n_ctx - tile * 64);
-    mma_attend_tile<KM, VM, VM, HD, F::kQuantized>(kd, vd, n_rows, qa, sumq2, sl2, st);
+  if constexpr (kMmaPairs<F>) {
+    for (int u = 0; u < n_units; ++u) {
+      __syncthreads();  // every warp is done with unit u - 1, whose stages unit u + 1 takes
+      if (u + 1 < n_units) {
+        load_unit(u + 1);
+      } else {
+        cp_async_commit();  // (an empty group: the wait below counts groups)
+      }
+      cp_async_wait<1>();  // unit u's group is complete
+      __syncthreads();     // ... for every thread
+      const uint8_t* const kd[2] = {smem + 2 * (u % 2) * stage_bytes,
+                                    smem + (2 * (u % 2) + 1) * stage_bytes};
+      const uint8_t* const vd[2] = {mma_stage_v<F, HD>(kd[0]), mma_stage_v<F, HD>(kd[1])};
+      if (tile0 + 2 * u + 1 < main_end) {
+        mma_attend_tiles<KM, VM, VM, HD, true, 2>(kd, vd, 64, qa, sumq2, sl2, st);
+      } else {
+        mma_attend_tile<KM, VM, VM, HD, true>(kd[0], vd[0], 64, qa, sumq2, sl2, st);
+      }
+    }
+  } else {
+    for (int tile = tile0; tile < main_end; ++tile) {
+      const uint8_t* kd = mma_pipeline_next<S>(smem, stage_bytes, tile, tile0, main_end, load_tile);
+      const uint8_t* vd = mma_stage_v<F, HD>(kd);
+      const int n_rows = F::kQuantized ? 64 : min(64, n_ctx - tile * 64);
+      mma_attend_tile<KM, VM, VM, HD, F::kQuantized>(kd, vd, n_rows, qa, sumq2, sl2, st);
+    }
   }
   // The split merge (a programmatic dependent launch) may start now: its blocks take the SMs that
   // finished blocks leave and wait for this grid's end (triggered at the start instead, they
