@@ -9,7 +9,8 @@ attention_bench --trace FILE writes when built with bench/attention_diag.patch a
 
 (The patch also lets DENSEKV_SPLITS=N override the split count.) The traced call is the last of
 six back to back. Each line of FILE: A|M format kv_heads batch ctx block t0..t7 with, for an
-attention block (A), %globaltimer ns at: entry, after griddepcontrol.wait, first tile ready, end
+attention block (A), %globaltimer ns at: entry, after griddepcontrol.wait, first tile ready (the
+first pair of tiles for the 4- and 2-bit codings), end
 of the sealed tiles, end of the 16-bit tail, end; then the SM and the sealed tiles (+100000 when
 the block also attends the tail). A merge block (M): entry, after the wait, end, SM. Printed in
 microseconds from the first attention block's entry, p50 / p90 over blocks; "SM spread": per SM,
