@@ -305,8 +305,8 @@ struct MmaDecodeState {
 // (ks[n], vs[n]) for the 8 query heads, every head seeing every token (FULL: n_rows = 64). The NT
 // key steps are independent chains and share one online-softmax step (NT = 2: the 4- and 2-bit
 // codings' sealed tiles; their loop is bound by each warp's chain of dependent steps, and two
-// tiles' chains side by side were 5-9% faster at int2_kivi and k4v2). Scores are S^T = K Q^T with
-// the tokens as the mma's 16 rows, so no row is padding: A = K (a0/a2: token r0 + gid, a1/a3:
+// tiles' chains side by side: int2_kivi and k4v2 5-7% faster on the H100). Scores are S^T = K Q^T
+// with the tokens as the mma's 16 rows, so no row is padding: A = K (a0/a2: token r0 + gid, a1/a3:
 // r0 + 8 + gid; dequantized in registers as the B fragments of mma_attend_rows), B = q (qa: head
 // gid); the accumulators hold (token r0 + gid (+8), heads 2t, 2t + 1). The softmax reduces a
 // head over the 8 lanes of its column; P goes to the value step's B fragments (head gid, tokens
@@ -521,10 +521,10 @@ __host__ __device__ constexpr int mma_stage_bytes() {
 }
 // The decode kernel takes the 4- and 2-bit codings' sealed tiles two at a time (mma_attend_tiles
 // with NT = 2) in 2 units of 2 stages: one unit computed while the next is in flight, so 2 tiles
-// ahead as with 3 single stages (3 tiles ahead, 5 stages: int4_kivi 2-8% slower at 16-64 x
-// 1k-16k).
+// ahead as with 3 single stages (3 tiles ahead, 5 stages: int4_kivi 2-8% slower at batch 16-64
+// x 1k-4k and 16 x 16k on the H100).
 template <class F>
-constexpr bool kMmaPairs = F::kQuantized&& F::template K<128>::kBits < 8;
+constexpr bool kMmaPairs = F::kQuantized ? F::template K<128>::kBits < 8 : false;
 template <class F>
 constexpr int kMmaDecodeStages = kMmaPairs<F> ? 4 : kMmaStages<F>;
 template <class F, int HD>
