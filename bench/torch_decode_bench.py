@@ -6,12 +6,11 @@ the median single call from an idle stream (call_us; CUDA events). Run on the GP
     python3 bench/torch_decode_bench.py [--json FILE] [--gqa 32/8,28/4] [--batches 1,16,64,256]
         [--ctxs 1024,4096,16384,32768] [--backends default,flash,efficient,cudnn]
 --backends times each named SDPA backend (torch.nn.attention.sdpa_kernel) as its own row; one
-that refuses a shape is reported and skipped. K/V are dense [batch, kv_heads, ctx + 32, 128] tensors (no paging), so this is the bandwidth
-a contiguous flash decode reaches."""
+that refuses a shape is reported and skipped. K/V are dense [batch, kv_heads, ctx + 32, 128]
+tensors (no paging), so this is the bandwidth a contiguous flash decode reaches."""
+import argparse
 import json
 import sys
-
-import argparse
 
 import torch
 import torch.nn.functional as F
