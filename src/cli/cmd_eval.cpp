@@ -2,10 +2,11 @@
 // N]
 // [--window W] [--stride S] [--json]`: the quality of a KV format against the model's 16-bit
 // cache (model/eval.h): perplexity over a text file (sliding windows of W tokens advancing by S)
-// under both, and the greedy-match rate and mean tokens until the first divergence over a
-// prompt set; one result (JSON line) per format. The prompts file has one prompt per line, either a
-// JSON string (tokenized with the model's tokenizer, special tokens added as for a completion) or a
-// JSON array of token ids.
+// under both, and over a prompt set the greedy-match rate against the 16-bit cache's choices on
+// the same histories, the mean tokens until the first divergence, and the rate against the
+// 16-bit greedy decode's tokens; one result (JSON line) per format. The prompts file has one prompt
+// per line, either a JSON string (tokenized with the model's tokenizer, special tokens added as for
+// a completion) or a JSON array of token ids.
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -112,6 +113,7 @@ void run(const EvalArgs& a) {
   const KvFormat base = kv_tail_format(m.model->config().dtype);
   std::unique_ptr<Tokenizer> tok;
   std::vector<std::vector<int32_t>> prompts, refs;
+  GreedyChoices base_choices;
   std::vector<int32_t> text_ids;
   if (!a.prompts_file.empty()) prompts = read_prompts(a.prompts_file, a.model.model_dir, tok);
   if (!a.text_file.empty()) {
@@ -129,14 +131,18 @@ void run(const EvalArgs& a) {
   };
   PerplexityResult base_ppl;
   if (!text_ids.empty()) base_ppl = ppl_of(base);
-  if (!prompts.empty()) refs = greedy_references(*m.model, base, prompts, a.max_tokens);
+  if (!prompts.empty()) {
+    refs = greedy_references(*m.model, base, prompts, a.max_tokens);
+    base_choices = greedy_choices(*m.model, base, prompts, refs);
+  }
 
   for (const KvFormat format : formats) {
     const auto start = std::chrono::steady_clock::now();
     nlohmann::json j;
     j["kv_cache_dtype"] = kv_format_name(format);
     j["baseline"] = kv_format_name(base);
-    j["ppl"] = j["ppl_16bit"] = j["greedy_match"] = j["first_divergence_mean"] = nullptr;
+    j["ppl"] = j["ppl_16bit"] = j["greedy_match"] = j["reference_match"] =
+        j["first_divergence_mean"] = nullptr;
     if (!text_ids.empty()) {
       const PerplexityResult p = format == base ? base_ppl : ppl_of(format);
       j["ppl"] = p.ppl;
@@ -152,18 +158,21 @@ void run(const EvalArgs& a) {
       }
     }
     if (!prompts.empty()) {
-      const GreedyMatchResult g = greedy_match(*m.model, format, prompts, refs);
+      const GreedyMatchResult g = greedy_match(
+          format == base ? base_choices : greedy_choices(*m.model, format, prompts, refs),
+          base_choices, refs);
       j["greedy_match"] = g.rate();
+      j["reference_match"] = g.reference_rate();
       j["first_divergence_mean"] = g.first_divergence_mean;
       j["prompts"] = g.prompts;
       j["max_tokens"] = a.max_tokens;
       if (!a.json) {
         std::printf(
             "%s greedy match vs %s over %d prompts x %d tokens: %.4f (%lld / %lld), first "
-            "divergence after %.2f tokens on average\n",
+            "divergence after %.2f tokens on average; %.4f of the %s greedy decode's tokens\n",
             kv_format_name(format), kv_format_name(base), g.prompts, a.max_tokens, g.rate(),
             static_cast<long long>(g.matched), static_cast<long long>(g.tokens),
-            g.first_divergence_mean);
+            g.first_divergence_mean, g.reference_rate(), kv_format_name(base));
       }
     }
     j["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -191,6 +200,7 @@ void register_eval(CLI::App& app) {
                 "[BOS] + window - 1 text tokens, no overlap, full windows only");
   cmd->add_flag("--json", a->json,
                 "print one JSON line per format {kv_cache_dtype, ppl, ppl_16bit, greedy_match, "
+                "reference_match, "
                 "first_divergence_mean, seconds, ...}");
   cmd->callback([a] { run(*a); });
 }

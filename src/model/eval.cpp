@@ -94,13 +94,12 @@ std::vector<std::vector<int32_t>> greedy_references(
   return refs;
 }
 
-GreedyMatchResult greedy_match(LlamaModel& model, KvFormat format,
-                               const std::vector<std::vector<int32_t>>& prompts,
-                               const std::vector<std::vector<int32_t>>& references) {
+GreedyChoices greedy_choices(LlamaModel& model, KvFormat format,
+                             const std::vector<std::vector<int32_t>>& prompts,
+                             const std::vector<std::vector<int32_t>>& references) {
   CHECK(prompts.size() == references.size());
   const int vocab = model.config().vocab_size;
-  GreedyMatchResult r;
-  double divergence_sum = 0;
+  GreedyChoices choices;
   for (size_t p = 0; p < prompts.size(); ++p) {
     const std::vector<int32_t>& prompt = prompts[p];
     const std::vector<int32_t>& ref = references[p];
@@ -109,11 +108,31 @@ GreedyMatchResult greedy_match(LlamaModel& model, KvFormat format,
     std::vector<int32_t> seq = prompt;
     seq.insert(seq.end(), ref.begin(), ref.end() - 1);
     const std::vector<float> logits = prompt_logits(model, format, seq);
-    int first = n;
+    std::vector<int32_t>& c = choices.emplace_back(n);
     for (int i = 0; i < n; ++i) {
       const float* row = logits.data() + static_cast<int64_t>(prompt.size() - 1 + i) * vocab;
-      const bool same = std::max_element(row, row + vocab) - row == ref[i];
+      c[i] = static_cast<int32_t>(std::max_element(row, row + vocab) - row);
+    }
+  }
+  return choices;
+}
+
+GreedyMatchResult greedy_match(const GreedyChoices& format_choices,
+                               const GreedyChoices& baseline_choices,
+                               const std::vector<std::vector<int32_t>>& references) {
+  CHECK(format_choices.size() == references.size() && baseline_choices.size() == references.size());
+  GreedyMatchResult r;
+  double divergence_sum = 0;
+  for (size_t p = 0; p < references.size(); ++p) {
+    const std::vector<int32_t>& ref = references[p];
+    const int n = static_cast<int>(ref.size());
+    CHECK(static_cast<int>(format_choices[p].size()) == n &&
+          static_cast<int>(baseline_choices[p].size()) == n);
+    int first = n;
+    for (int i = 0; i < n; ++i) {
+      const bool same = format_choices[p][i] == baseline_choices[p][i];
       r.matched += same;
+      r.matched_reference += format_choices[p][i] == ref[i];
       if (!same && first == n) first = i;
     }
     r.tokens += n;

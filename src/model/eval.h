@@ -39,27 +39,43 @@ PerplexityResult perplexity_bos_windows(LlamaModel& model, KvFormat format,
                                         const std::vector<int32_t>& text, int32_t bos, int window,
                                         int prefill_chunk = 0);
 
+// Greedy choices over a prompt set: choices[p][i] = a format's argmax at reference position i of
+// prompt p, the prompt plus the reference before it being its history (teacher-forced).
+using GreedyChoices = std::vector<std::vector<int32_t>>;
+
 struct GreedyMatchResult {
   int prompts = 0;
-  int64_t tokens = 0;                // reference tokens compared (prompts x max_tokens)
-  int64_t matched = 0;               // of them, where the format's greedy choice is the same
-  double first_divergence_mean = 0;  // tokens until the first differing one (max_tokens if none)
+  int64_t tokens = 0;   // reference positions compared (prompts x max_tokens)
+  int64_t matched = 0;  // of them, where the format's choice is the baseline's on that history
+  int64_t matched_reference = 0;     // ... where it is the reference token
+  double first_divergence_mean = 0;  // positions until the first differing choice (max_tokens if
+                                     // none)
   double rate() const { return tokens > 0 ? static_cast<double>(matched) / tokens : 0.0; }
+  double reference_rate() const {
+    return tokens > 0 ? static_cast<double>(matched_reference) / tokens : 0.0;
+  }
 };
 
 // The baseline format's greedy continuation of max_tokens tokens (eos ignored) of each prompt:
-// the references greedy_match compares a format against. Computed once for any number of formats.
+// the histories greedy_choices runs. Computed once for any number of formats.
 std::vector<std::vector<int32_t>> greedy_references(
     LlamaModel& model, KvFormat baseline, const std::vector<std::vector<int32_t>>& prompts,
     int max_tokens);
 
 // For each prompt and its reference (greedy_references): the prompt plus the reference runs
-// through `format` in one prefill and its argmax at each reference position is compared with the
-// reference token (teacher-forced: every position is judged on the same history). Up to the first
-// divergence this is exactly the format's own greedy decode (the CPU forward does not depend on
-// chunking), so first_divergence is the free-running one; the rate also counts agreement after it.
-GreedyMatchResult greedy_match(LlamaModel& model, KvFormat format,
-                               const std::vector<std::vector<int32_t>>& prompts,
+// through `format` in one prefill and its argmax at each reference position is taken.
+GreedyChoices greedy_choices(LlamaModel& model, KvFormat format,
+                             const std::vector<std::vector<int32_t>>& prompts,
+                             const std::vector<std::vector<int32_t>>& references);
+
+// A format's choices against the baseline's (both greedy_choices on the same references, so both
+// ran the same kernels on the same histories: the rate is the format's effect alone) and against
+// the reference tokens. On the CPU the two agree: the forward does not depend on chunking, so the
+// baseline's choices are its references, and up to the first divergence the teacher-forced run is
+// the format's own greedy decode. On CUDA the references come from decode steps and the choices
+// from the prefill kernel, whose different rounding flips near ties (docs/quality.md).
+GreedyMatchResult greedy_match(const GreedyChoices& format_choices,
+                               const GreedyChoices& baseline_choices,
                                const std::vector<std::vector<int32_t>>& references);
 
 }  // namespace densekv

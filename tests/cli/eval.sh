@@ -22,10 +22,12 @@ for f in auto bf16 fp16 fp32 fp8_e4m3 int8 int4_kivi int2_kivi k4v2; do
   python3 - "$f" "$out" <<'PY'
 import json, sys
 f, j = sys.argv[1], json.loads(sys.argv[2])
-for k in ("ppl", "ppl_16bit", "greedy_match", "first_divergence_mean"):
+for k in ("ppl", "ppl_16bit", "greedy_match", "reference_match", "first_divergence_mean"):
     assert isinstance(j[k], float), (f, k, j)
 assert j["ppl"] > 1 and j["ppl_16bit"] > 1, j
 assert 0 <= j["greedy_match"] <= 1 and 0 <= j["first_divergence_mean"] <= 16, j
+# On the CPU the 16-bit cache's teacher-forced choices are its greedy decode's tokens.
+assert j["reference_match"] == j["greedy_match"], j
 assert j["prompts"] == 4 and j["stride"] == 64 and j["baseline"] == "bf16", j
 if f in ("bf16", "auto"):  # the baseline itself (this model's dtype is bf16)
     assert j["ppl"] == j["ppl_16bit"] and j["greedy_match"] == 1.0, j

@@ -68,20 +68,42 @@ TEST_F(Eval, GreedyMatchOfAFormatWithItselfIsExact) {
   const std::vector<std::vector<int32_t>> prompts = {{ids_.begin(), ids_.begin() + 8},
                                                      {ids_.begin(), ids_.begin() + 70}};
   for (KvFormat f : {KvFormat::BF16, KvFormat::INT2_KIVI, KvFormat::K4V2}) {
-    GreedyMatchResult g =
-        greedy_match(*model_, f, prompts, greedy_references(*model_, f, prompts, 80));
+    const auto refs = greedy_references(*model_, f, prompts, 80);
+    const GreedyChoices c = greedy_choices(*model_, f, prompts, refs);
+    // The CPU forward does not depend on chunking: the teacher-forced choices are the references.
+    EXPECT_EQ(c, refs) << kv_format_name(f);
+    GreedyMatchResult g = greedy_match(c, c, refs);
     EXPECT_EQ(g.prompts, 2);
     EXPECT_EQ(g.tokens, 160);
     EXPECT_EQ(g.matched, 160) << kv_format_name(f);
+    EXPECT_EQ(g.matched_reference, 160) << kv_format_name(f);
     EXPECT_EQ(g.first_divergence_mean, 80.0);
   }
-  // int2 against bf16 differs somewhere on these random models (and the rate says how much).
+  // int2 against bf16 differs somewhere on these random models (and the rate says how much); on
+  // the CPU, where the baseline's choices are its references, both rates are the same.
   const auto refs = greedy_references(*model_, KvFormat::BF16, prompts, 80);
-  GreedyMatchResult g = greedy_match(*model_, KvFormat::INT2_KIVI, prompts, refs);
+  const GreedyChoices base = greedy_choices(*model_, KvFormat::BF16, prompts, refs);
+  GreedyMatchResult g =
+      greedy_match(greedy_choices(*model_, KvFormat::INT2_KIVI, prompts, refs), base, refs);
   EXPECT_LT(g.matched, g.tokens);
+  EXPECT_EQ(g.matched_reference, g.matched);
   EXPECT_LT(g.first_divergence_mean, 80.0);
-  // The references are the baseline's own greedy decode: matching them against it is exact.
-  EXPECT_EQ(greedy_match(*model_, KvFormat::BF16, prompts, refs).matched, 160);
+}
+
+TEST(GreedyMatch, ComparesWithTheBaselinesChoicesAndCountsTheReferenceApart) {
+  // Two prompts of 4 positions; the baseline's choices differ from the references at one
+  // position (a near tie its prefill path flips), the format's at others.
+  const std::vector<std::vector<int32_t>> refs = {{1, 2, 3, 4}, {5, 6, 7, 8}};
+  const GreedyChoices base = {{1, 2, 9, 4}, {5, 6, 7, 8}};
+  const GreedyChoices fmt = {{1, 2, 9, 0}, {5, 0, 7, 8}};
+  const GreedyMatchResult g = greedy_match(fmt, base, refs);
+  EXPECT_EQ(g.prompts, 2);
+  EXPECT_EQ(g.tokens, 8);
+  EXPECT_EQ(g.matched, 6);            // all but (0, 3) and (1, 1)
+  EXPECT_EQ(g.matched_reference, 5);  // all but (0, 2), (0, 3) and (1, 1)
+  EXPECT_DOUBLE_EQ(g.first_divergence_mean, (3 + 1) / 2.0);
+  EXPECT_DOUBLE_EQ(g.rate(), 0.75);
+  EXPECT_DOUBLE_EQ(g.reference_rate(), 0.625);
 }
 
 }  // namespace
