@@ -204,6 +204,11 @@ TEST_P(CudaAttention, DecodeLongContextSplitK) {
   run({3001, 777}, {1, 1}, kTol);  // few blocks on the GPU: the context is split
 }
 
+TEST_P(CudaAttention, DecodeMixedContextsSplitK) {
+  // 8 tiles for the longest: up to 8 splits, of which the shorter contexts leave some empty
+  run({500, 300, 64, 1, 449}, {1, 1, 1, 1, 1}, kTol);
+}
+
 TEST_P(CudaAttention, PrefillChunksAreCausal) {
   run({40, 130, 7, 128}, {40, 70, 3, 64}, kTol);
 }
