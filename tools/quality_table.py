@@ -14,10 +14,10 @@ def main():
         sys.exit(__doc__)
     rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
     density = {c["kv_cache_dtype"]: c["ratio_vs_16bit"] for c in json.load(open(sys.argv[2]))}
-    density.setdefault("fp16", 1.0)
-    rows.sort(key=lambda r: density[r["kv_cache_dtype"]])
     base = rows[0]["baseline"]
+    density.setdefault("fp16", 1.0)
     density.setdefault(base, 1.0)
+    rows.sort(key=lambda r: density[r["kv_cache_dtype"]])
     # reference_match (against the 16-bit greedy decode's tokens): runs before it was reported
     # lack it (on the CPU it equals greedy_match).
     ref = all("reference_match" in r for r in rows)
