@@ -126,6 +126,36 @@ int pick_splits(int64_t base_blocks, int n_tiles, int64_t slots) {
   return splits;
 }
 
+// The decode kernel's split count: as pick_splits, except that a launch of one wave or less
+// counts its blocks per SM, b = ceil(blocks / SMs): a tile then takes max(0.6, (1 + b) / (1 +
+// per_sm)) of its time in a full wave (H100, int4_kivi's split sweep: 0.9 / 1.2 / 1.5 us a tile
+// with 2 / 3 / 4 blocks per SM), plus a block's fixed cost (query, first tile, epilogue: 5 tiles)
+// and, split, the merge (3 tiles). DENSEKV_SPLIT_MODEL=waves: pick_splits alone.
+int pick_decode_splits(int64_t base_blocks, int n_tiles, int sm_count, int per_sm) {
+  static const bool waves = [] {
+    const char* e = std::getenv("DENSEKV_SPLIT_MODEL");
+    return e != nullptr && std::strcmp(e, "waves") == 0;
+  }();
+  const int64_t slots = int64_t(sm_count) * per_sm;
+  if (waves) return pick_splits(base_blocks, n_tiles, slots);
+  int splits = 1;
+  double best = 1e300;
+  for (int s = 1; s <= std::min(n_tiles, kMaxSplits); ++s) {
+    const int64_t tps = cuda::ceil_div(n_tiles, s), used = cuda::ceil_div(n_tiles, tps);
+    const int64_t blocks = base_blocks * used;
+    double cost = 0;
+    if (blocks <= slots) {
+      const double b = static_cast<double>(cuda::ceil_div(blocks, int64_t(sm_count)));
+      cost = static_cast<double>(tps) * std::max(0.6, (1.0 + b) / (1.0 + per_sm)) +
+             (used > 1 ? 8.0 : 5.0);
+    } else {
+      cost = static_cast<double>(cuda::ceil_div(blocks, slots) * (tps + 8));
+    }
+    if (cost < best) best = cost, splits = s;
+  }
+  return splits;
+}
+
 void launch_format(KvFormat f, cuda::AttnKernel k, const cuda::AttnArgs& a, int hd, int n,
                    cudaStream_t stream, int* blocks_per_sm = nullptr) {
   switch (f) {
@@ -270,8 +300,7 @@ void CudaBackend::decode_attention(const cuda::AttnArgs& args, KvFormat format, 
   int per_sm = 0;
   if (!simt) launch_format(format, cuda::AttnKernel::kMma, a, hd, 0, stream_, &per_sm);
   if (per_sm <= 0) per_sm = hd == 64 ? 4 : 3;  // the CUDA-core kernel
-  const int64_t slots = int64_t(sm_count_) * per_sm;
-  const int splits = pick_splits(base_blocks, n_tiles, slots);
+  const int splits = pick_decode_splits(base_blocks, n_tiles, sm_count_, per_sm);
   a.tiles_per_split = (n_tiles + splits - 1) / splits;
   a.n_splits = (n_tiles + a.tiles_per_split - 1) / a.tiles_per_split;
   if (a.n_splits > 1) {
