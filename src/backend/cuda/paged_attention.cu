@@ -290,8 +290,8 @@ void CudaBackend::decode_attention(const cuda::AttnArgs& args, KvFormat format, 
                                    int n_tokens, int max_context, DType act) {
   cuda::AttnArgs a = args;
   // Splits (flash-decoding): a block per (token, KV head, group chunk, split); the split count
-  // minimizes waves x tiles per block over the resident block slots (the tensor-core kernel
-  // reports its blocks per SM: 3 for 16-bit formats, 4 for the quantized ones).
+  // minimizes the time pick_decode_splits models over the resident block slots (the tensor-core
+  // kernel reports its blocks per SM: 3 for 16-bit formats, 4 for the quantized ones).
   const bool simt = cuda::use_simt_attention();
   const int g_block = !simt ? 8 : a.group <= 1 ? 1 : a.group <= 2 ? 2 : a.group <= 4 ? 4 : 8;
   const int64_t base_blocks =
