@@ -111,49 +111,38 @@ __global__ void __launch_bounds__(kCombineThreads, CH < HD ? 10 : kCombineRowBlo
   }
 }
 
-// The split count (flash-decoding) that minimizes waves x tiles per block over the resident block
-// slots, counting a block's fixed cost (query, pipeline fill, merge) as 8 tiles (H100: 5-13% faster
-// than 2 at batch 64 x 1k contexts, no other shape of the decode benchmark changed).
-int pick_splits(int64_t base_blocks, int n_tiles, int64_t slots) {
-  int splits = 1;
-  int64_t best = INT64_MAX;
-  for (int s = 1; s <= std::min(n_tiles, kMaxSplits); ++s) {
-    const int64_t tps = cuda::ceil_div(n_tiles, s);
-    const int64_t waves = cuda::ceil_div(base_blocks * cuda::ceil_div(n_tiles, tps), slots);
-    const int64_t cost = waves * (tps + 8);
-    if (cost < best) best = cost, splits = s;
-  }
-  return splits;
-}
-
-// The decode kernel's split count: as pick_splits, except that a launch of one wave or less
-// counts its blocks per SM, b = ceil(blocks / SMs): a tile then takes max(0.6, (1 + b) / (1 +
-// per_sm)) of its time in a full wave (H100, int4_kivi's split sweep: 0.9 / 1.2 / 1.5 us a tile
-// with 2 / 3 / 4 blocks per SM), plus a block's fixed cost (query, first tile, epilogue: 5 tiles)
-// and, split, the merge (3 tiles). DENSEKV_SPLIT_MODEL=waves: pick_splits alone.
-int pick_decode_splits(int64_t base_blocks, int n_tiles, int sm_count, int per_sm) {
-  static const bool waves = [] {
-    const char* e = std::getenv("DENSEKV_SPLIT_MODEL");
-    return e != nullptr && std::strcmp(e, "waves") == 0;
-  }();
+// The split count (flash-decoding) that minimizes a launch's modeled time, in tiles. More than
+// one wave of the resident block slots (sm_count x per_sm) costs waves x (tiles per block + 8),
+// a block's fixed cost (query, pipeline fill, merge) counted as 8 tiles (H100: 5-13% faster than
+// 2 at batch 64 x 1k contexts). With `per_sm_load` (decode), a launch of at most one wave counts
+// its blocks per SM, b = ceil(blocks / SMs): a tile then takes max(0.6, (1 + b) / (1 + per_sm))
+// of its time in a full wave (H100, int4_kivi's split sweep: 0.9 / 1.2 / 1.5 us a tile with 2 /
+// 3 / 4 blocks per SM), plus the fixed cost (5 tiles) and, split, the merge (3).
+int pick_splits(int64_t base_blocks, int n_tiles, int sm_count, int per_sm, bool per_sm_load) {
   const int64_t slots = int64_t(sm_count) * per_sm;
-  if (waves) return pick_splits(base_blocks, n_tiles, slots);
   int splits = 1;
   double best = 1e300;
   for (int s = 1; s <= std::min(n_tiles, kMaxSplits); ++s) {
     const int64_t tps = cuda::ceil_div(n_tiles, s), used = cuda::ceil_div(n_tiles, tps);
     const int64_t blocks = base_blocks * used;
-    double cost = 0;
-    if (blocks <= slots) {
+    double cost = static_cast<double>(cuda::ceil_div(blocks, slots) * (tps + 8));
+    if (per_sm_load && blocks <= slots) {
       const double b = static_cast<double>(cuda::ceil_div(blocks, int64_t(sm_count)));
       cost = static_cast<double>(tps) * std::max(0.6, (1.0 + b) / (1.0 + per_sm)) +
              (used > 1 ? 8.0 : 5.0);
-    } else {
-      cost = static_cast<double>(cuda::ceil_div(blocks, slots) * (tps + 8));
     }
     if (cost < best) best = cost, splits = s;
   }
   return splits;
+}
+
+// DENSEKV_SPLIT_MODEL=waves: decode splits without the per-SM load (pick_splits).
+bool decode_splits_per_sm_load() {
+  static const bool on = [] {
+    const char* e = std::getenv("DENSEKV_SPLIT_MODEL");
+    return e == nullptr || std::strcmp(e, "waves") != 0;
+  }();
+  return on;
 }
 
 void launch_format(KvFormat f, cuda::AttnKernel k, const cuda::AttnArgs& a, int hd, int n,
@@ -290,7 +279,7 @@ void CudaBackend::decode_attention(const cuda::AttnArgs& args, KvFormat format, 
                                    int n_tokens, int max_context, DType act) {
   cuda::AttnArgs a = args;
   // Splits (flash-decoding): a block per (token, KV head, group chunk, split); the split count
-  // minimizes the time pick_decode_splits models over the resident block slots (the tensor-core
+  // minimizes the time pick_splits models over the resident block slots (the tensor-core
   // kernel reports its blocks per SM: 3 for 16-bit formats, 4 for the quantized ones).
   const bool simt = cuda::use_simt_attention();
   const int g_block = !simt ? 8 : a.group <= 1 ? 1 : a.group <= 2 ? 2 : a.group <= 4 ? 4 : 8;
@@ -300,7 +289,8 @@ void CudaBackend::decode_attention(const cuda::AttnArgs& args, KvFormat format, 
   int per_sm = 0;
   if (!simt) launch_format(format, cuda::AttnKernel::kMma, a, hd, 0, stream_, &per_sm);
   if (per_sm <= 0) per_sm = hd == 64 ? 4 : 3;  // the CUDA-core kernel
-  const int splits = pick_decode_splits(base_blocks, n_tiles, sm_count_, per_sm);
+  const int splits =
+      pick_splits(base_blocks, n_tiles, sm_count_, per_sm, decode_splits_per_sm_load());
   a.tiles_per_split = (n_tiles + splits - 1) / splits;
   a.n_splits = (n_tiles + a.tiles_per_split - 1) / a.tiles_per_split;
   if (a.n_splits > 1) {
@@ -333,8 +323,8 @@ void CudaBackend::prefill_attention(const cuda::AttnArgs& args, KvFormat format,
   // block reads the block's 16-bit tail as one more tile after the sealed ones (prefill_block),
   // so a context of 64 k tokens has k + 1 tiles.
   const int n_tiles = (max_context + 63) / 64 + (kv_format_is_quantized(format) ? 1 : 0);
-  const int64_t slots = int64_t(sm_count_) * (hd == 64 ? 3 : 2);
-  const int splits = pick_splits(int64_t(n_work) * a.n_kv_heads, n_tiles, slots);
+  const int splits =
+      pick_splits(int64_t(n_work) * a.n_kv_heads, n_tiles, sm_count_, hd == 64 ? 3 : 2, false);
   a.tiles_per_split = (n_tiles + splits - 1) / splits;
   a.n_splits = (n_tiles + a.tiles_per_split - 1) / a.tiles_per_split;
   if (a.n_splits > 1) {
