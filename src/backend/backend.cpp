@@ -16,6 +16,10 @@ Tensor make_tensor(void* data, DType dtype, int64_t rows, int64_t cols) {
   return Tensor{data, dtype, rows, cols, cols};
 }
 
+std::vector<int32_t> Backend::sample(const Tensor&, const std::vector<DeviceDraw>&) {
+  throw Error("this backend does not sample on the device");
+}
+
 void Backend::fill_random(const Tensor& t, float a, float value, uint64_t seed) {
   CHECK(t.stride == t.cols);
   const int64_t n = t.rows * t.cols;

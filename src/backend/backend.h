@@ -120,6 +120,18 @@ __host__ __device__
   return static_cast<float>((z ^ (z >> 31)) >> 40) * 0x1.0p-24f;
 }
 
+// One row's draw for Backend::sample: Sampler::draw's parameters (temperature > 0) and the
+// sequence's RNG draw u in [0, 1).
+struct DeviceDraw {
+  double u = 0;
+  int32_t row = 0;
+  float temperature = 1.0f;
+  int32_t top_k = -1;
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  int32_t pad = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -205,6 +217,11 @@ class Backend {
   virtual void add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;
   // Index of the largest value of each row (first one on ties), to host.
   virtual std::vector<int32_t> argmax(const Tensor& x) = 0;
+  // Sampling where the logits are (backends with supports_device_sampling()): per draw, the token
+  // Sampler::draw picks from row `row` with the draw's parameters and RNG value u, or -1 where the
+  // row needs the host (more candidates than the device sorts). No penalties, no logprobs.
+  virtual bool supports_device_sampling() const { return false; }
+  virtual std::vector<int32_t> sample(const Tensor& logits, const std::vector<DeviceDraw>& draws);
 };
 
 // RAII owner of one backend allocation.

@@ -30,8 +30,9 @@ struct EngineConfig {
   double kv_memory_gb = 0;
   double gpu_memory_utilization = 0;
   // Steps whose sampled rows are all greedy without penalties or logprobs
-  // (greedy_without_logits, sampler.h) take the tokens from the backend's argmax and copy only
-  // the ids to the host, not [rows, vocab] fp32 logits. Off: every step copies the logits.
+  // (greedy_without_logits, sampler.h), or plain draws (draw_without_logits) on a backend that
+  // samples on the device (Backend::sample), take the tokens from the backend and copy only the
+  // ids to the host, not [rows, vocab] fp32 logits. Off: every step copies the logits.
   bool greedy_on_device = true;
   // Tests: CHECK the KV block invariants after every step (slow for big pools).
   bool check_invariants = false;
@@ -45,7 +46,9 @@ struct EngineMetrics {
   int64_t preemptions = 0;
   int64_t requests_finished = 0, prompt_tokens = 0, generation_tokens = 0;
   int64_t steps = 0;
-  int64_t greedy_device_steps = 0;  // steps sampled by the backend's argmax (greedy_on_device)
+  int64_t greedy_device_steps = 0;  // steps sampled on the device (greedy_on_device)
+  int64_t device_draw_rows = 0;     // ... rows of them drawn by Backend::sample
+  int64_t host_fallback_rows = 0;   // ... of which the host sampled (too many candidates)
   int peak_running = 0;             // most sequences running in one step
 };
 

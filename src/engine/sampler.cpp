@@ -77,6 +77,23 @@ bool greedy_without_logits(const SamplingParams& p) {
          p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f && p.logprobs < 0;
 }
 
+bool draw_without_logits(const SamplingParams& p) {
+  return p.temperature >= kGreedyTemperature && p.top_k != 1 && p.repetition_penalty == 1.0f &&
+         p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f && p.logprobs < 0;
+}
+
+DeviceDraw device_draw(const SamplingParams& p, int32_t row, SamplerRng& rng) {
+  CHECK(draw_without_logits(p));
+  DeviceDraw d;
+  d.row = row;
+  d.temperature = p.temperature;
+  d.top_k = p.top_k;
+  d.top_p = p.top_p;
+  d.min_p = p.min_p;
+  d.u = rng.next_double();  // draw()'s one draw
+  return d;
+}
+
 void greedy_rng_draw(const SamplingParams& p, SamplerRng& rng) {
   // Sampling (temperature > 0) takes one draw per token, top_k 1 included: keep the stream.
   if (p.temperature >= kGreedyTemperature) rng.next_double();

@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backend/backend.h"
 #include "engine/request.h"
 
 namespace densekv {
@@ -74,6 +75,12 @@ class Sampler {
 // too); greedy_rng_draw keeps the sequence's RNG where sample() would leave it.
 bool greedy_without_logits(const SamplingParams& p);
 void greedy_rng_draw(const SamplingParams& p, SamplerRng& rng);
+
+// True when sample() is a draw (temperature > 0, top_k != 1) with no penalties and no logprobs:
+// Backend::sample can pick the token where the logits are, given the draw's RNG value.
+bool draw_without_logits(const SamplingParams& p);
+// The device draw of logits row `row` for such a sequence: takes the RNG draw sample() would.
+DeviceDraw device_draw(const SamplingParams& p, int32_t row, SamplerRng& rng);
 
 // log_softmax of raw logits: the chosen token's logprob and the top n (best first, ties by id).
 TokenLogprobs token_logprobs(std::span<const float> logits, int32_t chosen, int top_n);

@@ -4,8 +4,9 @@
 //    forward the logits agree within rounding (padding changes cuBLASLt's GEMM shapes and the
 //    attention's split count, so not bitwise), for bf16 and int4_kivi; the engine's greedy
 //    outputs with graphs equal the plain engine's up to the first near tie.
-//  - greedy on the device (EngineConfig::greedy_on_device): the engine's tokens equal the host
-//    sampler's exactly (the same logits, Backend::argmax vs Sampler).
+//  - greedy and plain draws on the device (EngineConfig::greedy_on_device): the engine's tokens
+//    equal the host sampler's (the same logits and RNG draws, Backend::argmax / Backend::sample
+//    vs Sampler).
 // Host-side versions: tests/unit/decode_graph_test.cpp, engine_test.cpp, sampler_test.cpp.
 #include <gtest/gtest.h>
 
@@ -170,6 +171,45 @@ TEST(CudaGreedy, EngineOnDeviceEqualsHostSampler) {
     auto e_off = make_llm_engine(*model, off);
     const auto want = densekv::testing::run_one_by_one(*e_off, reqs);
     EXPECT_EQ(e_off->metrics().greedy_device_steps, 0);
+    e_off->shutdown(true);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      EXPECT_EQ(got[i].token_ids, want[i].token_ids) << f << " request " << i;
+    }
+  }
+}
+
+// Sampling on the device (Backend::sample, each sequence's RNG draw from the host): the same
+// engine tokens as the host sampler for seeded requests with temperature, top_k, top_p and min_p,
+// one request at a time as above.
+TEST(CudaSample, EngineOnDeviceEqualsHostSampler) {
+  if (!std::filesystem::exists(kModel + "/config.json")) GTEST_SKIP() << "missing " << kModel;
+  DENSEKV_REQUIRE_CUDA(gpu);
+  auto model = load_llama(*gpu, kModel);
+  auto reqs = densekv::testing::random_requests(24, model->config().vocab_size, 60, 30, 5);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    SamplingParams& p = reqs[i].params;
+    p.seed = 1000 + i;
+    p.temperature = 0.7f + 0.1f * static_cast<float>(i % 5);
+    if (i % 4 == 1) p.top_p = 0.9f;
+    if (i % 4 == 2) p.top_k = 20;
+    if (i % 4 == 3) p.min_p = 0.05f;
+    if (i % 6 == 5) p.temperature = 0.0f;  // greedy rows in the same steps
+  }
+  EngineConfig on;
+  on.max_num_seqs = 32;
+  on.num_kv_blocks = 256;
+  EngineConfig off = on;
+  off.greedy_on_device = false;
+  for (const char* f : {"bf16", "int4_kivi"}) {
+    on.kv_cache_dtype = off.kv_cache_dtype = f;
+    auto e_on = make_llm_engine(*model, on);
+    const auto got = densekv::testing::run_one_by_one(*e_on, reqs);
+    EXPECT_GT(e_on->metrics().device_draw_rows, 0);
+    EXPECT_EQ(e_on->metrics().host_fallback_rows, 0);
+    e_on->shutdown(true);
+    auto e_off = make_llm_engine(*model, off);
+    const auto want = densekv::testing::run_one_by_one(*e_off, reqs);
+    EXPECT_EQ(e_off->metrics().device_draw_rows, 0);
     e_off->shutdown(true);
     for (size_t i = 0; i < reqs.size(); ++i) {
       EXPECT_EQ(got[i].token_ids, want[i].token_ids) << f << " request " << i;

@@ -281,4 +281,35 @@ TEST(Sampler, ValidationNamesTheParameter) {
   EXPECT_EQ(message(p).rfind("stop_token_ids", 0), 0u);
 }
 
+// The device's draw (Backend::sample) gets the RNG value sample() would use, and leaves the
+// sequence's RNG where sample() leaves it; penalties and logprobs keep a row on the host.
+TEST(Sampler, DeviceDrawTakesSamplesDraw) {
+  SamplingParams p;
+  p.temperature = 0.8f;
+  p.top_p = 0.9f;
+  ASSERT_TRUE(draw_without_logits(p));
+  SamplerRng a(42), b(42), c(42);
+  const DeviceDraw d = device_draw(p, 3, a);
+  EXPECT_EQ(d.row, 3);
+  EXPECT_EQ(d.temperature, 0.8f);
+  EXPECT_EQ(d.top_p, 0.9f);
+  EXPECT_EQ(d.u, c.next_double());
+  const std::vector<float> logits = {0.5f, 2.0f, -1.0f, 1.5f};
+  Sampler s;
+  s.sample(logits, p, SamplingContext{{}, nullptr}, b);
+  EXPECT_EQ(a.next_u64(), b.next_u64());  // one draw each
+  SamplingParams q = p;
+  q.top_k = 1;
+  EXPECT_FALSE(draw_without_logits(q));  // greedy
+  q = p;
+  q.repetition_penalty = 1.1f;
+  EXPECT_FALSE(draw_without_logits(q));
+  q = p;
+  q.logprobs = 0;
+  EXPECT_FALSE(draw_without_logits(q));
+  q = p;
+  q.temperature = 0.0f;
+  EXPECT_FALSE(draw_without_logits(q));
+}
+
 }  // namespace

@@ -1,0 +1,169 @@
+// Backend::sample on the GPU (src/backend/cuda/sample.cu) against the host Sampler
+// (engine/sampler.cpp, whose rules tests/unit/sampler_test.cpp checks): the same logits row and the
+// same RNG state give the same token, for every filter combination, fp32 and bf16 logits, a small
+// and a 128k vocabulary. Skipped without a GPU.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <cstdio>
+#include <random>
+#include <span>
+#include <vector>
+
+#include "engine/sampler.h"
+#include "kernel_test_util.h"
+
+using namespace densekv;
+using namespace densekv::test;
+
+namespace {
+
+// Logits like a language model's: a broad base and a few ids far above it.
+std::vector<float> lm_logits(int rows, int vocab, DType dt, std::mt19937& rng) {
+  std::normal_distribution<float> base(0.0f, 2.0f);
+  std::uniform_real_distribution<float> peak(6.0f, 14.0f);
+  std::uniform_int_distribution<int> id(0, vocab - 1);
+  std::vector<float> v(static_cast<size_t>(rows) * vocab);
+  for (int r = 0; r < rows; ++r) {
+    float* row = v.data() + static_cast<size_t>(r) * vocab;
+    for (int i = 0; i < vocab; ++i) row[i] = base(rng);
+    for (int k = 0; k < 24; ++k) row[id(rng)] += peak(rng);
+  }
+  for (float& x : v) {
+    if (dt == DType::BF16) x = bf16_to_f32(f32_to_bf16(x));
+  }
+  return v;
+}
+
+struct Filters {
+  float temperature;
+  int top_k;
+  float top_p;
+  float min_p;
+};
+
+// How many of the most likely ids Sampler::draw keeps for this row (top_k, then the top_p
+// prefix, then min_p), in its order.
+size_t kept_ids(std::span<const float> logits, const SamplingParams& p) {
+  std::vector<double> w;
+  const float inv_t = 1.0f / p.temperature;
+  float mx = -INFINITY;
+  for (float l : logits) mx = std::max(mx, l * inv_t);
+  for (float l : logits) w.push_back(std::exp(l * inv_t - mx));
+  std::sort(w.begin(), w.end(), std::greater<double>());
+  if (p.top_k > 0 && p.top_k < static_cast<int>(w.size())) w.resize(static_cast<size_t>(p.top_k));
+  double total = 0, cum = 0;
+  for (double x : w) total += x;
+  size_t keep = w.size();
+  for (size_t i = 0; p.top_p < 1.0f && i < w.size(); ++i) {
+    cum += w[i];
+    if (cum >= p.top_p * total) {
+      keep = i + 1;
+      break;
+    }
+  }
+  size_t k = 1;
+  while (p.min_p > 0.0f && k < keep && w[k] >= p.min_p * w[0]) ++k;
+  return p.min_p > 0.0f ? k : keep;
+}
+
+// Draws of every row of `logits` with params p, 8 RNG seeds per row; returns how many draws the
+// device left to the host (-1), which it may only do for rows that keep more than 2048 ids.
+int expect_host_tokens(Backend& gpu, const Tensor& t, const std::vector<float>& host, int vocab,
+                       const SamplingParams& p, uint64_t seed0) {
+  Sampler sampler;
+  int left = 0;
+  for (uint64_t s = 0; s < 8; ++s) {
+    std::vector<DeviceDraw> draws;
+    std::vector<int32_t> want;
+    for (int r = 0; r < t.rows; ++r) {
+      SamplerRng rng(seed0 * 131 + s * 17 + static_cast<uint64_t>(r));
+      SamplerRng dev = rng;
+      draws.push_back(device_draw(p, r, dev));
+      const std::span<const float> row(host.data() + static_cast<size_t>(r) * vocab,
+                                       static_cast<size_t>(vocab));
+      want.push_back(sampler.sample(row, p, SamplingContext{{}, nullptr}, rng).token);
+    }
+    const std::vector<int32_t> got = gpu.sample(t, draws);
+    EXPECT_EQ(got.size(), draws.size());
+    for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
+      if (got[i] < 0) {
+        ++left;
+        const std::span<const float> row(host.data() + i * static_cast<size_t>(vocab),
+                                         static_cast<size_t>(vocab));
+        EXPECT_GT(kept_ids(row, p), 2048u) << "row " << i << " left to the host";
+        continue;
+      }
+      EXPECT_EQ(got[i], want[i]) << "row " << i << " seed " << s << " vocab " << vocab
+                                 << " T " << p.temperature << " top_k " << p.top_k << " top_p "
+                                 << p.top_p << " min_p " << p.min_p;
+    }
+  }
+  return left;
+}
+
+TEST(CudaSample, EqualsHostSampler) {
+  DENSEKV_REQUIRE_CUDA(gpu);
+  ASSERT_TRUE(gpu->supports_device_sampling());
+  const Filters cases[] = {
+      {1.0f, -1, 1.0f, 0.0f},    // plain softmax: every id in id order
+      {0.7f, -1, 1.0f, 0.0f},    //
+      {1.3f, -1, 0.9f, 0.0f},    // top_p
+      {0.8f, 50, 1.0f, 0.0f},    // top_k
+      {1.0f, 40, 0.8f, 0.0f},    // top_k then top_p
+      {0.6f, -1, 0.95f, 0.05f},  // top_p and min_p
+      {1.0f, -1, 1.0f, 0.1f},    // min_p
+      {0.9f, 1500, 0.9f, 0.0f},  // a long top_k
+      {1.0f, 0, 0.5f, 0.0f},     // top_k 0: off
+      {1.0f, 5, 1.0f, 0.3f},     // top_k with min_p
+  };
+  std::mt19937 rng(7);
+  int draws = 0, left = 0;
+  for (int vocab : {1000, 128256}) {
+    for (DType dt : {DType::F32, DType::BF16}) {
+      const int rows = 12;
+      const std::vector<float> host = lm_logits(rows, vocab, dt, rng);
+      OwnedTensor t = make_owned(*gpu, dt, rows, vocab, &host);
+      uint64_t seed = 1;
+      for (const Filters& f : cases) {
+        SamplingParams p;
+        p.temperature = f.temperature;
+        p.top_k = f.top_k;
+        p.top_p = f.top_p;
+        p.min_p = f.min_p;
+        left += expect_host_tokens(*gpu, t.t, host, vocab, p, seed++);
+        draws += 8 * rows;
+      }
+    }
+  }
+  std::printf("  %d draws, %d left to the host (rows that keep > 2048 ids)\n", draws, left);
+  EXPECT_LT(left, draws / 10);
+}
+
+// A row whose top_p set is larger than the device sorts (flat logits over 128k ids) comes back
+// as -1, and the engine then samples it on the host.
+TEST(CudaSample, LongCandidateListIsLeftToTheHost) {
+  DENSEKV_REQUIRE_CUDA(gpu);
+  const int vocab = 128256;
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-0.1f, 0.1f);
+  std::vector<float> host(vocab);
+  for (float& x : host) x = u(rng);
+  OwnedTensor t = make_owned(*gpu, DType::F32, 1, vocab, &host);
+  SamplingParams p;
+  p.top_p = 0.99f;
+  SamplerRng r(5);
+  const std::vector<int32_t> got = gpu->sample(t.t, {device_draw(p, 0, r)});
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], -1);
+  // The same row without the filter is drawn on the device, as the host does.
+  SamplingParams plain;
+  SamplerRng a(9), b(9);
+  Sampler sampler;
+  const int32_t want = sampler.sample(host, plain, SamplingContext{{}, nullptr}, a).token;
+  EXPECT_EQ(gpu->sample(t.t, {device_draw(plain, 0, b)}).at(0), want);
+}
+
+}  // namespace
