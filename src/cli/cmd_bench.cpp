@@ -253,7 +253,8 @@ void add_common(CLI::App* cmd, BenchArgs& a) {
   cmd->add_option("--output-len", a.output_len, "generated tokens")->capture_default_str();
   cmd->add_option("--seed", a.seed, "seed of the random prompts")->capture_default_str();
   cmd->add_flag("--json", a.json, "print one JSON object");
-  cmd->add_option("--temperature", a.temperature, "sampling temperature of every request (0: greedy)")
+  cmd->add_option("--temperature", a.temperature,
+                  "sampling temperature of every request (0: greedy)")
       ->capture_default_str();
   cmd->add_option("--top-p", a.top_p, "top_p of every request")->capture_default_str();
   cmd->add_option("--top-k", a.top_k, "top_k of every request (-1: off)")->capture_default_str();

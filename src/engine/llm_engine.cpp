@@ -422,9 +422,8 @@ void LlmEngine::step() {
         auto& [d, row] = fallbacks[static_cast<size_t>(k)];
         Sequence* seq = so.chunks[static_cast<size_t>(draws[d].row)].seq;
         seq->rng = rng_before[d];
-        const SamplingContext ctx{
-            std::span<const int32_t>(seq->tokens().data(), seq->prompt_len()),
-            &seq->output_counts()};
+        const SamplingContext ctx{std::span<const int32_t>(seq->tokens().data(), seq->prompt_len()),
+                                  &seq->output_counts()};
         drawn_ids[d] = sampler.sample(row, seq->params(), ctx, seq->rng).token;
       }
     });

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <cstdio>
+#include <functional>
 #include <random>
 #include <span>
 #include <vector>
@@ -96,9 +96,9 @@ int expect_host_tokens(Backend& gpu, const Tensor& t, const std::vector<float>& 
         EXPECT_GT(kept_ids(row, p), 2048u) << "row " << i << " left to the host";
         continue;
       }
-      EXPECT_EQ(got[i], want[i]) << "row " << i << " seed " << s << " vocab " << vocab
-                                 << " T " << p.temperature << " top_k " << p.top_k << " top_p "
-                                 << p.top_p << " min_p " << p.min_p;
+      EXPECT_EQ(got[i], want[i]) << "row " << i << " seed " << s << " vocab " << vocab << " T "
+                                 << p.temperature << " top_k " << p.top_k << " top_p " << p.top_p
+                                 << " min_p " << p.min_p;
     }
   }
   return left;

@@ -58,7 +58,8 @@ class CudaBackend : public Backend {
   void add(const Tensor& a, const Tensor& b, const Tensor& out) override;
   std::vector<int32_t> argmax(const Tensor& x) override;
   bool supports_device_sampling() const override { return true; }
-  std::vector<int32_t> sample(const Tensor& logits, const std::vector<DeviceDraw>& draws) override;  // sample.cu
+  std::vector<int32_t> sample(const Tensor& logits,
+                              const std::vector<DeviceDraw>& draws) override;  // sample.cu
 
   // CUDA graphs (cuda_graph.cpp): stream capture of the ops, replayed with cudaGraphLaunch.
   bool supports_graphs() const override { return true; }

@@ -125,8 +125,8 @@ __device__ uint32_t select_threshold(const T* row, int vocab, float inv_t, float
 }
 
 template <class T>
-__global__ void __launch_bounds__(kThreads) sample_kernel(const T* x, int64_t stride, int vocab,
-                                                          const DeviceDraw* draws, int32_t* out) {
+__global__ void __launch_bounds__(kThreads)
+    sample_kernel(const T* x, int64_t stride, int vocab, const DeviceDraw* draws, int32_t* out) {
   __shared__ SampleShared sh;
   const DeviceDraw p = draws[blockIdx.x];
   const T* row = x + p.row * stride;
@@ -233,7 +233,8 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const T* x, int64_t st
   }
   int np = 1;
   while (np < n) np *= 2;
-  for (int i = n + threadIdx.x; i < np; i += kThreads) sh.cand_l[i] = -INFINITY, sh.cand_id[i] = INT32_MAX;
+  for (int i = n + threadIdx.x; i < np; i += kThreads)
+    sh.cand_l[i] = -INFINITY, sh.cand_id[i] = INT32_MAX;
   __syncthreads();
   // Bitonic sort of np entries into the host's order.
   for (int k = 2; k <= np; k *= 2) {
@@ -309,7 +310,8 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const T* x, int64_t st
 
 }  // namespace
 
-std::vector<int32_t> CudaBackend::sample(const Tensor& logits, const std::vector<DeviceDraw>& draws) {
+std::vector<int32_t> CudaBackend::sample(const Tensor& logits,
+                                         const std::vector<DeviceDraw>& draws) {
   CHECK_MSG(!capturing_, "sample while capturing a graph");
   std::vector<int32_t> ids(draws.size());
   if (draws.empty()) return ids;
