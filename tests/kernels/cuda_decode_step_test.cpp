@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -149,14 +150,12 @@ INSTANTIATE_TEST_SUITE_P(Formats, CudaDecodeGraph,
                          ::testing::Values(KvFormat::BF16, KvFormat::INT4_KIVI),
                          [](const auto& info) { return std::string(kv_format_name(info.param)); });
 
-// Greedy on the device: the same engine tokens as the host sampler, exactly (the logits are the
-// same; only who takes the argmax differs), and the fast path ran. One request at a time, so both
-// runs have the same batches (GPU logits depend on the batch shape).
-TEST(CudaGreedy, EngineOnDeviceEqualsHostSampler) {
-  if (!std::filesystem::exists(kModel + "/config.json")) GTEST_SKIP() << "missing " << kModel;
-  DENSEKV_REQUIRE_CUDA(gpu);
-  auto model = load_llama(*gpu, kModel);
-  auto reqs = densekv::testing::random_requests(32, model->config().vocab_size, 60, 30, 4);
+// The engine's tokens for `reqs` with the device fast path (EngineConfig::greedy_on_device) on
+// and off, bf16 and int4_kivi, must be equal. One request at a time, so both runs have the same
+// batches (GPU logits depend on the batch shape); check(on, off) sees the two runs' metrics.
+void expect_same_tokens_on_and_off(
+    LlamaModel& model, const std::vector<GenerationRequest>& reqs,
+    const std::function<void(const EngineMetrics&, const EngineMetrics&)>& check) {
   EngineConfig on;
   on.max_num_seqs = 32;
   on.num_kv_blocks = 256;
@@ -164,23 +163,38 @@ TEST(CudaGreedy, EngineOnDeviceEqualsHostSampler) {
   off.greedy_on_device = false;
   for (const char* f : {"bf16", "int4_kivi"}) {
     on.kv_cache_dtype = off.kv_cache_dtype = f;
-    auto e_on = make_llm_engine(*model, on);
+    auto e_on = make_llm_engine(model, on);
     const auto got = densekv::testing::run_one_by_one(*e_on, reqs);
-    EXPECT_GT(e_on->metrics().greedy_device_steps, 0);
+    const EngineMetrics m_on = e_on->metrics();
     e_on->shutdown(true);
-    auto e_off = make_llm_engine(*model, off);
+    auto e_off = make_llm_engine(model, off);
     const auto want = densekv::testing::run_one_by_one(*e_off, reqs);
-    EXPECT_EQ(e_off->metrics().greedy_device_steps, 0);
+    const EngineMetrics m_off = e_off->metrics();
     e_off->shutdown(true);
+    check(m_on, m_off);
     for (size_t i = 0; i < reqs.size(); ++i) {
       EXPECT_EQ(got[i].token_ids, want[i].token_ids) << f << " request " << i;
     }
   }
 }
 
-// Sampling on the device (Backend::sample, each sequence's RNG draw from the host): the same
-// engine tokens as the host sampler for seeded requests with temperature, top_k, top_p and min_p,
-// one request at a time as above.
+// Greedy on the device: the same engine tokens as the host sampler, exactly (the logits are the
+// same; only who takes the argmax differs), and the fast path ran.
+TEST(CudaGreedy, EngineOnDeviceEqualsHostSampler) {
+  if (!std::filesystem::exists(kModel + "/config.json")) GTEST_SKIP() << "missing " << kModel;
+  DENSEKV_REQUIRE_CUDA(gpu);
+  auto model = load_llama(*gpu, kModel);
+  const auto reqs = densekv::testing::random_requests(32, model->config().vocab_size, 60, 30, 4);
+  expect_same_tokens_on_and_off(*model, reqs,
+                                [](const EngineMetrics& on, const EngineMetrics& off) {
+                                  EXPECT_GT(on.greedy_device_steps, 0);
+                                  EXPECT_EQ(off.greedy_device_steps, 0);
+                                });
+}
+
+// Sampling on the device (Backend::sample, each sequence's RNG draw taken on the host): the same
+// engine tokens as the host sampler for seeded requests with temperature, top_k, top_p and min_p
+// (and greedy ones), no row left to the host.
 TEST(CudaSample, EngineOnDeviceEqualsHostSampler) {
   if (!std::filesystem::exists(kModel + "/config.json")) GTEST_SKIP() << "missing " << kModel;
   DENSEKV_REQUIRE_CUDA(gpu);
@@ -193,28 +207,14 @@ TEST(CudaSample, EngineOnDeviceEqualsHostSampler) {
     if (i % 4 == 1) p.top_p = 0.9f;
     if (i % 4 == 2) p.top_k = 20;
     if (i % 4 == 3) p.min_p = 0.05f;
-    if (i % 6 == 5) p.temperature = 0.0f;  // greedy rows in the same steps
+    if (i % 6 == 5) p.temperature = 0.0f;
   }
-  EngineConfig on;
-  on.max_num_seqs = 32;
-  on.num_kv_blocks = 256;
-  EngineConfig off = on;
-  off.greedy_on_device = false;
-  for (const char* f : {"bf16", "int4_kivi"}) {
-    on.kv_cache_dtype = off.kv_cache_dtype = f;
-    auto e_on = make_llm_engine(*model, on);
-    const auto got = densekv::testing::run_one_by_one(*e_on, reqs);
-    EXPECT_GT(e_on->metrics().device_draw_rows, 0);
-    EXPECT_EQ(e_on->metrics().host_fallback_rows, 0);
-    e_on->shutdown(true);
-    auto e_off = make_llm_engine(*model, off);
-    const auto want = densekv::testing::run_one_by_one(*e_off, reqs);
-    EXPECT_EQ(e_off->metrics().device_draw_rows, 0);
-    e_off->shutdown(true);
-    for (size_t i = 0; i < reqs.size(); ++i) {
-      EXPECT_EQ(got[i].token_ids, want[i].token_ids) << f << " request " << i;
-    }
-  }
+  expect_same_tokens_on_and_off(*model, reqs,
+                                [](const EngineMetrics& on, const EngineMetrics& off) {
+                                  EXPECT_GT(on.device_draw_rows, 0);
+                                  EXPECT_EQ(on.host_fallback_rows, 0);
+                                  EXPECT_EQ(off.device_draw_rows, 0);
+                                });
 }
 
 }  // namespace
