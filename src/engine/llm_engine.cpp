@@ -385,7 +385,7 @@ void LlmEngine::step() {
   }
   std::vector<int32_t> device_ids;  // [chunks] when on_device with greedy rows
   std::vector<int32_t> drawn_ids;   // [draws]
-  std::vector<std::pair<size_t, std::vector<float>>> fallbacks;  // (draw, logits row)
+  std::vector<size_t> fallbacks;    // draws the device left to the host
   try {
     Tensor logits = model_.forward(batch, cache_, /*last_only=*/true);
     if (sampling.empty()) {
@@ -394,10 +394,11 @@ void LlmEngine::step() {
       if (any_greedy) device_ids = model_.backend().argmax(logits);
       if (!draws.empty()) drawn_ids = model_.backend().sample(logits, draws);
       for (size_t d = 0; d < drawn_ids.size(); ++d) {
-        if (drawn_ids[d] >= 0) continue;
-        std::vector<float> row(static_cast<size_t>(vocab_));
-        model_.backend().download_f32(logits.slice_rows(draws[d].row, 1), row.data());
-        fallbacks.emplace_back(d, std::move(row));
+        if (drawn_ids[d] < 0) fallbacks.push_back(d);
+      }
+      if (!fallbacks.empty()) {  // their rows from one copy of the logits
+        logits_host_.resize(static_cast<size_t>(logits.numel()));
+        model_.backend().download_f32(logits, logits_host_.data());
       }
     } else {
       logits_host_.resize(static_cast<size_t>(logits.numel()));
@@ -419,8 +420,11 @@ void LlmEngine::step() {
     sample_pool_.parallel_for(static_cast<int64_t>(fallbacks.size()), [&](int64_t b, int64_t e) {
       thread_local Sampler sampler;
       for (int64_t k = b; k < e; ++k) {
-        auto& [d, row] = fallbacks[static_cast<size_t>(k)];
-        Sequence* seq = so.chunks[static_cast<size_t>(draws[d].row)].seq;
+        const size_t d = fallbacks[static_cast<size_t>(k)];
+        const size_t i = static_cast<size_t>(draws[d].row);
+        Sequence* seq = so.chunks[i].seq;
+        const std::span<const float> row(logits_host_.data() + i * static_cast<size_t>(vocab_),
+                                         static_cast<size_t>(vocab_));
         seq->rng = rng_before[d];
         const SamplingContext ctx{std::span<const int32_t>(seq->tokens().data(), seq->prompt_len()),
                                   &seq->output_counts()};

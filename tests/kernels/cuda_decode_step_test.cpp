@@ -23,6 +23,9 @@
 #include "engine/llm_engine.h"
 #include "kernel_test_util.h"
 #include "model/llama.h"
+#ifdef DENSEKV_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 using namespace densekv;
 using namespace densekv::test;
@@ -215,6 +218,31 @@ TEST(CudaSample, EngineOnDeviceEqualsHostSampler) {
                                   EXPECT_EQ(on.host_fallback_rows, 0);
                                   EXPECT_EQ(off.device_draw_rows, 0);
                                 });
+}
+
+// Rows the device leaves to the host (more candidates than it sorts: the cap lowered to 4 here)
+// are sampled there from the same RNG state, so the tokens are still the host sampler's.
+TEST(CudaSample, RowsLeftToTheHostKeepTheTokens) {
+  if (!std::filesystem::exists(kModel + "/config.json")) GTEST_SKIP() << "missing " << kModel;
+  DENSEKV_REQUIRE_CUDA(gpu);
+#ifdef DENSEKV_HAVE_CUDA
+  auto* cuda = dynamic_cast<CudaBackend*>(gpu.get());
+  ASSERT_NE(cuda, nullptr);
+  cuda->set_sample_candidates(4);
+#endif
+  auto model = load_llama(*gpu, kModel);
+  auto reqs = densekv::testing::random_requests(12, model->config().vocab_size, 40, 20, 6);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    SamplingParams& p = reqs[i].params;
+    p.seed = 77 + i;
+    p.temperature = 1.5f;
+    p.top_p = 0.95f;
+    if (i % 3 == 1) p.top_k = 3;  // fits: drawn on the device
+  }
+  expect_same_tokens_on_and_off(*model, reqs, [](const EngineMetrics& on, const EngineMetrics&) {
+    EXPECT_GT(on.host_fallback_rows, 0);
+    EXPECT_LT(on.host_fallback_rows, on.device_draw_rows);
+  });
 }
 
 }  // namespace

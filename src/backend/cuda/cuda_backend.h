@@ -58,6 +58,9 @@ class CudaBackend : public Backend {
   void add(const Tensor& a, const Tensor& b, const Tensor& out) override;
   std::vector<int32_t> argmax(const Tensor& x) override;
   bool supports_device_sampling() const override { return true; }
+  // The most candidates a device draw sorts (sample.cu: at most 4096; tests lower it to make rows
+  // go back to the host).
+  void set_sample_candidates(int n) { sample_candidates_ = n; }
   std::vector<int32_t> sample(const Tensor& logits,
                               const std::vector<DeviceDraw>& draws) override;  // sample.cu
 
@@ -127,6 +130,7 @@ class CudaBackend : public Backend {
   };
   Scratch scratch_[4];
   int32_t* argmax_dev_ = nullptr;
+  int sample_candidates_ = 4096;
   size_t argmax_cap_ = 0;
 
   bool capturing_ = false;

@@ -126,7 +126,8 @@ __device__ uint32_t select_threshold(const T* row, int vocab, float inv_t, float
 
 template <class T>
 __global__ void __launch_bounds__(kThreads)
-    sample_kernel(const T* x, int64_t stride, int vocab, const DeviceDraw* draws, int32_t* out) {
+    sample_kernel(const T* x, int64_t stride, int vocab, const DeviceDraw* draws, int max_cand,
+                  int32_t* out) {
   __shared__ SampleShared sh;
   const DeviceDraw p = draws[blockIdx.x];
   const T* row = x + p.row * stride;
@@ -227,7 +228,7 @@ __global__ void __launch_bounds__(kThreads)
   }
   __syncthreads();
   const int n = sh.n_cand;
-  if (n > kMaxCandidates || n == 0) {
+  if (n > max_cand || n == 0) {
     if (threadIdx.x == 0) out[blockIdx.x] = -1;
     return;
   }
@@ -324,7 +325,8 @@ std::vector<int32_t> CudaBackend::sample(const Tensor& logits,
                              cudaMemcpyHostToDevice, stream_));
   DENSEKV_DISPATCH_DTYPE(logits.dtype, T, {
     sample_kernel<T><<<static_cast<unsigned>(draws.size()), kThreads, 0, stream_>>>(
-        logits.ptr<T>(), logits.stride, static_cast<int>(logits.cols), d_draws, d_out);
+        logits.ptr<T>(), logits.stride, static_cast<int>(logits.cols), d_draws,
+        std::min(sample_candidates_, kMaxCandidates), d_out);
   });
   CUDA_CHECK_LAUNCH();
   CUDA_CHECK(cudaMemcpyAsync(ids.data(), d_out, ids.size() * sizeof(int32_t),
