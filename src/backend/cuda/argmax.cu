@@ -54,18 +54,13 @@ std::vector<int32_t> CudaBackend::argmax(const Tensor& x) {
   std::vector<int32_t> ids(static_cast<size_t>(x.rows));
   if (x.rows == 0) return ids;
   CHECK(x.cols > 0);
-  if (argmax_cap_ < ids.size()) {
-    CUDA_CHECK(cudaStreamSynchronize(stream_));
-    CUDA_CHECK(cudaFree(argmax_dev_));
-    argmax_cap_ = std::max<size_t>(ids.size(), 256);
-    CUDA_CHECK(cudaMalloc(&argmax_dev_, argmax_cap_ * sizeof(int32_t)));
-  }
+  auto* out = static_cast<int32_t*>(picks_buffer(ids.size() * sizeof(int32_t)));
   DENSEKV_DISPATCH_DTYPE(x.dtype, T, {
-    argmax_kernel<T><<<x.rows, 1024, 0, stream_>>>(x.ptr<T>(), x.stride, x.cols, argmax_dev_);
+    argmax_kernel<T><<<x.rows, 1024, 0, stream_>>>(x.ptr<T>(), x.stride, x.cols, out);
   });
   CUDA_CHECK_LAUNCH();
-  CUDA_CHECK(cudaMemcpyAsync(ids.data(), argmax_dev_, ids.size() * sizeof(int32_t),
-                             cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaMemcpyAsync(ids.data(), out, ids.size() * sizeof(int32_t), cudaMemcpyDeviceToHost,
+                             stream_));
   CUDA_CHECK(cudaStreamSynchronize(stream_));
   return ids;
 }

@@ -42,7 +42,7 @@ CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(stream_);
   for (auto& [key, plan] : gemm_plans_) destroy_gemm_plan(plan);
   for (Scratch& s : scratch_) cudaFree(s.p);
-  cudaFree(argmax_dev_);
+  cudaFree(picks_dev_);
   cudaFree(batch_dev_);
   cudaFreeHost(batch_host_);
   cudaFree(gemm_workspace_);
@@ -104,6 +104,17 @@ void* CudaBackend::scratch(int slot, size_t bytes) {
     CUDA_CHECK(cudaMalloc(&s.p, s.bytes));
   }
   return s.p;
+}
+
+void* CudaBackend::picks_buffer(size_t bytes) {
+  CHECK_MSG(!capturing_, "picking tokens while capturing a graph");
+  if (picks_bytes_ < bytes) {
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    CUDA_CHECK(cudaFree(picks_dev_));
+    picks_bytes_ = std::max<size_t>(bytes, 16 << 10);
+    CUDA_CHECK(cudaMalloc(&picks_dev_, picks_bytes_));
+  }
+  return picks_dev_;
 }
 
 void CudaBackend::upload(void* dst, DType dst_dtype, const void* src, DType src_dtype, size_t n) {

@@ -129,9 +129,12 @@ class CudaBackend : public Backend {
     size_t bytes = 0;
   };
   Scratch scratch_[4];
-  int32_t* argmax_dev_ = nullptr;
+  // argmax's and sample's device inputs and outputs (picks_buffer): outside any graph, so unlike
+  // scratch() its growth leaves graph_epoch() alone.
+  void* picks_buffer(size_t bytes);
+  void* picks_dev_ = nullptr;
+  size_t picks_bytes_ = 0;
   int sample_candidates_ = 4096;
-  size_t argmax_cap_ = 0;
 
   bool capturing_ = false;
   uint64_t epoch_ = 0;

@@ -318,7 +318,7 @@ std::vector<int32_t> CudaBackend::sample(const Tensor& logits,
   if (draws.empty()) return ids;
   CHECK(logits.cols > 0 && logits.cols <= INT32_MAX);
   const size_t bytes = draws.size() * (sizeof(DeviceDraw) + sizeof(int32_t));
-  auto* dev = static_cast<uint8_t*>(scratch(3, std::max<size_t>(bytes, 256 * 64)));
+  auto* dev = static_cast<uint8_t*>(picks_buffer(bytes));
   auto* d_draws = reinterpret_cast<DeviceDraw*>(dev);
   auto* d_out = reinterpret_cast<int32_t*>(dev + draws.size() * sizeof(DeviceDraw));
   CUDA_CHECK(cudaMemcpyAsync(d_draws, draws.data(), draws.size() * sizeof(DeviceDraw),
