@@ -6,7 +6,8 @@
 #   2. bench throughput, Llama-3.1-8B shape with dummy weights, 128 prompts x 512 in / 512 out,
 #      bf16 and int4_kivi: greedy (tokens on the device), then temperature 1 and temperature 0.7
 #      with top_k 50, each sampled on the host (--no-greedy-on-device: the logits copied) and on
-#      the device (default). No top_p run: the dummy weights' logits are nearly flat, so top_p 0.9
+#      the device (default). RUNS="OPTS|OPTS|..." replaces that list of bench options (e.g. with
+#      --repetition-penalty, --frequency-penalty, --presence-penalty). No top_p run: the dummy weights' logits are nearly flat, so top_p 0.9
 #      keeps most of the 128k vocabulary, which the device leaves to the host (and the host's
 #      sort of it took over 3 minutes for this load).
 # About 8 minutes on an H100 (TESTS=0 FORMATS=bf16: 4).
@@ -27,17 +28,20 @@ CFG=bench/configs/llama-3.1-8b
 if [ "${TESTS:-1}" != 0 ]; then
   "$B/densekv_tests" --gtest_filter='CudaSample.*:CudaGreedy.*:Sampler.*' > "$O/tests_sample.txt" 2>&1
   echo "sampling tests: rc=$?"
-  grep -E "^\[  (PASSED|FAILED) |FAILED  \]|draws," "$O/tests_sample.txt" | head -20
+  grep -E "^\[  (PASSED|FAILED) |FAILED  \]|draws,|penalized rows" "$O/tests_sample.txt" | head -20
   if command -v compute-sanitizer > /dev/null; then
     compute-sanitizer --tool memcheck --error-exitcode 3 "$B/densekv_tests" \
-      --gtest_filter='CudaSample.EqualsHostSampler:CudaSample.LongCandidate*' > "$O/tests_memcheck.txt" 2>&1
+      --gtest_filter='CudaSample.EqualsHostSampler:CudaSample.LongCandidate*:CudaSample.Penalized*' \
+      > "$O/tests_memcheck.txt" 2>&1
     echo "memcheck (sampling): rc=$? ($(grep -c 'Invalid' "$O/tests_memcheck.txt") invalid accesses)"
   fi
 fi
 
+RUNS=${RUNS:-"--temperature 0|--temperature 1 --no-greedy-on-device|--temperature 1|\
+--temperature 0.7 --top-k 50 --no-greedy-on-device|--temperature 0.7 --top-k 50"}
+IFS='|' read -ra RUN_LIST <<< "$RUNS"
 for f in ${FORMATS:-bf16 int4_kivi}; do
-  for opts in "--temperature 0" "--temperature 1 --no-greedy-on-device" "--temperature 1" \
-    "--temperature 0.7 --top-k 50 --no-greedy-on-device" "--temperature 0.7 --top-k 50"; do
+  for opts in "${RUN_LIST[@]}"; do
     # shellcheck disable=SC2086
     "$B/densekv" bench throughput $CFG --load-format dummy --device cuda --kv-cache-dtype $f \
       --kv-memory-gb 4 --num-prompts 128 --input-len 512 --output-len 512 --json $opts \
@@ -48,11 +52,14 @@ done
 python3 - "$O" << 'PY'
 import json, sys
 o = sys.argv[1]
-print("| kv | temperature | top_k | top_p | sampled on | output tok/s | device draws | host fallbacks |")
-print("|---|---|---|---|---|---|---|---|")
+print("| kv | temperature | top_k | top_p | penalties (rep, freq, pres) | sampled on | output tok/s | "
+      "device draws | penalized on device | host fallbacks |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for line in open(f"{o}/throughput.jsonl"):
     j = json.loads(line)
     where = "device" if j["greedy_on_device"] else "host (logits copied)"
-    print(f"| {j['kv_cache_dtype']} | {j['temperature']:g} | {j['top_k']} | {j['top_p']:g} | {where} | "
-          f"{j['output_tokens_per_second']:.0f} | {j['device_draw_rows']} | {j['host_fallback_rows']} |")
+    pen = f"{j['repetition_penalty']:g}, {j['frequency_penalty']:g}, {j['presence_penalty']:g}"
+    print(f"| {j['kv_cache_dtype']} | {j['temperature']:g} | {j['top_k']} | {j['top_p']:g} | {pen} | "
+          f"{where} | {j['output_tokens_per_second']:.0f} | {j['device_draw_rows']} | "
+          f"{j['penalized_rows']} | {j['host_fallback_rows']} |")
 PY

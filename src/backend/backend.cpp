@@ -20,6 +20,11 @@ std::vector<int32_t> Backend::sample(const Tensor&, const std::vector<DeviceDraw
   throw Error("this backend does not sample on the device");
 }
 
+Tensor Backend::penalize(const Tensor&, const std::vector<int32_t>&, const std::vector<int32_t>&,
+                         const std::vector<PenaltyEntry>&) {
+  throw Error("this backend does not sample on the device");
+}
+
 void Backend::fill_random(const Tensor& t, float a, float value, uint64_t seed) {
   CHECK(t.stride == t.cols);
   const int64_t n = t.rows * t.cols;

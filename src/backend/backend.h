@@ -132,6 +132,32 @@ struct DeviceDraw {
   int32_t pad = 0;
 };
 
+// One id's sampling penalties (Sampler::sample's, as vLLM's apply_penalties), for
+// Backend::penalize: repetition (1: none) divides a positive logit and multiplies a negative one,
+// then frequency (the frequency penalty x the id's count in the output, 0: none) and presence
+// (the presence penalty for an id in the output, 0: none) are subtracted, one after the other.
+struct PenaltyEntry {
+  int32_t id = 0;
+  float repetition = 1.0f;
+  float frequency = 0.0f;
+  float presence = 0.0f;
+};
+// The penalized logit, rounded the same on the host and in CUDA kernels (no contraction to FMA:
+// the host build targets baseline x86-64, the device uses the _rn intrinsics).
+#if defined(__CUDACC__)
+__host__ __device__
+#endif
+    inline float
+    apply_penalty(float logit, const PenaltyEntry& e) {
+#if defined(__CUDA_ARCH__)
+  const float l = logit > 0.0f ? __fdiv_rn(logit, e.repetition) : __fmul_rn(logit, e.repetition);
+  return __fsub_rn(__fsub_rn(l, e.frequency), e.presence);
+#else
+  const float l = logit > 0.0f ? logit / e.repetition : logit * e.repetition;
+  return l - e.frequency - e.presence;
+#endif
+}
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -222,6 +248,13 @@ class Backend {
   // row needs the host (more candidates than the device sorts). No penalties, no logprobs.
   virtual bool supports_device_sampling() const { return false; }
   virtual std::vector<int32_t> sample(const Tensor& logits, const std::vector<DeviceDraw>& draws);
+  // Penalized logits where they are (backends with supports_device_sampling()), for argmax and
+  // sample: fp32 [src_rows.size(), logits.cols], row r = logits row src_rows[r] with
+  // entries[begins[r], begins[r + 1]) applied (apply_penalty; each id at most once per row).
+  // Valid until the next call.
+  virtual Tensor penalize(const Tensor& logits, const std::vector<int32_t>& src_rows,
+                          const std::vector<int32_t>& begins,
+                          const std::vector<PenaltyEntry>& entries);
 };
 
 // RAII owner of one backend allocation.

@@ -39,10 +39,11 @@ struct BenchArgs {
   uint64_t seed = 0;
   bool json = false;
   // Sampling of every request (default greedy, as vLLM's benchmarks); validated at submit.
-  float temperature = 0.0f;
-  float top_p = 1.0f;
-  int top_k = -1;
-  float min_p = 0.0f;
+  SamplingParams sampling = [] {
+    SamplingParams p;
+    p.temperature = 0.0f;
+    return p;
+  }();
 };
 
 void check_lengths(const BenchArgs& a) {
@@ -60,10 +61,7 @@ std::vector<GenerationRequest> random_requests(const LlamaModel& model, const Be
     for (int i = 0; i < a.input_len; ++i) {
       r.prompt_ids.push_back(static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab)));
     }
-    r.params.temperature = a.temperature;
-    r.params.top_p = a.top_p;
-    r.params.top_k = a.top_k;
-    r.params.min_p = a.min_p;
+    r.params = a.sampling;
     r.params.seed = a.seed ^ (0x9e3779b97f4a7c15ull * ++k);  // reproducible draws
     r.params.max_tokens = a.output_len;
     r.params.ignore_eos = true;
@@ -123,23 +121,29 @@ void add_path_stats(nlohmann::json& j, const LlamaModel& model, const EngineMetr
   j["greedy_device_steps"] = m.greedy_device_steps;
   j["device_draw_rows"] = m.device_draw_rows;
   j["host_fallback_rows"] = m.host_fallback_rows;
-  j["temperature"] = a.temperature;
-  j["top_p"] = a.top_p;
-  j["top_k"] = a.top_k;
-  j["min_p"] = a.min_p;
+  j["penalized_rows"] = m.penalized_rows;
+  const SamplingParams& p = a.sampling;
+  j["temperature"] = p.temperature;
+  j["top_p"] = p.top_p;
+  j["top_k"] = p.top_k;
+  j["min_p"] = p.min_p;
+  j["repetition_penalty"] = p.repetition_penalty;
+  j["frequency_penalty"] = p.frequency_penalty;
+  j["presence_penalty"] = p.presence_penalty;
 }
 
 std::string path_stats_text(const nlohmann::json& j) {
   char text[320];
   std::snprintf(text, sizeof(text),
                 "cuda graphs %s (%lld captures, %lld replays); sampling on device %s (%lld "
-                "steps, %lld rows drawn, %lld sent to the host)\n",
+                "steps, %lld rows drawn, %lld penalized, %lld sent to the host)\n",
                 j["cuda_graphs"].get<bool>() ? "on" : "off",
                 static_cast<long long>(j["graph_captures"].get<int64_t>()),
                 static_cast<long long>(j["graph_replays"].get<int64_t>()),
                 j["greedy_on_device"].get<bool>() ? "on" : "off",
                 static_cast<long long>(j["greedy_device_steps"].get<int64_t>()),
                 static_cast<long long>(j["device_draw_rows"].get<int64_t>()),
+                static_cast<long long>(j["penalized_rows"].get<int64_t>()),
                 static_cast<long long>(j["host_fallback_rows"].get<int64_t>()));
   return text;
 }
@@ -253,12 +257,22 @@ void add_common(CLI::App* cmd, BenchArgs& a) {
   cmd->add_option("--output-len", a.output_len, "generated tokens")->capture_default_str();
   cmd->add_option("--seed", a.seed, "seed of the random prompts")->capture_default_str();
   cmd->add_flag("--json", a.json, "print one JSON object");
-  cmd->add_option("--temperature", a.temperature,
+  SamplingParams& p = a.sampling;
+  cmd->add_option("--temperature", p.temperature,
                   "sampling temperature of every request (0: greedy)")
       ->capture_default_str();
-  cmd->add_option("--top-p", a.top_p, "top_p of every request")->capture_default_str();
-  cmd->add_option("--top-k", a.top_k, "top_k of every request (-1: off)")->capture_default_str();
-  cmd->add_option("--min-p", a.min_p, "min_p of every request")->capture_default_str();
+  cmd->add_option("--top-p", p.top_p, "top_p of every request")->capture_default_str();
+  cmd->add_option("--top-k", p.top_k, "top_k of every request (-1: off)")->capture_default_str();
+  cmd->add_option("--min-p", p.min_p, "min_p of every request")->capture_default_str();
+  cmd->add_option("--repetition-penalty", p.repetition_penalty,
+                  "repetition_penalty of every request (1: off)")
+      ->capture_default_str();
+  cmd->add_option("--frequency-penalty", p.frequency_penalty,
+                  "frequency_penalty of every request (0: off)")
+      ->capture_default_str();
+  cmd->add_option("--presence-penalty", p.presence_penalty,
+                  "presence_penalty of every request (0: off)")
+      ->capture_default_str();
 }
 
 }  // namespace

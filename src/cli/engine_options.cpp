@@ -18,9 +18,9 @@ void add_engine_options(CLI::App* cmd, EngineConfig& cfg) {
   cmd->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", cfg.enable_prefix_caching,
                 "reuse the KV blocks of shared prompt prefixes (default on)");
   cmd->add_flag("--greedy-on-device,!--no-greedy-on-device", cfg.greedy_on_device,
-                "steps whose rows are greedy or plain draws (temperature, top_k, top_p, min_p; "
-                "no penalties or logprobs) pick the tokens on the device and copy only their "
-                "ids, not the logits (default on)");
+                "steps whose rows need no logprobs pick the tokens on the device (greedy, "
+                "temperature, top_k, top_p, min_p, penalties) and copy only their ids, not the "
+                "logits (default on)");
 }
 
 }  // namespace densekv::cli

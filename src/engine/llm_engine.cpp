@@ -18,6 +18,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
+#include "engine/device_picks.h"
 #include "engine/sampler.h"
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
@@ -255,7 +256,8 @@ class LlmEngine final : public Engine {
   std::vector<std::pair<std::shared_ptr<StreamImpl>, RequestOutput>> outbox_;
   int64_t generated_ = 0, prompt_tokens_ = 0, finished_ = 0, steps_ = 0;
   int64_t greedy_device_steps_ = 0;
-  int64_t device_draw_rows_ = 0, host_fallback_rows_ = 0;
+  int64_t device_draw_rows_ = 0, host_fallback_rows_ = 0, penalized_rows_ = 0;
+  DevicePicks picks_{vocab_};  // the step's rows picked on the device
   int peak_running_ = 0;
 
   // Shared with client threads, under mu_.
@@ -353,54 +355,28 @@ void LlmEngine::step() {
   }
   // The chunks that reached their sequence's end sample. When every one of them is greedy
   // without penalties or logprobs (greedy_without_logits), or, on a backend that samples on the
-  // device, a plain draw (draw_without_logits), their tokens are picked where the logits are
-  // (the backend's argmax, Backend::sample with each sequence's RNG draw) and only the ids come
-  // to the host; a row the device cannot sort is sampled on the host from its own logits row.
+  // device, has no logprobs (picks_without_logits), their tokens are picked where the logits are
+  // (DevicePicks) and only the ids come to the host.
   std::vector<size_t> sampling;
   bool on_device = cfg_.greedy_on_device;
-  bool any_greedy = false;
-  std::vector<DeviceDraw> draws;  // the rows that draw, when on_device
-  std::vector<size_t> draw_of;    // [sampling] index into draws, or SIZE_MAX (greedy)
-  const bool device_draws = model_.backend().supports_device_sampling();
+  const bool device_sampling = model_.backend().supports_device_sampling();
   for (size_t i = 0; i < so.chunks.size(); ++i) {
     if (!so.chunks[i].samples()) continue;
     sampling.push_back(i);
     const SamplingParams& p = so.chunks[i].seq->params();
-    const bool greedy = greedy_without_logits(p);
-    any_greedy = any_greedy || greedy;
-    on_device = on_device && (greedy || (device_draws && draw_without_logits(p)));
+    on_device =
+        on_device && (greedy_without_logits(p) || (device_sampling && picks_without_logits(p)));
   }
-  std::vector<SamplerRng> rng_before;  // [draws] each drawing sequence's RNG before its draw
+  picks_.clear();
   if (on_device) {
-    for (size_t i : sampling) {
-      Sequence* seq = so.chunks[i].seq;
-      if (greedy_without_logits(seq->params())) {
-        draw_of.push_back(SIZE_MAX);
-        continue;
-      }
-      draw_of.push_back(draws.size());
-      rng_before.push_back(seq->rng);
-      draws.push_back(device_draw(seq->params(), static_cast<int32_t>(i), seq->rng));
-    }
+    for (size_t i : sampling) picks_.add(static_cast<int32_t>(i), *so.chunks[i].seq);
   }
-  std::vector<int32_t> device_ids;  // [chunks] when on_device with greedy rows
-  std::vector<int32_t> drawn_ids;   // [draws]
-  std::vector<size_t> fallbacks;    // draws the device left to the host
   try {
     Tensor logits = model_.forward(batch, cache_, /*last_only=*/true);
     if (sampling.empty()) {
       // Partial prefill chunks only: nothing to sample.
-    } else if (on_device) {
-      if (any_greedy) device_ids = model_.backend().argmax(logits);
-      if (!draws.empty()) drawn_ids = model_.backend().sample(logits, draws);
-      for (size_t d = 0; d < drawn_ids.size(); ++d) {
-        if (drawn_ids[d] < 0) fallbacks.push_back(d);
-      }
-      if (!fallbacks.empty()) {  // their rows from one copy of the logits
-        logits_host_.resize(static_cast<size_t>(logits.numel()));
-        model_.backend().download_f32(logits, logits_host_.data());
-      }
-    } else {
+    } else if (!on_device || picks_.pick(model_.backend(), logits)) {
+      // On the host: every row, or the draws the device left (from one copy of the logits).
       logits_host_.resize(static_cast<size_t>(logits.numel()));
       model_.backend().download_f32(logits, logits_host_.data());
     }
@@ -414,32 +390,11 @@ void LlmEngine::step() {
   std::vector<SampleResult> sampled(sampling.size());
   if (on_device && !sampling.empty()) {
     ++greedy_device_steps_;
-    device_draw_rows_ += static_cast<int64_t>(draws.size());
-    host_fallback_rows_ += static_cast<int64_t>(fallbacks.size());
-    // The rows the device left: the host's sample from the same RNG state, in parallel as below.
-    sample_pool_.parallel_for(static_cast<int64_t>(fallbacks.size()), [&](int64_t b, int64_t e) {
-      thread_local Sampler sampler;
-      for (int64_t k = b; k < e; ++k) {
-        const size_t d = fallbacks[static_cast<size_t>(k)];
-        const size_t i = static_cast<size_t>(draws[d].row);
-        Sequence* seq = so.chunks[i].seq;
-        const std::span<const float> row(logits_host_.data() + i * static_cast<size_t>(vocab_),
-                                         static_cast<size_t>(vocab_));
-        seq->rng = rng_before[d];
-        const SamplingContext ctx{std::span<const int32_t>(seq->tokens().data(), seq->prompt_len()),
-                                  &seq->output_counts()};
-        drawn_ids[d] = sampler.sample(row, seq->params(), ctx, seq->rng).token;
-      }
-    });
-    for (size_t j = 0; j < sampling.size(); ++j) {
-      Sequence* seq = so.chunks[sampling[j]].seq;
-      if (draw_of[j] == SIZE_MAX) {
-        sampled[j].token = device_ids[sampling[j]];
-        greedy_rng_draw(seq->params(), seq->rng);
-      } else {
-        sampled[j].token = drawn_ids[draw_of[j]];
-      }
-    }
+    device_draw_rows_ += static_cast<int64_t>(picks_.draws());
+    penalized_rows_ += static_cast<int64_t>(picks_.penalized());
+    host_fallback_rows_ += static_cast<int64_t>(picks_.left_to_host());
+    if (picks_.left_to_host() > 0) picks_.sample_left_on_host(logits_host_, sample_pool_);
+    for (size_t j = 0; j < sampling.size(); ++j) sampled[j].token = picks_.token(j);
   } else {
     // In parallel: each sequence has its own RNG and nothing else is shared, so the tokens do not
     // depend on the threads.
@@ -523,6 +478,7 @@ void LlmEngine::publish_metrics() {
   metrics_.greedy_device_steps = greedy_device_steps_;
   metrics_.device_draw_rows = device_draw_rows_;
   metrics_.host_fallback_rows = host_fallback_rows_;
+  metrics_.penalized_rows = penalized_rows_;
   metrics_.peak_running = peak_running_;
 }
 

@@ -72,18 +72,24 @@ double SamplerRng::next_double() {
   return static_cast<double>(next_u64() >> 11) * 0x1.0p-53;
 }
 
-bool greedy_without_logits(const SamplingParams& p) {
-  return (p.temperature < kGreedyTemperature || p.top_k == 1) && p.repetition_penalty == 1.0f &&
-         p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f && p.logprobs < 0;
+bool has_penalties(const SamplingParams& p) {
+  return p.repetition_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f;
 }
 
-bool draw_without_logits(const SamplingParams& p) {
-  return p.temperature >= kGreedyTemperature && p.top_k != 1 && p.repetition_penalty == 1.0f &&
-         p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f && p.logprobs < 0;
+bool is_greedy(const SamplingParams& p) {
+  return p.temperature < kGreedyTemperature || p.top_k == 1;
+}
+
+bool greedy_without_logits(const SamplingParams& p) {
+  return is_greedy(p) && !has_penalties(p) && p.logprobs < 0;
+}
+
+bool picks_without_logits(const SamplingParams& p) {
+  return p.logprobs < 0;
 }
 
 DeviceDraw device_draw(const SamplingParams& p, int32_t row, SamplerRng& rng) {
-  CHECK(draw_without_logits(p));
+  CHECK(picks_without_logits(p) && !is_greedy(p));
   DeviceDraw d;
   d.row = row;
   d.temperature = p.temperature;
@@ -121,30 +127,47 @@ TokenLogprobs token_logprobs(std::span<const float> logits, int32_t chosen, int 
   return out;
 }
 
-void Sampler::apply_penalties(const SamplingParams& p, const SamplingContext& ctx) {
-  const int vocab = static_cast<int>(work_.size());
+void penalty_entries(const SamplingParams& p, const SamplingContext& ctx, int vocab,
+                     std::vector<PenaltyEntry>& out, PenaltyIndex& index) {
   const auto* counts = ctx.output_counts;
-  if (p.repetition_penalty != 1.0f) {
-    seen_.assign(static_cast<size_t>(vocab), 0);
+  const bool repetition = p.repetition_penalty != 1.0f;
+  const bool subtract = counts && (p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f);
+  if (!repetition && !subtract) return;
+  if (index.slot.size() < static_cast<size_t>(vocab)) index.slot.assign(vocab, 0);
+  const size_t first = out.size();
+  auto entry = [&](int32_t t) -> PenaltyEntry& {
+    int32_t& s = index.slot[t];
+    if (s == 0) {
+      out.push_back(PenaltyEntry{t, 1.0f, 0.0f, 0.0f});
+      s = static_cast<int32_t>(out.size() - first);
+    }
+    return out[first + static_cast<size_t>(s) - 1];
+  };
+  if (repetition) {
     for (int32_t t : ctx.prompt) {
-      if (t >= 0 && t < vocab) seen_[t] = 1;
+      if (t >= 0 && t < vocab) entry(t).repetition = p.repetition_penalty;
     }
     if (counts) {
       for (const auto& [t, c] : *counts) {
-        if (t >= 0 && t < vocab) seen_[t] = 1;
+        if (t >= 0 && t < vocab) entry(t).repetition = p.repetition_penalty;
       }
     }
-    for (int t = 0; t < vocab; ++t) {
-      if (!seen_[t]) continue;
-      work_[t] = work_[t] > 0 ? work_[t] / p.repetition_penalty : work_[t] * p.repetition_penalty;
-    }
   }
-  if (counts && (p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f)) {
+  if (subtract) {
     for (const auto& [t, c] : *counts) {
       if (t < 0 || t >= vocab || c <= 0) continue;
-      work_[t] -= p.frequency_penalty * static_cast<float>(c) + p.presence_penalty;
+      PenaltyEntry& e = entry(t);
+      e.frequency = p.frequency_penalty * static_cast<float>(c);
+      e.presence = p.presence_penalty;
     }
   }
+  for (size_t i = first; i < out.size(); ++i) index.slot[out[i].id] = 0;
+}
+
+void Sampler::apply_penalties(const SamplingParams& p, const SamplingContext& ctx) {
+  penalties_.clear();
+  penalty_entries(p, ctx, static_cast<int>(work_.size()), penalties_, penalty_index_);
+  for (const PenaltyEntry& e : penalties_) work_[e.id] = apply_penalty(work_[e.id], e);
 }
 
 int32_t Sampler::draw(const SamplingParams& p, SamplerRng& rng) {
@@ -228,7 +251,7 @@ SampleResult Sampler::sample(std::span<const float> logits, const SamplingParams
   work_.assign(logits.begin(), logits.end());
   apply_penalties(params, ctx);
   SampleResult res;
-  if (params.temperature < kGreedyTemperature || params.top_k == 1) {
+  if (is_greedy(params)) {
     // top_k 1 is the argmax of the logits themselves, not of logits / temperature (rounding
     // could merge the top two), so it matches greedy_without_logits' device argmax exactly.
     res.token = static_cast<int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());

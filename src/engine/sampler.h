@@ -45,6 +45,19 @@ struct SamplingContext {
   const std::unordered_map<int32_t, int>* output_counts;  // generated token -> count
 };
 
+bool has_penalties(const SamplingParams& p);
+
+// Scratch for penalty_entries: [vocab] position + 1 of an id's entry, 0 for none (left zeroed).
+struct PenaltyIndex {
+  std::vector<int32_t> slot;
+};
+
+// Appends one entry per id whose logit sample()'s penalties change (prompt and output ids for
+// repetition, output ids with their counts for frequency and presence), in first-seen order.
+// apply_penalty of each entry is exactly what sample() does to that id.
+void penalty_entries(const SamplingParams& p, const SamplingContext& ctx, int vocab,
+                     std::vector<PenaltyEntry>& out, PenaltyIndex& index);
+
 struct SampleResult {
   int32_t token = 0;
   TokenLogprobs logprobs;  // filled when params.logprobs >= 0
@@ -61,11 +74,12 @@ class Sampler {
   void apply_penalties(const SamplingParams& p, const SamplingContext& ctx);
   int32_t draw(const SamplingParams& p, SamplerRng& rng);
 
-  std::vector<float> work_;     // [vocab] penalized logits
-  std::vector<float> weights_;  // [vocab] exp(logit / temperature - max)
-  std::vector<int32_t> ids_;    // candidate ids, most likely first
-  std::vector<double> probs_;   // [candidates]
-  std::vector<uint8_t> seen_;   // [vocab] token in prompt or output (repetition penalty)
+  std::vector<float> work_;              // [vocab] penalized logits
+  std::vector<float> weights_;           // [vocab] exp(logit / temperature - max)
+  std::vector<int32_t> ids_;             // candidate ids, most likely first
+  std::vector<double> probs_;            // [candidates]
+  std::vector<PenaltyEntry> penalties_;  // penalty_entries of the row
+  PenaltyIndex penalty_index_;
 };
 
 // True when sample() returns the argmax of the raw logits (first index on ties) and needs
@@ -76,10 +90,13 @@ class Sampler {
 bool greedy_without_logits(const SamplingParams& p);
 void greedy_rng_draw(const SamplingParams& p, SamplerRng& rng);
 
-// True when sample() is a draw (temperature > 0, top_k != 1) with no penalties and no logprobs:
-// Backend::sample can pick the token where the logits are, given the draw's RNG value.
-bool draw_without_logits(const SamplingParams& p);
-// The device draw of logits row `row` for such a sequence: takes the RNG draw sample() would.
+// True when a backend that samples on the device can pick sample()'s token with no logits on the
+// host: no logprobs (penalties go through Backend::penalize, then argmax or sample).
+bool picks_without_logits(const SamplingParams& p);
+// Greedy (temperature 0, or top_k 1): sample() takes the argmax of the penalized logits.
+bool is_greedy(const SamplingParams& p);
+// The device draw of (penalized, where has_penalties) logits row `row` for a sequence that
+// picks_without_logits and is not greedy: takes the RNG draw sample() would.
 DeviceDraw device_draw(const SamplingParams& p, int32_t row, SamplerRng& rng);
 
 // log_softmax of raw logits: the chosen token's logprob and the top n (best first, ties by id).

@@ -245,4 +245,30 @@ TEST(CudaSample, RowsLeftToTheHostKeepTheTokens) {
   });
 }
 
+// Penalties on the device (Backend::penalize, then argmax or sample): the same engine tokens as
+// the host sampler for seeded requests mixing repetition, frequency and presence penalties with
+// greedy and drawing rows (and rows without penalties).
+TEST(CudaSample, EnginePenaltiesOnDeviceEqualHostSampler) {
+  if (!std::filesystem::exists(kModel + "/config.json")) GTEST_SKIP() << "missing " << kModel;
+  DENSEKV_REQUIRE_CUDA(gpu);
+  auto model = load_llama(*gpu, kModel);
+  auto reqs = densekv::testing::random_requests(24, model->config().vocab_size, 60, 30, 8);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    SamplingParams& p = reqs[i].params;
+    p.seed = 500 + i;
+    p.temperature = i % 2 ? 0.0f : 0.9f;
+    if (i % 4 == 0) p.top_k = 30;
+    if (i % 3 == 0) p.repetition_penalty = 1.2f + 0.1f * static_cast<float>(i % 4);
+    if (i % 3 == 1) p.frequency_penalty = 0.5f, p.presence_penalty = 0.3f;
+    if (i % 5 == 4) p.presence_penalty = -0.4f;
+  }
+  expect_same_tokens_on_and_off(*model, reqs,
+                                [](const EngineMetrics& on, const EngineMetrics& off) {
+                                  EXPECT_GT(on.penalized_rows, 0);
+                                  EXPECT_GT(on.device_draw_rows, 0);
+                                  EXPECT_EQ(on.host_fallback_rows, 0);
+                                  EXPECT_EQ(off.penalized_rows, 0);
+                                });
+}
+
 }  // namespace

@@ -10,6 +10,7 @@
 #include <functional>
 #include <random>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/sampler.h"
@@ -164,6 +165,89 @@ TEST(CudaSample, LongCandidateListIsLeftToTheHost) {
   Sampler sampler;
   const int32_t want = sampler.sample(host, plain, SamplingContext{{}, nullptr}, a).token;
   EXPECT_EQ(gpu->sample(t.t, {device_draw(plain, 0, b)}).at(0), want);
+}
+
+// Backend::penalize: each penalized row is its logits row with the host's penalties, bit for bit
+// (penalty_entries + apply_penalty, which tests/unit/sampler_test.cpp checks against vLLM's
+// formulas), and argmax / sample of those rows give the host Sampler's tokens for the same
+// prompt, output counts and RNG state.
+TEST(CudaSample, PenalizedRowsEqualHostSampler) {
+  DENSEKV_REQUIRE_CUDA(gpu);
+  std::mt19937 rng(11);
+  int rows_checked = 0, entries_checked = 0;
+  for (int vocab : {1000, 128256}) {
+    for (DType dt : {DType::F32, DType::BF16}) {
+      const int rows = 6;
+      const std::vector<float> host = lm_logits(rows, vocab, dt, rng);
+      OwnedTensor t = make_owned(*gpu, dt, rows, vocab, &host);
+      // Penalized rows of source rows {3, 0, 5, 3, 1} (a source may repeat), each its own
+      // prompt, output counts (among the row's likely ids, so the choice moves) and parameters.
+      const std::vector<int32_t> src = {3, 0, 5, 3, 1};
+      std::vector<std::vector<int32_t>> prompts(src.size());
+      std::vector<std::unordered_map<int32_t, int>> counts(src.size());
+      std::vector<SamplingParams> params(src.size());
+      std::vector<PenaltyEntry> entries;
+      std::vector<int32_t> begins = {0};
+      PenaltyIndex index;
+      for (size_t r = 0; r < src.size(); ++r) {
+        const float* row = host.data() + static_cast<size_t>(src[r]) * vocab;
+        std::vector<int32_t> top(static_cast<size_t>(vocab));
+        for (int i = 0; i < vocab; ++i) top[i] = i;
+        std::partial_sort(top.begin(), top.begin() + 16, top.end(),
+                          [&](int32_t a, int32_t b) { return row[a] > row[b]; });
+        for (int k = 0; k < 200; ++k) prompts[r].push_back(static_cast<int32_t>(rng() % vocab));
+        for (int k = 0; k < 6; ++k) prompts[r].push_back(top[rng() % 16]);
+        for (int k = 0; k < 40; ++k) ++counts[r][top[rng() % 16]];
+        for (int k = 0; k < 40; ++k) ++counts[r][static_cast<int32_t>(rng() % vocab)];
+        SamplingParams& p = params[r];
+        p.repetition_penalty = r % 3 == 2 ? 1.0f : 1.3f;
+        p.frequency_penalty = r % 2 ? 0.4f : 0.0f;
+        p.presence_penalty = r == 1 ? 0.0f : -0.5f + 0.3f * static_cast<float>(r);
+        p.temperature = r % 2 ? 0.0f : 0.8f;
+        p.top_k = r == 2 ? 40 : -1;
+        p.seed = 5 + r;
+        penalty_entries(p, {prompts[r], &counts[r]}, vocab, entries, index);
+        begins.push_back(static_cast<int32_t>(entries.size()));
+      }
+      const Tensor pen = gpu->penalize(t.t, src, begins, entries);
+      ASSERT_EQ(pen.rows, static_cast<int64_t>(src.size()));
+      ASSERT_EQ(pen.dtype, DType::F32);
+      const std::vector<float> got = download(*gpu, pen);
+      for (size_t r = 0; r < src.size(); ++r) {
+        std::vector<float> want(host.begin() + static_cast<int64_t>(src[r]) * vocab,
+                                host.begin() + static_cast<int64_t>(src[r] + 1) * vocab);
+        for (int e = begins[r]; e < begins[r + 1]; ++e) {
+          want[entries[e].id] = apply_penalty(want[entries[e].id], entries[e]);
+        }
+        for (int i = 0; i < vocab; ++i) {
+          ASSERT_EQ(got[r * vocab + i], want[i]) << "row " << r << " id " << i;
+        }
+        ++rows_checked;
+        entries_checked += begins[r + 1] - begins[r];
+      }
+      // The tokens: device argmax and draws of the penalized rows against Sampler::sample on
+      // the raw rows with the same contexts.
+      const std::vector<int32_t> am = gpu->argmax(pen);
+      std::vector<DeviceDraw> draws;
+      std::vector<int32_t> want_draws;
+      Sampler sampler;
+      for (size_t r = 0; r < src.size(); ++r) {
+        const std::span<const float> row(host.data() + static_cast<size_t>(src[r]) * vocab,
+                                         static_cast<size_t>(vocab));
+        SamplerRng a(100 + r), b(100 + r);
+        const int32_t want = sampler.sample(row, params[r], {prompts[r], &counts[r]}, a).token;
+        if (is_greedy(params[r])) {
+          EXPECT_EQ(am[r], want) << "greedy row " << r;
+        } else {
+          draws.push_back(device_draw(params[r], static_cast<int32_t>(r), b));
+          want_draws.push_back(want);
+        }
+      }
+      EXPECT_EQ(gpu->sample(pen, draws), want_draws);
+    }
+  }
+  std::printf("  %d penalized rows, %d entries: equal to the host's\n", rows_checked,
+              entries_checked);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -282,12 +283,14 @@ TEST(Sampler, ValidationNamesTheParameter) {
 }
 
 // The device's draw (Backend::sample) gets the RNG value sample() would use, and leaves the
-// sequence's RNG where sample() leaves it; penalties and logprobs keep a row on the host.
+// sequence's RNG where sample() leaves it; logprobs keep a row on the host, greedy rows take the
+// argmax, penalties go through Backend::penalize.
 TEST(Sampler, DeviceDrawTakesSamplesDraw) {
   SamplingParams p;
   p.temperature = 0.8f;
   p.top_p = 0.9f;
-  ASSERT_TRUE(draw_without_logits(p));
+  ASSERT_TRUE(picks_without_logits(p));
+  ASSERT_FALSE(is_greedy(p));
   SamplerRng a(42), b(42), c(42);
   const DeviceDraw d = device_draw(p, 3, a);
   EXPECT_EQ(d.row, 3);
@@ -300,16 +303,77 @@ TEST(Sampler, DeviceDrawTakesSamplesDraw) {
   EXPECT_EQ(a.next_u64(), b.next_u64());  // one draw each
   SamplingParams q = p;
   q.top_k = 1;
-  EXPECT_FALSE(draw_without_logits(q));  // greedy
+  EXPECT_TRUE(is_greedy(q));
+  q.top_k = -1;
+  q.temperature = 0.0f;
+  EXPECT_TRUE(is_greedy(q));
   q = p;
   q.repetition_penalty = 1.1f;
-  EXPECT_FALSE(draw_without_logits(q));
+  EXPECT_TRUE(picks_without_logits(q) && has_penalties(q));
   q = p;
   q.logprobs = 0;
-  EXPECT_FALSE(draw_without_logits(q));
-  q = p;
-  q.temperature = 0.0f;
-  EXPECT_FALSE(draw_without_logits(q));
+  EXPECT_FALSE(picks_without_logits(q));
+  EXPECT_FALSE(has_penalties(p));
+}
+
+// vLLM's penalties written out directly (apply_penalties in vllm/model_executor/layers/utils.py):
+// the oracle for penalty_entries + apply_penalty, which the device applies the same way.
+std::vector<float> vllm_penalties(std::vector<float> l, const SamplingParams& p,
+                                  std::span<const int32_t> prompt,
+                                  const std::unordered_map<int32_t, int>& counts) {
+  const int vocab = static_cast<int>(l.size());
+  std::vector<bool> seen(l.size(), false);
+  for (int32_t t : prompt) seen[t] = true;
+  for (const auto& [t, c] : counts) seen[t] = true;
+  for (int t = 0; t < vocab; ++t) {
+    if (seen[t]) l[t] = l[t] > 0 ? l[t] / p.repetition_penalty : l[t] * p.repetition_penalty;
+  }
+  for (const auto& [t, c] : counts) {
+    l[t] -= p.frequency_penalty * static_cast<float>(c);
+    if (c > 0) l[t] -= p.presence_penalty;
+  }
+  return l;
+}
+
+TEST(Sampler, PenaltyEntriesAreVllmsPenalties) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> logit(0.0f, 3.0f);
+  const int vocab = 5000;
+  PenaltyIndex index;
+  int checked = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    std::vector<float> l(vocab);
+    for (float& x : l) x = logit(rng);
+    std::vector<int32_t> prompt(static_cast<size_t>(rng() % 300));
+    for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % 400);  // repeats, overlaps
+    std::unordered_map<int32_t, int> counts;
+    for (int k = static_cast<int>(rng() % 200); k-- > 0;)
+      ++counts[static_cast<int32_t>(rng() % 600)];
+    SamplingParams p;
+    p.repetition_penalty = trial % 3 == 0 ? 1.0f : 0.5f + static_cast<float>(rng() % 100) / 50.0f;
+    p.frequency_penalty = trial % 3 == 1 ? 0.0f : static_cast<float>(rng() % 400) / 100.0f - 2.0f;
+    p.presence_penalty = trial % 4 == 1 ? 0.0f : static_cast<float>(rng() % 400) / 100.0f - 2.0f;
+    std::vector<PenaltyEntry> entries = {PenaltyEntry{9, 3.0f, 1.0f, 2.0f}};  // appended after this
+    penalty_entries(p, {prompt, &counts}, vocab, entries, index);
+    std::vector<float> got = l;
+    std::vector<bool> once(vocab, false);
+    for (size_t i = 1; i < entries.size(); ++i) {
+      const PenaltyEntry& e = entries[i];
+      ASSERT_TRUE(e.id >= 0 && e.id < vocab);
+      ASSERT_FALSE(once[e.id]) << "id " << e.id << " twice";
+      once[e.id] = true;
+      got[e.id] = apply_penalty(got[e.id], e);
+    }
+    const std::vector<float> want = vllm_penalties(l, p, prompt, counts);
+    for (int t = 0; t < vocab; ++t) ASSERT_EQ(got[t], want[t]) << "trial " << trial << " id " << t;
+    ASSERT_TRUE(std::all_of(index.slot.begin(), index.slot.end(), [](int32_t s) { return s == 0; }))
+        << "the scratch is left zeroed";
+    checked += static_cast<int>(entries.size()) - 1;
+  }
+  EXPECT_GT(checked, 5000);
+  std::vector<PenaltyEntry> none;
+  penalty_entries(SamplingParams{}, {{}, nullptr}, vocab, none, index);
+  EXPECT_TRUE(none.empty());
 }
 
 }  // namespace

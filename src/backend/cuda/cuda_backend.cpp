@@ -43,6 +43,7 @@ CudaBackend::~CudaBackend() {
   for (auto& [key, plan] : gemm_plans_) destroy_gemm_plan(plan);
   for (Scratch& s : scratch_) cudaFree(s.p);
   cudaFree(picks_dev_);
+  cudaFree(penalized_dev_);
   cudaFree(batch_dev_);
   cudaFreeHost(batch_host_);
   cudaFree(gemm_workspace_);

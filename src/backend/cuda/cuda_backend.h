@@ -63,6 +63,9 @@ class CudaBackend : public Backend {
   void set_sample_candidates(int n) { sample_candidates_ = n; }
   std::vector<int32_t> sample(const Tensor& logits,
                               const std::vector<DeviceDraw>& draws) override;  // sample.cu
+  Tensor penalize(const Tensor& logits, const std::vector<int32_t>& src_rows,
+                  const std::vector<int32_t>& begins,
+                  const std::vector<PenaltyEntry>& entries) override;  // penalize.cu
 
   // CUDA graphs (cuda_graph.cpp): stream capture of the ops, replayed with cudaGraphLaunch.
   bool supports_graphs() const override { return true; }
@@ -135,6 +138,10 @@ class CudaBackend : public Backend {
   void* picks_dev_ = nullptr;
   size_t picks_bytes_ = 0;
   int sample_candidates_ = 4096;
+  // penalize's rows and inputs, also outside any graph: at most max_num_seqs x vocab fp32, taken
+  // on first use from the memory that --gpu-memory-utilization leaves.
+  void* penalized_dev_ = nullptr;
+  size_t penalized_bytes_ = 0;
 
   bool capturing_ = false;
   uint64_t epoch_ = 0;

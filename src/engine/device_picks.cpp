@@ -1,0 +1,94 @@
+#include "engine/device_picks.h"
+
+#include <span>
+
+#include "core/check.h"
+
+namespace densekv {
+
+void DevicePicks::clear() {
+  picks_.clear();
+  for (int k = 0; k < 2; ++k) {
+    draws_[k].clear();
+    argmax_[k].clear();
+    drawn_[k].clear();
+    greedy_[k] = false;
+  }
+  pen_rows_.clear();
+  pen_begins_.assign(1, 0);
+  entries_.clear();
+  left_.clear();
+}
+
+void DevicePicks::add(int32_t row, Sequence& seq) {
+  const SamplingParams& p = seq.params();
+  CHECK(picks_without_logits(p));
+  Pick k;
+  k.seq = &seq;
+  k.row = row;
+  k.rng_before = seq.rng;
+  if (has_penalties(p)) {
+    const SamplingContext ctx{std::span<const int32_t>(seq.tokens().data(), seq.prompt_len()),
+                              &seq.output_counts()};
+    k.pen_row = static_cast<int32_t>(pen_rows_.size());
+    pen_rows_.push_back(row);
+    penalty_entries(p, ctx, vocab_, entries_, index_);
+    pen_begins_.push_back(static_cast<int32_t>(entries_.size()));
+  }
+  const int src = k.pen_row >= 0 ? 1 : 0;
+  if (is_greedy(p)) {
+    greedy_[src] = true;
+    greedy_rng_draw(p, seq.rng);
+  } else {
+    k.draw = static_cast<int32_t>(draws_[src].size());
+    draws_[src].push_back(device_draw(p, src ? k.pen_row : row, seq.rng));
+  }
+  picks_.push_back(k);
+}
+
+bool DevicePicks::pick(Backend& backend, const Tensor& logits) {
+  CHECK(logits.cols == vocab_);
+  const Tensor pen =
+      pen_rows_.empty() ? Tensor{} : backend.penalize(logits, pen_rows_, pen_begins_, entries_);
+  const Tensor* src[2] = {&logits, &pen};
+  for (int k = 0; k < 2; ++k) {
+    if (greedy_[k]) argmax_[k] = backend.argmax(*src[k]);
+    if (!draws_[k].empty()) drawn_[k] = backend.sample(*src[k], draws_[k]);
+  }
+  for (size_t i = 0; i < picks_.size(); ++i) {
+    const Pick& k = picks_[i];
+    if (k.draw >= 0 && drawn_[k.pen_row >= 0][static_cast<size_t>(k.draw)] < 0) left_.push_back(i);
+  }
+  return !left_.empty();
+}
+
+void DevicePicks::sample_left_on_host(const std::vector<float>& logits, ThreadPool& pool) {
+  // In parallel: each sequence has its own RNG and nothing else is shared.
+  pool.parallel_for(static_cast<int64_t>(left_.size()), [&](int64_t b, int64_t e) {
+    thread_local Sampler sampler;
+    for (int64_t j = b; j < e; ++j) {
+      Pick& k = picks_[left_[static_cast<size_t>(j)]];
+      Sequence& seq = *k.seq;
+      CHECK(logits.size() >= (static_cast<size_t>(k.row) + 1) * static_cast<size_t>(vocab_));
+      const std::span<const float> row(logits.data() + static_cast<size_t>(k.row) * vocab_,
+                                       static_cast<size_t>(vocab_));
+      const SamplingContext ctx{std::span<const int32_t>(seq.tokens().data(), seq.prompt_len()),
+                                &seq.output_counts()};
+      seq.rng = k.rng_before;
+      drawn_[k.pen_row >= 0][static_cast<size_t>(k.draw)] =
+          sampler.sample(row, seq.params(), ctx, seq.rng).token;
+    }
+  });
+}
+
+int32_t DevicePicks::token(size_t i) const {
+  const Pick& k = picks_.at(i);
+  const int src = k.pen_row >= 0 ? 1 : 0;
+  const int32_t r = src ? k.pen_row : k.row;
+  const int32_t t = k.draw < 0 ? argmax_[src].at(static_cast<size_t>(r))
+                               : drawn_[src].at(static_cast<size_t>(k.draw));
+  CHECK(t >= 0 && t < vocab_);
+  return t;
+}
+
+}  // namespace densekv

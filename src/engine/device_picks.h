@@ -1,0 +1,60 @@
+// The tokens of one engine step's sampled rows, picked where the logits are (on a backend that
+// samples on the device; greedy rows also on any backend, by Backend::argmax):
+//   - rows with penalties first get their penalized copy (Backend::penalize, entries from
+//     penalty_entries: the host Sampler's arithmetic);
+//   - greedy rows: Backend::argmax of their (penalized) rows;
+//   - draws: Backend::sample with each sequence's one RNG draw, taken on the host in add().
+// Only token ids come to the host. A draw the device leaves (more candidates than it sorts) is
+// sampled on the host from one copy of the step's raw logits, with the sequence's RNG put back
+// where it was, so every token is the one Sampler::sample would give.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "backend/backend.h"
+#include "core/thread_pool.h"
+#include "engine/sampler.h"
+#include "engine/sequence.h"
+
+namespace densekv {
+
+class DevicePicks {
+ public:
+  explicit DevicePicks(int vocab) : vocab_(vocab) {}
+  // Empties the list for a new step (the scratch stays).
+  void clear();
+  // Adds sampled row `row` of the step's logits, of `seq` (picks_without_logits): takes the
+  // sequence's RNG draw as sample() would.
+  void add(int32_t row, Sequence& seq);
+  // After the forward: the device's picks from `logits` ([rows, vocab]). Returns true when some
+  // draws were left to the host: then call sample_left_on_host with the logits on the host.
+  bool pick(Backend& backend, const Tensor& logits);
+  void sample_left_on_host(const std::vector<float>& logits, ThreadPool& pool);
+  // The token of the i-th added row.
+  int32_t token(size_t i) const;
+
+  size_t draws() const { return draws_[0].size() + draws_[1].size(); }
+  size_t penalized() const { return pen_rows_.size(); }
+  size_t left_to_host() const { return left_.size(); }
+
+ private:
+  struct Pick {
+    Sequence* seq = nullptr;
+    int32_t row = 0;        // of the step's logits
+    int32_t pen_row = -1;   // of the penalized rows, or -1 (none: the raw row)
+    int32_t draw = -1;      // index into draws_[pen_row >= 0], or -1 (greedy: argmax)
+    SamplerRng rng_before;  // the sequence's RNG before add() (for a draw left to the host)
+  };
+  int vocab_;
+  std::vector<Pick> picks_;
+  std::vector<DeviceDraw> draws_[2];  // [0]: of raw rows, [1]: of penalized rows
+  std::vector<int32_t> pen_rows_;     // the logits row of each penalized row
+  std::vector<int32_t> pen_begins_{0};
+  std::vector<PenaltyEntry> entries_;
+  PenaltyIndex index_;
+  bool greedy_[2] = {false, false};
+  std::vector<int32_t> argmax_[2], drawn_[2];
+  std::vector<size_t> left_;  // picks whose draw came back -1
+};
+
+}  // namespace densekv
