@@ -368,11 +368,12 @@ void LlmEngine::step() {
         on_device && (greedy_without_logits(p) || (device_sampling && picks_without_logits(p)));
   }
   picks_.clear();
-  if (on_device) {
-    for (size_t i : sampling) picks_.add(static_cast<int32_t>(i), *so.chunks[i].seq);
-  }
   try {
     Tensor logits = model_.forward(batch, cache_, /*last_only=*/true);
+    // While the GPU runs the forward (queued, not waited for): the RNG draws and penalty entries.
+    if (on_device) {
+      for (size_t i : sampling) picks_.add(static_cast<int32_t>(i), *so.chunks[i].seq);
+    }
     if (sampling.empty()) {
       // Partial prefill chunks only: nothing to sample.
     } else if (!on_device || picks_.pick(model_.backend(), logits)) {

@@ -44,6 +44,8 @@ CudaBackend::~CudaBackend() {
   for (Scratch& s : scratch_) cudaFree(s.p);
   cudaFree(picks_dev_);
   cudaFree(penalized_dev_);
+  cudaFreeHost(penalty_staging_);
+  if (penalty_copied_) cudaEventDestroy(penalty_copied_);
   cudaFree(batch_dev_);
   cudaFreeHost(batch_host_);
   cudaFree(gemm_workspace_);

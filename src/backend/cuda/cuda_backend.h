@@ -142,6 +142,9 @@ class CudaBackend : public Backend {
   // on first use from the memory that --gpu-memory-utilization leaves.
   void* penalized_dev_ = nullptr;
   size_t penalized_bytes_ = 0;
+  void* penalty_staging_ = nullptr;  // pinned: penalize's entries on their way up
+  size_t penalty_staging_bytes_ = 0;
+  cudaEvent_t penalty_copied_ = nullptr;
 
   bool capturing_ = false;
   uint64_t epoch_ = 0;

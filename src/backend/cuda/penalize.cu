@@ -3,7 +3,6 @@
 // host Sampler's rounding), so that argmax and sample pick a penalized request's token on the
 // device and only token ids come to the host.
 #include <cstring>
-#include <vector>
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_common.cuh"
 
@@ -58,13 +57,25 @@ Tensor CudaBackend::penalize(const Tensor& logits, const std::vector<int32_t>& s
   auto* d_entries = reinterpret_cast<PenaltyEntry*>(base + rows_bytes);
   auto* d_src = reinterpret_cast<int32_t*>(base + rows_bytes + entry_bytes);
   auto* d_begins = d_src + n;
-  // One copy up (from pageable memory: it has left `up` when cudaMemcpyAsync returns).
-  std::vector<uint8_t> up(entry_bytes + index_bytes);
-  std::memcpy(up.data(), entries.data(), entry_bytes);
-  std::memcpy(up.data() + entry_bytes, src_rows.data(), n * sizeof(int32_t));
-  std::memcpy(up.data() + entry_bytes + n * sizeof(int32_t), begins.data(),
-              (n + 1) * sizeof(int32_t));
-  CUDA_CHECK(cudaMemcpyAsync(d_entries, up.data(), up.size(), cudaMemcpyHostToDevice, stream_));
+  // One copy up, from pinned staging so that it is queued behind the forward without waiting
+  // for it. The previous call's copy has finished: every call is followed by a synchronizing
+  // argmax or sample (and the event says so).
+  if (penalty_staging_bytes_ < entry_bytes + index_bytes) {
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    CUDA_CHECK(cudaFreeHost(penalty_staging_));
+    penalty_staging_bytes_ = (entry_bytes + index_bytes) * 2;
+    CUDA_CHECK(cudaMallocHost(&penalty_staging_, penalty_staging_bytes_));
+  }
+  if (penalty_copied_ == nullptr)
+    CUDA_CHECK(cudaEventCreateWithFlags(&penalty_copied_, cudaEventDisableTiming));
+  CUDA_CHECK(cudaEventSynchronize(penalty_copied_));
+  auto* up = static_cast<uint8_t*>(penalty_staging_);
+  std::memcpy(up, entries.data(), entry_bytes);
+  std::memcpy(up + entry_bytes, src_rows.data(), n * sizeof(int32_t));
+  std::memcpy(up + entry_bytes + n * sizeof(int32_t), begins.data(), (n + 1) * sizeof(int32_t));
+  CUDA_CHECK(
+      cudaMemcpyAsync(d_entries, up, entry_bytes + index_bytes, cudaMemcpyHostToDevice, stream_));
+  CUDA_CHECK(cudaEventRecord(penalty_copied_, stream_));
   DENSEKV_DISPATCH_DTYPE(logits.dtype, T, {
     penalize_kernel<T><<<static_cast<unsigned>(n), kThreads, 0, stream_>>>(
         logits.ptr<T>(), logits.stride, logits.cols, d_src, d_begins, d_entries, d_rows);
