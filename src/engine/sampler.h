@@ -1,7 +1,8 @@
 // Picks the next token of one sequence from its fp32 logits row, as vLLM's sampler does:
 //   1. penalties on a copy of the logits: repetition (prompt and output tokens: positive logits
 //      divided by it, negative ones multiplied), frequency (minus penalty x count in the output)
-//      and presence (minus penalty once for any token in the output);
+//      and presence (minus penalty once for any token in the output), subtracted one after the
+//      other in fp32 (apply_penalty, backend.h: the device applies the same entries);
 //   2. greedy (temperature 0, or top_k 1 at any temperature): argmax of the penalized logits
 //      (first on ties; top_k 1 still takes its one RNG draw); else logits / temperature, softmax,
 //      then top_k, top_p (the smallest set of most likely tokens whose mass reaches top_p) and
