@@ -245,7 +245,8 @@ class Backend {
   virtual std::vector<int32_t> argmax(const Tensor& x) = 0;
   // Sampling where the logits are (backends with supports_device_sampling()): per draw, the token
   // Sampler::draw picks from row `row` with the draw's parameters and RNG value u, or -1 where the
-  // row needs the host (more candidates than the device sorts). No penalties, no logprobs.
+  // row needs the host (CUDA: only with its draws by selects turned off, a test setting). No
+  // penalties (Backend::penalize makes penalized rows first), no logprobs.
   virtual bool supports_device_sampling() const { return false; }
   virtual std::vector<int32_t> sample(const Tensor& logits, const std::vector<DeviceDraw>& draws);
   // Penalized logits where they are (backends with supports_device_sampling()), for argmax and

@@ -220,15 +220,17 @@ TEST(CudaSample, EngineOnDeviceEqualsHostSampler) {
                                 });
 }
 
-// Rows the device leaves to the host (more candidates than it sorts: the cap lowered to 4 here)
-// are sampled there from the same RNG state, so the tokens are still the host sampler's.
-TEST(CudaSample, RowsLeftToTheHostKeepTheTokens) {
+// Requests whose rows keep more candidates than the device sorts (the sort's limit lowered to 4
+// here): drawn by selects on the device (the default), or, with the selects off, left to the
+// host, which samples them from the same RNG state. Either way the tokens are the host
+// sampler's.
+void expect_rows_beyond_the_sort_keep_the_tokens(bool selects) {
   if (!std::filesystem::exists(kModel + "/config.json")) GTEST_SKIP() << "missing " << kModel;
   DENSEKV_REQUIRE_CUDA(gpu);
 #ifdef DENSEKV_HAVE_CUDA
   auto* cuda = dynamic_cast<CudaBackend*>(gpu.get());
   ASSERT_NE(cuda, nullptr);
-  cuda->set_sample_candidates(4);
+  cuda->set_sample_limits(4, selects);
 #endif
   auto model = load_llama(*gpu, kModel);
   auto reqs = densekv::testing::random_requests(12, model->config().vocab_size, 40, 20, 6);
@@ -237,12 +239,26 @@ TEST(CudaSample, RowsLeftToTheHostKeepTheTokens) {
     p.seed = 77 + i;
     p.temperature = 1.5f;
     p.top_p = 0.95f;
-    if (i % 3 == 1) p.top_k = 3;  // fits: drawn on the device
+    if (i % 3 == 1) p.top_k = 3;  // fits the sort
+    if (i % 4 == 2) p.min_p = 0.01f;
   }
-  expect_same_tokens_on_and_off(*model, reqs, [](const EngineMetrics& on, const EngineMetrics&) {
-    EXPECT_GT(on.host_fallback_rows, 0);
-    EXPECT_LT(on.host_fallback_rows, on.device_draw_rows);
-  });
+  expect_same_tokens_on_and_off(*model, reqs,
+                                [selects](const EngineMetrics& on, const EngineMetrics&) {
+                                  if (selects) {
+                                    EXPECT_EQ(on.host_fallback_rows, 0);
+                                  } else {
+                                    EXPECT_GT(on.host_fallback_rows, 0);
+                                  }
+                                  EXPECT_LT(on.host_fallback_rows, on.device_draw_rows);
+                                });
+}
+
+TEST(CudaSample, RowsBeyondTheSortAreDrawnBySelects) {
+  expect_rows_beyond_the_sort_keep_the_tokens(true);
+}
+
+TEST(CudaSample, RowsLeftToTheHostKeepTheTokens) {
+  expect_rows_beyond_the_sort_keep_the_tokens(false);
 }
 
 // Penalties on the device (Backend::penalize, then argmax or sample): the same engine tokens as

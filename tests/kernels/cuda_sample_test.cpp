@@ -13,6 +13,9 @@
 #include <unordered_map>
 #include <vector>
 
+#ifdef DENSEKV_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 #include "engine/sampler.h"
 #include "kernel_test_util.h"
 
@@ -70,10 +73,22 @@ size_t kept_ids(std::span<const float> logits, const SamplingParams& p) {
   return p.min_p > 0.0f ? k : keep;
 }
 
+// The device's limits for a test (CudaBackend::set_sample_limits); a no-op without CUDA.
+void set_limits(Backend& gpu, int sort_candidates, bool selects) {
+#ifdef DENSEKV_HAVE_CUDA
+  auto* cuda = dynamic_cast<CudaBackend*>(&gpu);
+  ASSERT_NE(cuda, nullptr);
+  cuda->set_sample_limits(sort_candidates, selects);
+#else
+  (void)gpu, (void)sort_candidates, (void)selects;
+#endif
+}
+
 // Draws of every row of `logits` with params p, 8 RNG seeds per row; returns how many draws the
-// device left to the host (-1), which it may only do for rows that keep more than 2048 ids.
+// device left to the host (-1), which it may only do with its selects off, for rows that keep
+// more than 2048 ids.
 int expect_host_tokens(Backend& gpu, const Tensor& t, const std::vector<float>& host, int vocab,
-                       const SamplingParams& p, uint64_t seed0) {
+                       const SamplingParams& p, uint64_t seed0, bool selects) {
   Sampler sampler;
   int left = 0;
   for (uint64_t s = 0; s < 8; ++s) {
@@ -90,7 +105,7 @@ int expect_host_tokens(Backend& gpu, const Tensor& t, const std::vector<float>& 
     const std::vector<int32_t> got = gpu.sample(t, draws);
     EXPECT_EQ(got.size(), draws.size());
     for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
-      if (got[i] < 0) {
+      if (got[i] < 0 && !selects) {
         ++left;
         const std::span<const float> row(host.data() + i * static_cast<size_t>(vocab),
                                          static_cast<size_t>(vocab));
@@ -99,53 +114,74 @@ int expect_host_tokens(Backend& gpu, const Tensor& t, const std::vector<float>& 
       }
       EXPECT_EQ(got[i], want[i]) << "row " << i << " seed " << s << " vocab " << vocab << " T "
                                  << p.temperature << " top_k " << p.top_k << " top_p " << p.top_p
-                                 << " min_p " << p.min_p;
+                                 << " min_p " << p.min_p << " selects " << selects;
     }
   }
   return left;
 }
 
+// Every filter combination through each of the kernel's paths: the sort (rows of at most 4096
+// candidates) with the selects beyond it (the default), the selects alone (sort limit 0), and the
+// sort alone, which leaves longer rows to the host.
 TEST(CudaSample, EqualsHostSampler) {
   DENSEKV_REQUIRE_CUDA(gpu);
   ASSERT_TRUE(gpu->supports_device_sampling());
   const Filters cases[] = {
-      {1.0f, -1, 1.0f, 0.0f},    // plain softmax: every id in id order
-      {0.7f, -1, 1.0f, 0.0f},    //
-      {1.3f, -1, 0.9f, 0.0f},    // top_p
-      {0.8f, 50, 1.0f, 0.0f},    // top_k
-      {1.0f, 40, 0.8f, 0.0f},    // top_k then top_p
-      {0.6f, -1, 0.95f, 0.05f},  // top_p and min_p
-      {1.0f, -1, 1.0f, 0.1f},    // min_p
-      {0.9f, 1500, 0.9f, 0.0f},  // a long top_k
-      {1.0f, 0, 0.5f, 0.0f},     // top_k 0: off
-      {1.0f, 5, 1.0f, 0.3f},     // top_k with min_p
+      {1.0f, -1, 1.0f, 0.0f},     // plain softmax: every id in id order
+      {0.7f, -1, 1.0f, 0.0f},     //
+      {1.3f, -1, 0.9f, 0.0f},     // top_p
+      {0.8f, 50, 1.0f, 0.0f},     // top_k
+      {1.0f, 40, 0.8f, 0.0f},     // top_k then top_p
+      {0.6f, -1, 0.95f, 0.05f},   // top_p and min_p
+      {1.0f, -1, 1.0f, 0.1f},     // min_p
+      {0.9f, 1500, 0.9f, 0.0f},   // a long top_k
+      {1.0f, 0, 0.5f, 0.0f},      // top_k 0: off
+      {1.0f, 5, 1.0f, 0.3f},      // top_k with min_p
+      {2.0f, 6000, 0.97f, 0.0f},  // top_k beyond the sort, then top_p
+      {1.5f, -1, 0.99f, 1e-4f},   // top_p and min_p keeping thousands of ids
   };
-  std::mt19937 rng(7);
-  int draws = 0, left = 0;
-  for (int vocab : {1000, 128256}) {
-    for (DType dt : {DType::F32, DType::BF16}) {
-      const int rows = 12;
-      const std::vector<float> host = lm_logits(rows, vocab, dt, rng);
-      OwnedTensor t = make_owned(*gpu, dt, rows, vocab, &host);
-      uint64_t seed = 1;
-      for (const Filters& f : cases) {
-        SamplingParams p;
-        p.temperature = f.temperature;
-        p.top_k = f.top_k;
-        p.top_p = f.top_p;
-        p.min_p = f.min_p;
-        left += expect_host_tokens(*gpu, t.t, host, vocab, p, seed++);
-        draws += 8 * rows;
+  struct Mode {
+    const char* name;
+    int sort_candidates;
+    bool selects;
+  };
+  const Mode modes[] = {
+      {"sort, then selects", 4096, true}, {"selects only", 0, true}, {"sort only", 4096, false}};
+  for (const Mode& m : modes) {
+    set_limits(*gpu, m.sort_candidates, m.selects);
+    std::mt19937 rng(7);
+    int draws = 0, left = 0;
+    for (int vocab : {1000, 128256}) {
+      for (DType dt : {DType::F32, DType::BF16}) {
+        const int rows = 12;
+        const std::vector<float> host = lm_logits(rows, vocab, dt, rng);
+        OwnedTensor t = make_owned(*gpu, dt, rows, vocab, &host);
+        uint64_t seed = 1;
+        for (const Filters& f : cases) {
+          SamplingParams p;
+          p.temperature = f.temperature;
+          p.top_k = f.top_k;
+          p.top_p = f.top_p;
+          p.min_p = f.min_p;
+          left += expect_host_tokens(*gpu, t.t, host, vocab, p, seed++, m.selects);
+          draws += 8 * rows;
+        }
       }
     }
+    std::printf("  %s: %d draws, %d left to the host\n", m.name, draws, left);
+    if (m.selects) {
+      EXPECT_EQ(left, 0);
+    } else {
+      EXPECT_LT(left, draws / 5);
+    }
   }
-  std::printf("  %d draws, %d left to the host (rows that keep > 2048 ids)\n", draws, left);
-  EXPECT_LT(left, draws / 10);
+  set_limits(*gpu, 4096, true);
 }
 
-// A row whose top_p set is larger than the device sorts (flat logits over 128k ids) comes back
-// as -1, and the engine then samples it on the host.
-TEST(CudaSample, LongCandidateListIsLeftToTheHost) {
+// A row whose top_p set is larger than the device sorts (flat logits over 128k ids) is drawn by
+// selects, as the host draws it; with the selects off it comes back as -1 (the engine then
+// samples it on the host).
+TEST(CudaSample, LongCandidateListIsDrawnBySelects) {
   DENSEKV_REQUIRE_CUDA(gpu);
   const int vocab = 128256;
   std::mt19937 rng(3);
@@ -153,18 +189,23 @@ TEST(CudaSample, LongCandidateListIsLeftToTheHost) {
   std::vector<float> host(vocab);
   for (float& x : host) x = u(rng);
   OwnedTensor t = make_owned(*gpu, DType::F32, 1, vocab, &host);
+  Sampler sampler;
+  for (float top_p : {0.99f, 0.5f, 0.01f}) {
+    SamplingParams p;
+    p.top_p = top_p;
+    for (uint64_t seed = 0; seed < 16; ++seed) {
+      SamplerRng a(seed), b(seed);
+      const int32_t want = sampler.sample(host, p, SamplingContext{{}, nullptr}, a).token;
+      EXPECT_EQ(gpu->sample(t.t, {device_draw(p, 0, b)}).at(0), want)
+          << "top_p " << top_p << " seed " << seed;
+    }
+  }
+  set_limits(*gpu, 4096, false);
   SamplingParams p;
   p.top_p = 0.99f;
   SamplerRng r(5);
-  const std::vector<int32_t> got = gpu->sample(t.t, {device_draw(p, 0, r)});
-  ASSERT_EQ(got.size(), 1u);
-  EXPECT_EQ(got[0], -1);
-  // The same row without the filter is drawn on the device, as the host does.
-  SamplingParams plain;
-  SamplerRng a(9), b(9);
-  Sampler sampler;
-  const int32_t want = sampler.sample(host, plain, SamplingContext{{}, nullptr}, a).token;
-  EXPECT_EQ(gpu->sample(t.t, {device_draw(plain, 0, b)}).at(0), want);
+  EXPECT_EQ(gpu->sample(t.t, {device_draw(p, 0, r)}).at(0), -1);
+  set_limits(*gpu, 4096, true);
 }
 
 // Backend::penalize: each penalized row is its logits row with the host's penalties, bit for bit

@@ -58,9 +58,13 @@ class CudaBackend : public Backend {
   void add(const Tensor& a, const Tensor& b, const Tensor& out) override;
   std::vector<int32_t> argmax(const Tensor& x) override;
   bool supports_device_sampling() const override { return true; }
-  // The most candidates a device draw sorts (sample.cu: at most 4096; tests lower it to make rows
-  // go back to the host).
-  void set_sample_candidates(int n) { sample_candidates_ = n; }
+  // The most candidates a device draw sorts (sample.cu: at most 4096), and whether a row with more
+  // is drawn by selects (default) or left to the host (-1). Tests lower the first to send rows
+  // down the other paths.
+  void set_sample_limits(int sort_candidates, bool draw_by_selects) {
+    sample_candidates_ = sort_candidates;
+    sample_selects_ = draw_by_selects;
+  }
   std::vector<int32_t> sample(const Tensor& logits,
                               const std::vector<DeviceDraw>& draws) override;  // sample.cu
   Tensor penalize(const Tensor& logits, const std::vector<int32_t>& src_rows,
@@ -138,6 +142,7 @@ class CudaBackend : public Backend {
   void* picks_dev_ = nullptr;
   size_t picks_bytes_ = 0;
   int sample_candidates_ = 4096;
+  bool sample_selects_ = true;
   // penalize's rows and inputs, also outside any graph: at most max_num_seqs x vocab fp32, taken
   // on first use from the memory that --gpu-memory-utilization leaves.
   void* penalized_dev_ = nullptr;

@@ -6,14 +6,15 @@
 //      sum(w) and the token is the first id whose running sum of w passes r (each warp scans a
 //      contiguous range, the ranges in order).
 //   3. Filters: a radix select over the order-preserving bits of l finds the threshold of the
-//      top_k-th largest (count) or of the top_p mass (sum of w, with a little slack); the ids at
-//      or above it (and with w >= min_p) are collected, at most kMaxCandidates, and sorted by (l
-//      descending, id ascending) as the host orders them; then one thread runs the host's cuts
-//      (top_k, top_p, min_p) and its draw over that list in double precision. A row with more
-//      candidates, or whose top_p mass the list does not reach, returns -1: the engine samples it
-//      on the host.
-// Equal to the host's token except where u falls within rounding of a boundary (exp and the
-// order of a few double sums differ).
+//      top_k-th largest (count) or of the top_p mass (fixed-point sum of w, with a little slack);
+//      the ids at or above it (and with w >= min_p) are collected and, when at most
+//      kMaxCandidates, sorted by (l descending, id ascending) as the host orders them; then one
+//      thread runs the host's cuts (top_k, top_p, min_p) and its draw over that list in double.
+//   4. A row with more candidates (e.g. top_p 0.95 over nearly flat logits) draws by selects
+//      instead of a sort (draw_by_selects): every cut is a prefix of the host's order, found by a
+//      radix select over counts or fixed-point masses, and so is the draw point.
+// Equal to the host's token except where u falls within rounding of a boundary (exp, the order
+// of the double sums and, in step 4, the 2^-31 fixed point of w differ).
 #include <algorithm>
 #include <cfloat>
 #include <cstdint>
@@ -46,10 +47,13 @@ struct SampleShared {
   int cand_id[kMaxCandidates];
   unsigned long long hist[256];
   double warp_sum[kWarps];
+  unsigned long long warp_mass[kWarps];
   float warp_max[kWarps];
+  int warp_count[kWarps];
+  uint32_t warp_key[kWarps];
   int n_cand;
   uint32_t prefix;
-  double remaining;
+  unsigned long long above;
   int token;
 };
 
@@ -70,64 +74,248 @@ __device__ double block_sum_d(double v, SampleShared& sh) {
   return s;
 }
 
-// Fixed-point unit of the top_p masses in the radix select (w in (0, 1], truncated: a bin's mass
-// is never overestimated, so the threshold's ids hold at least the target mass).
-constexpr double kMassUnit = 1048576.0;  // 2^20
+// Weights w = exp(l - m) in (0, 1] as fixed point with 2^31 units (truncated), so that sums over
+// the row are exact integers whatever their order (deterministic) and differ from the host's
+// double sums by less than 2^-31 per id (the GPU's expf already differs by ~1e-7 w).
+constexpr double kMassUnit = 2147483648.0;  // 2^31
+__device__ __forceinline__ uint64_t fixed_weight(float l, float mx) {
+  return static_cast<uint64_t>(expf(l - mx) * static_cast<float>(kMassUnit));
+}
+// The logit of a key (order_key's inverse).
+__device__ __forceinline__ float key_logit(uint32_t key) {
+  return __uint_as_float((key & 0x80000000u) ? (key & 0x7fffffffu) : ~key);
+}
 
-// The key threshold t with weight(key > t) < target <= weight(key >= t) over the row (weights: 1
-// per id, or w in units of 2^-20), 8 bits a pass from the top; the smallest key when the row's
-// weight is below target. The lanes of a warp with the same digit add up first (one atomic each).
+// Which ids a select or sum counts: key >= lo, and w >= min_p when min_p > 0.
+struct Eligible {
+  uint32_t lo = 0;
+  float min_p = 0.0f;
+  __device__ bool operator()(uint32_t key, float l, float mx) const {
+    return key >= lo && (min_p <= 0.0f || static_cast<double>(expf(l - mx)) >= min_p);
+  }
+};
+
+// The key t with weight(key > t) < target <= weight(key >= t) over the eligible ids (weights: 1
+// per id, or fixed_weight), 8 bits a pass from the top; sh.above = weight(key > t). The smallest
+// key when the eligible weight is below target. The lanes of a warp with the same digit add up
+// first (a weight < 2^32 split in 16-bit halves for the 32-bit warp sums), then one atomic each.
 template <class T, bool kMass>
-__device__ uint32_t select_threshold(const T* row, int vocab, float inv_t, float mx, double target,
-                                     SampleShared& sh) {
+__device__ uint32_t select_key(const T* row, int vocab, float inv_t, float mx, uint64_t target,
+                               Eligible el, SampleShared& sh) {
   const int lane = threadIdx.x % 32;
   uint32_t prefix = 0, mask = 0;
+  uint64_t above = 0;
   for (int shift = 24; shift >= 0; shift -= 8) {
     for (int d = threadIdx.x; d < 256; d += kThreads) sh.hist[d] = 0;
     __syncthreads();
     for (int base = 0; base < vocab; base += kThreads) {
       const int i = base + static_cast<int>(threadIdx.x);
       int digit = -1;
-      uint32_t v = 0;
+      uint64_t v = 0;
       if (i < vocab) {
         const float l = scaled(row, i, inv_t);
         const uint32_t key = order_key(l);
-        if ((key & mask) == prefix) {
+        if ((key & mask) == prefix && el(key, l, mx)) {
           digit = static_cast<int>((key >> shift) & 255);
-          v = kMass ? static_cast<uint32_t>(expf(l - mx) * static_cast<float>(kMassUnit)) : 1u;
+          v = kMass ? fixed_weight(l, mx) : 1u;
         }
       }
       const unsigned same = __match_any_sync(0xffffffffu, digit);
-      const uint32_t sum = __reduce_add_sync(same, v);  // over the lanes of this digit
+      const uint32_t hi = __reduce_add_sync(same, static_cast<uint32_t>(v >> 16));
+      const uint32_t lo = __reduce_add_sync(same, static_cast<uint32_t>(v & 0xffffu));
       if (digit >= 0 && lane == __ffs(same) - 1) {
-        atomicAdd(&sh.hist[digit], static_cast<unsigned long long>(sum));
+        atomicAdd(&sh.hist[digit], (static_cast<unsigned long long>(hi) << 16) + lo);
       }
     }
     __syncthreads();
     if (threadIdx.x == 0) {
-      const double unit = kMass ? kMassUnit : 1.0;
-      double acc = 0;
+      uint64_t acc = above;
       int d = 255;
       for (; d > 0; --d) {
-        const double h = static_cast<double>(sh.hist[d]) / unit;
-        if (acc + h >= target) break;
-        acc += h;
+        if (acc + sh.hist[d] >= target) break;
+        acc += sh.hist[d];
       }
       sh.prefix = prefix | (static_cast<uint32_t>(d) << shift);
-      sh.remaining = target - acc;
+      sh.above = acc;
     }
     __syncthreads();
     prefix = sh.prefix;
-    target = sh.remaining;
+    above = sh.above;
     mask |= 255u << shift;
   }
   return prefix;
 }
 
+// Sum over the row of fixed weights of the ids with key > k, and the number with key == k.
 template <class T>
-__global__ void __launch_bounds__(kThreads)
+__device__ void mass_above(const T* row, int vocab, float inv_t, float mx, uint32_t k,
+                           uint64_t& mass, int& ties, SampleShared& sh) {
+  unsigned long long m = 0;
+  int c = 0;
+  for (int i = threadIdx.x; i < vocab; i += kThreads) {
+    const float l = scaled(row, i, inv_t);
+    const uint32_t key = order_key(l);
+    if (key > k) m += fixed_weight(l, mx);
+    c += key == k;
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    m += __shfl_xor_sync(0xffffffffu, m, o);
+    c += __shfl_xor_sync(0xffffffffu, c, o);
+  }
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  __syncthreads();
+  if (lane == 0) sh.warp_mass[warp] = m, sh.warp_count[warp] = c;
+  __syncthreads();
+  mass = 0;
+  ties = 0;
+  for (int w = 0; w < kWarps; ++w) mass += sh.warp_mass[w], ties += sh.warp_count[w];
+}
+
+// The j-th id (0-based, in id order) with key k.
+template <class T>
+__device__ int nth_with_key(const T* row, int vocab, float inv_t, uint32_t k, int j,
+                            SampleShared& sh) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (threadIdx.x == 0) sh.token = -1;
+  int seen = 0;  // ids with key k before this chunk
+  for (int base = 0; base < vocab; base += kThreads) {
+    const int i = base + static_cast<int>(threadIdx.x);
+    const bool hit = i < vocab && order_key(scaled(row, i, inv_t)) == k;
+    const unsigned ballot = __ballot_sync(0xffffffffu, hit);
+    __syncthreads();  // (the previous chunk's counts are read)
+    if (lane == 0) sh.warp_count[warp] = __popc(ballot);
+    __syncthreads();
+    int before = seen, total = 0;
+    for (int w = 0; w < kWarps; ++w) {
+      if (w < warp) before += sh.warp_count[w];
+      total += sh.warp_count[w];
+    }
+    if (hit && before + __popc(ballot & ((1u << lane) - 1)) == j) sh.token = i;
+    seen += total;
+    if (seen > j) break;  // uniform: every thread has the same seen
+  }
+  __syncthreads();
+  return sh.token;
+}
+
+// A filtered draw without sorting the candidates (a row that keeps more than the sort holds):
+// each of the host's cuts is a prefix of the (l descending, id ascending) order, i.e. the ids
+// with key > k plus the first c ids (by id) with key k, found by a select over counts (top_k) or
+// masses (top_p) or by the smallest key with w >= min_p; the shortest prefix is kept. The draw
+// point r = u x kept mass is found by a mass select over the kept ids, then the tie by id.
+template <class T>
+__device__ int draw_by_selects(const T* row, int vocab, float inv_t, float mx, const DeviceDraw& p,
+                               SampleShared& sh) {
+  const bool use_top_k = p.top_k > 0 && p.top_k < vocab;
+  const bool use_top_p = p.top_p < 1.0f;
+  const bool use_min_p = p.min_p > 0.0f;
+  uint32_t kf = 0;         // the kept prefix: ids with key > kf ...
+  int64_t cf = INT64_MAX;  // ... and the first cf ids with key kf
+  auto shorten = [&](uint32_t k, int64_t c) {
+    if (k > kf || (k == kf && c < cf)) kf = k, cf = c;
+  };
+  uint64_t above = 0;
+  int ties = 0;
+  uint64_t total = 0;  // the top_p mass is relative to the top_k set, else to every id
+  if (use_top_k) {
+    const uint32_t k = select_key<T, false>(row, vocab, inv_t, mx, p.top_k, Eligible{}, sh);
+    mass_above(row, vocab, inv_t, mx, k, above, ties, sh);
+    const int64_t c = p.top_k - static_cast<int64_t>(sh.above);  // sh.above: ids with key > k
+    shorten(k, c);
+    total = above + static_cast<uint64_t>(c) * fixed_weight(key_logit(k), mx);
+  } else {
+    mass_above(row, vocab, inv_t, mx, 0, above, ties, sh);  // (key 0 is a NaN: no logit has it)
+    total = above;
+  }
+  if (use_top_p) {  // the host keeps the first ids whose running mass reaches top_p x total
+    const uint64_t target = static_cast<uint64_t>(ceil(static_cast<double>(p.top_p) * total));
+    const uint32_t k = select_key<T, true>(row, vocab, inv_t, mx, target, Eligible{}, sh);
+    const uint64_t w = fixed_weight(key_logit(k), mx);
+    const uint64_t need = target - sh.above;
+    shorten(k, w > 0 ? static_cast<int64_t>((need + w - 1) / w) : INT64_MAX);
+  }
+  if (use_min_p) {  // every id with w >= min_p: from the smallest such key
+    uint32_t kmin = UINT32_MAX;
+    for (int i = threadIdx.x; i < vocab; i += kThreads) {
+      const float l = scaled(row, i, inv_t);
+      if (static_cast<double>(expf(l - mx)) >= p.min_p) kmin = min(kmin, order_key(l));
+    }
+    kmin = __reduce_min_sync(0xffffffffu, kmin);
+    __syncthreads();
+    if (threadIdx.x % 32 == 0) sh.warp_key[threadIdx.x / 32] = kmin;
+    __syncthreads();
+    for (int w = 0; w < kWarps; ++w) kmin = min(kmin, sh.warp_key[w]);
+    shorten(kmin, INT64_MAX);
+  }
+  // The kept mass and the draw point.
+  mass_above(row, vocab, inv_t, mx, kf, above, ties, sh);
+  const uint64_t wf = fixed_weight(key_logit(kf), mx);
+  const uint64_t kept =
+      above + static_cast<uint64_t>(cf < ties ? cf : static_cast<int64_t>(ties)) * wf;
+  const uint64_t r = min(kept - 1, static_cast<uint64_t>(p.u * static_cast<double>(kept)));
+  uint32_t kd = kf;
+  uint64_t before = above;
+  if (above > r) {  // among the ids with key > kf: weight(key > kd) <= r < weight(key >= kd)
+    kd = select_key<T, true>(row, vocab, inv_t, mx, r + 1, Eligible{kf + 1, 0.0f}, sh);
+    before = sh.above;
+  }
+  const uint64_t wd = fixed_weight(key_logit(kd), mx);
+  const int j = wd > 0 ? static_cast<int>((r - before) / wd) : 0;
+  return nth_with_key(row, vocab, inv_t, kd, j, sh);
+}
+
+// The host's cuts and draw (Sampler::draw) over the n sorted candidates, by one thread; -1 when
+// the list ends before the top_p mass (only where the threshold, not min_p, cut it).
+__device__ int cuts_and_draw(const SampleShared& sh, int n, int vocab, float mx, double total_all,
+                             const DeviceDraw& p) {
+  const bool use_top_k = p.top_k > 0 && p.top_k < vocab;
+  auto weight = [&](int i) { return static_cast<double>(expf(sh.cand_l[i] - mx)); };
+  int size = n;
+  double total = total_all;
+  if (use_top_k) {
+    size = min(size, p.top_k);
+    total = 0;
+    for (int i = 0; i < size; ++i) total += weight(i);
+  }
+  int keep = size;
+  if (p.top_p < 1.0f) {
+    double cum = 0;
+    bool reached = false;
+    for (int i = 0; i < keep; ++i) {
+      cum += weight(i);
+      if (cum >= p.top_p * total) {
+        keep = i + 1;
+        reached = true;
+        break;
+      }
+    }
+    if (!reached && !use_top_k && p.min_p <= 0.0f) return -1;
+  }
+  if (p.min_p > 0.0f) {
+    const double floor = p.min_p * weight(0);
+    int k = 1;
+    while (k < keep && weight(k) >= floor) ++k;
+    keep = k;
+  }
+  double mass = 0;
+  for (int i = 0; i < keep; ++i) mass += weight(i);
+  double r = p.u * mass;
+  for (int i = 0; i < keep; ++i) {
+    r -= weight(i);
+    if (r < 0) return sh.cand_id[i];
+  }
+  for (int i = keep; i-- > 0;) {  // rounding left r >= 0: the last candidate with mass
+    if (weight(i) > 0) return sh.cand_id[i];
+  }
+  return sh.cand_id[0];
+}
+
+// (Launch bounds with 1 block per SM: without it ptxas took 32 registers and spilled.)
+template <class T>
+__global__ void __launch_bounds__(kThreads, 1)
     sample_kernel(const T* x, int64_t stride, int vocab, const DeviceDraw* draws, int max_cand,
-                  int32_t* out) {
+                  bool selects, int32_t* out) {
   __shared__ SampleShared sh;
   const DeviceDraw p = draws[blockIdx.x];
   const T* row = x + p.row * stride;
@@ -200,16 +388,19 @@ __global__ void __launch_bounds__(kThreads)
   // Filters: the threshold, then the candidates at or above it. top_p without top_k is relative
   // to the mass of every id.
   double total_all = 0;
-  if (!use_top_k && use_top_p) {
+  uint32_t thr = 0;
+  if (use_top_k) {
+    thr = select_key<T, false>(row, vocab, inv_t, mx, p.top_k, Eligible{}, sh);
+  } else if (use_top_p) {
     double part = 0;
     for (int i = threadIdx.x; i < vocab; i += kThreads) part += expf(scaled(row, i, inv_t) - mx);
     total_all = block_sum_d(part, sh);
-  }
-  uint32_t thr = 0;
-  if (use_top_k) {
-    thr = select_threshold<T, false>(row, vocab, inv_t, mx, p.top_k, sh);
-  } else if (use_top_p) {
-    thr = select_threshold<T, true>(row, vocab, inv_t, mx, p.top_p * total_all * (1.0 + 1e-6), sh);
+    uint64_t fixed_total = 0;
+    int ties = 0;
+    mass_above(row, vocab, inv_t, mx, 0, fixed_total, ties, sh);
+    // (with a little slack: the candidates' double sum must reach the host's target)
+    const double target = ceil(p.top_p * static_cast<double>(fixed_total) * (1.0 + 1e-6));
+    thr = select_key<T, true>(row, vocab, inv_t, mx, static_cast<uint64_t>(target), Eligible{}, sh);
   }
   if (threadIdx.x == 0) sh.n_cand = 0;
   __syncthreads();
@@ -228,8 +419,9 @@ __global__ void __launch_bounds__(kThreads)
   }
   __syncthreads();
   const int n = sh.n_cand;
-  if (n > max_cand || n == 0) {
-    if (threadIdx.x == 0) out[blockIdx.x] = -1;
+  if (n > max_cand || n == 0) {  // more than the sort holds
+    const int token = selects ? draw_by_selects(row, vocab, inv_t, mx, p, sh) : -1;
+    if (threadIdx.x == 0) out[blockIdx.x] = token;
     return;
   }
   int np = 1;
@@ -255,58 +447,15 @@ __global__ void __launch_bounds__(kThreads)
       __syncthreads();
     }
   }
-  if (threadIdx.x != 0) return;
-  // The host's cuts and draw (Sampler::draw) over the sorted list.
-  auto weight = [&](int i) { return static_cast<double>(expf(sh.cand_l[i] - mx)); };
-  int size = n;
-  double total = total_all;
-  if (use_top_k) {
-    size = min(size, p.top_k);
-    total = 0;
-    for (int i = 0; i < size; ++i) total += weight(i);
+  if (threadIdx.x == 0) sh.token = cuts_and_draw(sh, n, vocab, mx, total_all, p);
+  __syncthreads();
+  if (sh.token >= 0 || !selects) {
+    if (threadIdx.x == 0) out[blockIdx.x] = sh.token;
+    return;
   }
-  int keep = size;
-  if (use_top_p) {
-    double cum = 0;
-    bool reached = false;
-    for (int i = 0; i < keep; ++i) {
-      cum += weight(i);
-      if (cum >= p.top_p * total) {
-        keep = i + 1;
-        reached = true;
-        break;
-      }
-    }
-    // The list ends before the top_p mass (only where it was cut by the threshold, not by min_p):
-    // the host sees more ids.
-    if (!reached && !use_top_k && !use_min_p) {
-      out[blockIdx.x] = -1;
-      return;
-    }
-  }
-  if (use_min_p) {
-    const double floor = p.min_p * weight(0);
-    int k = 1;
-    while (k < keep && weight(k) >= floor) ++k;
-    keep = k;
-  }
-  double mass = 0;
-  for (int i = 0; i < keep; ++i) mass += weight(i);
-  double r = p.u * mass;
-  for (int i = 0; i < keep; ++i) {
-    r -= weight(i);
-    if (r < 0) {
-      out[blockIdx.x] = sh.cand_id[i];
-      return;
-    }
-  }
-  for (int i = keep; i-- > 0;) {
-    if (weight(i) > 0) {
-      out[blockIdx.x] = sh.cand_id[i];
-      return;
-    }
-  }
-  out[blockIdx.x] = sh.cand_id[0];
+  // The sorted list ends before the top_p mass (the threshold's slack was short): the selects.
+  const int token = draw_by_selects(row, vocab, inv_t, mx, p, sh);
+  if (threadIdx.x == 0) out[blockIdx.x] = token;
 }
 
 }  // namespace
@@ -326,7 +475,7 @@ std::vector<int32_t> CudaBackend::sample(const Tensor& logits,
   DENSEKV_DISPATCH_DTYPE(logits.dtype, T, {
     sample_kernel<T><<<static_cast<unsigned>(draws.size()), kThreads, 0, stream_>>>(
         logits.ptr<T>(), logits.stride, static_cast<int>(logits.cols), d_draws,
-        std::min(sample_candidates_, kMaxCandidates), d_out);
+        std::min(sample_candidates_, kMaxCandidates), sample_selects_, d_out);
   });
   CUDA_CHECK_LAUNCH();
   CUDA_CHECK(cudaMemcpyAsync(ids.data(), d_out, ids.size() * sizeof(int32_t),
