@@ -12,9 +12,9 @@
 //      thread runs the host's cuts (top_k, top_p, min_p) and its draw over that list in double.
 //   4. A row with more candidates (e.g. top_p 0.95 over nearly flat logits) draws by selects
 //      instead of a sort (draw_by_selects): every cut is a prefix of the host's order, found by a
-//      radix select over counts or fixed-point masses, and so is the draw point.
+//      radix select over counts or exact fixed-point masses, and so is the draw point.
 // Equal to the host's token except where u falls within rounding of a boundary (exp, the order
-// of the double sums and, in step 4, the 2^-31 fixed point of w differ).
+// of the double sums and, in step 4, the 2^-62 fixed point of w differ).
 #include <algorithm>
 #include <cfloat>
 #include <cstdint>
@@ -42,18 +42,20 @@ __device__ __forceinline__ bool before(float la, int ia, float lb, int ib) {
   return la > lb || (la == lb && ia < ib);
 }
 
+using Mass = unsigned __int128;
+
 struct SampleShared {
   float cand_l[kMaxCandidates];
   int cand_id[kMaxCandidates];
-  unsigned long long hist[256];
+  unsigned long long hist[4][256];  // select_key: [16-bit piece][digit]
   double warp_sum[kWarps];
-  unsigned long long warp_mass[kWarps];
+  Mass warp_mass[kWarps];
   float warp_max[kWarps];
   int warp_count[kWarps];
   uint32_t warp_key[kWarps];
   int n_cand;
   uint32_t prefix;
-  unsigned long long above;
+  Mass above;
   int token;
 };
 
@@ -74,12 +76,23 @@ __device__ double block_sum_d(double v, SampleShared& sh) {
   return s;
 }
 
-// Weights w = exp(l - m) in (0, 1] as fixed point with 2^31 units (truncated), so that sums over
-// the row are exact integers whatever their order (deterministic) and differ from the host's
-// double sums by less than 2^-31 per id (the GPU's expf already differs by ~1e-7 w).
-constexpr double kMassUnit = 2147483648.0;  // 2^31
+// Weights w = exp(l - m) in (0, 1] as fixed point with 2^62 units (truncated below 2^-62: exact
+// for every float w >= 2^-38), so that masses are sums of integers, exact whatever their order
+// (deterministic), as 128-bit Mass (at most 2^17 ids x 2^62).
 __device__ __forceinline__ uint64_t fixed_weight(float l, float mx) {
-  return static_cast<uint64_t>(expf(l - mx) * static_cast<float>(kMassUnit));
+  const float a = expf(l - mx) * 2147483648.0f;  // w 2^31: exact
+  const float hi = floorf(a);
+  return (static_cast<uint64_t>(hi) << 31) | static_cast<uint64_t>((a - hi) * 2147483648.0f);
+}
+__device__ __forceinline__ double mass_to_double(Mass m) {
+  return static_cast<double>(static_cast<uint64_t>(m >> 64)) * 18446744073709551616.0 +
+         static_cast<double>(static_cast<uint64_t>(m));
+}
+// x: a non-negative integer below 2^117.
+__device__ __forceinline__ Mass mass_from_double(double x) {
+  const double hi = floor(x / 18446744073709551616.0);
+  return (static_cast<Mass>(static_cast<uint64_t>(hi)) << 64) |
+         static_cast<uint64_t>(x - hi * 18446744073709551616.0);
 }
 // The logit of a key (order_key's inverse).
 __device__ __forceinline__ float key_logit(uint32_t key) {
@@ -100,13 +113,13 @@ struct Eligible {
 // key when the eligible weight is below target. The lanes of a warp with the same digit add up
 // first (a weight < 2^32 split in 16-bit halves for the 32-bit warp sums), then one atomic each.
 template <class T, bool kMass>
-__device__ uint32_t select_key(const T* row, int vocab, float inv_t, float mx, uint64_t target,
+__device__ uint32_t select_key(const T* row, int vocab, float inv_t, float mx, Mass target,
                                Eligible el, SampleShared& sh) {
   const int lane = threadIdx.x % 32;
   uint32_t prefix = 0, mask = 0;
-  uint64_t above = 0;
+  Mass above = 0;
   for (int shift = 24; shift >= 0; shift -= 8) {
-    for (int d = threadIdx.x; d < 256; d += kThreads) sh.hist[d] = 0;
+    for (int d = threadIdx.x; d < 4 * 256; d += kThreads) (&sh.hist[0][0])[d] = 0;
     __syncthreads();
     for (int base = 0; base < vocab; base += kThreads) {
       const int i = base + static_cast<int>(threadIdx.x);
@@ -121,19 +134,24 @@ __device__ uint32_t select_key(const T* row, int vocab, float inv_t, float mx, u
         }
       }
       const unsigned same = __match_any_sync(0xffffffffu, digit);
-      const uint32_t hi = __reduce_add_sync(same, static_cast<uint32_t>(v >> 16));
-      const uint32_t lo = __reduce_add_sync(same, static_cast<uint32_t>(v & 0xffffu));
-      if (digit >= 0 && lane == __ffs(same) - 1) {
-        atomicAdd(&sh.hist[digit], (static_cast<unsigned long long>(hi) << 16) + lo);
+      const bool leader = digit >= 0 && lane == __ffs(same) - 1;
+#pragma unroll
+      for (int k = 0; k < (kMass ? 4 : 1); ++k) {  // 16-bit pieces: warp sums < 2^21
+        const uint32_t piece =
+            __reduce_add_sync(same, static_cast<uint32_t>(v >> (16 * k)) & 0xffffu);
+        if (leader) atomicAdd(&sh.hist[k][digit], static_cast<unsigned long long>(piece));
       }
     }
     __syncthreads();
     if (threadIdx.x == 0) {
-      uint64_t acc = above;
+      Mass acc = above;
       int d = 255;
       for (; d > 0; --d) {
-        if (acc + sh.hist[d] >= target) break;
-        acc += sh.hist[d];
+        const Mass h = static_cast<Mass>(sh.hist[0][d]) + (static_cast<Mass>(sh.hist[1][d]) << 16) +
+                       (static_cast<Mass>(sh.hist[2][d]) << 32) +
+                       (static_cast<Mass>(sh.hist[3][d]) << 48);
+        if (acc + h >= target) break;
+        acc += h;
       }
       sh.prefix = prefix | (static_cast<uint32_t>(d) << shift);
       sh.above = acc;
@@ -148,9 +166,9 @@ __device__ uint32_t select_key(const T* row, int vocab, float inv_t, float mx, u
 
 // Sum over the row of fixed weights of the ids with key > k, and the number with key == k.
 template <class T>
-__device__ void mass_above(const T* row, int vocab, float inv_t, float mx, uint32_t k,
-                           uint64_t& mass, int& ties, SampleShared& sh) {
-  unsigned long long m = 0;
+__device__ void mass_above(const T* row, int vocab, float inv_t, float mx, uint32_t k, Mass& mass,
+                           int& ties, SampleShared& sh) {
+  Mass m = 0;
   int c = 0;
   for (int i = threadIdx.x; i < vocab; i += kThreads) {
     const float l = scaled(row, i, inv_t);
@@ -160,7 +178,9 @@ __device__ void mass_above(const T* row, int vocab, float inv_t, float mx, uint3
   }
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
-    m += __shfl_xor_sync(0xffffffffu, m, o);
+    const uint64_t lo = __shfl_xor_sync(0xffffffffu, static_cast<uint64_t>(m), o);
+    const uint64_t hi = __shfl_xor_sync(0xffffffffu, static_cast<uint64_t>(m >> 64), o);
+    m += (static_cast<Mass>(hi) << 64) | lo;
     c += __shfl_xor_sync(0xffffffffu, c, o);
   }
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -215,24 +235,25 @@ __device__ int draw_by_selects(const T* row, int vocab, float inv_t, float mx, c
   auto shorten = [&](uint32_t k, int64_t c) {
     if (k > kf || (k == kf && c < cf)) kf = k, cf = c;
   };
-  uint64_t above = 0;
+  Mass above = 0;
   int ties = 0;
-  uint64_t total = 0;  // the top_p mass is relative to the top_k set, else to every id
+  Mass total = 0;  // the top_p mass is relative to the top_k set, else to every id
   if (use_top_k) {
     const uint32_t k = select_key<T, false>(row, vocab, inv_t, mx, p.top_k, Eligible{}, sh);
     mass_above(row, vocab, inv_t, mx, k, above, ties, sh);
-    const int64_t c = p.top_k - static_cast<int64_t>(sh.above);  // sh.above: ids with key > k
+    const int64_t c = p.top_k - static_cast<int64_t>(sh.above);  // (ids with key > k)
     shorten(k, c);
-    total = above + static_cast<uint64_t>(c) * fixed_weight(key_logit(k), mx);
+    total = above + static_cast<Mass>(c) * fixed_weight(key_logit(k), mx);
   } else {
     mass_above(row, vocab, inv_t, mx, 0, above, ties, sh);  // (key 0 is a NaN: no logit has it)
     total = above;
   }
   if (use_top_p) {  // the host keeps the first ids whose running mass reaches top_p x total
-    const uint64_t target = static_cast<uint64_t>(ceil(static_cast<double>(p.top_p) * total));
+    const Mass target =
+        mass_from_double(ceil(static_cast<double>(p.top_p) * mass_to_double(total)));
     const uint32_t k = select_key<T, true>(row, vocab, inv_t, mx, target, Eligible{}, sh);
-    const uint64_t w = fixed_weight(key_logit(k), mx);
-    const uint64_t need = target - sh.above;
+    const Mass w = fixed_weight(key_logit(k), mx);
+    const Mass need = target - sh.above;
     shorten(k, w > 0 ? static_cast<int64_t>((need + w - 1) / w) : INT64_MAX);
   }
   if (use_min_p) {  // every id with w >= min_p: from the smallest such key
@@ -250,17 +271,17 @@ __device__ int draw_by_selects(const T* row, int vocab, float inv_t, float mx, c
   }
   // The kept mass and the draw point.
   mass_above(row, vocab, inv_t, mx, kf, above, ties, sh);
-  const uint64_t wf = fixed_weight(key_logit(kf), mx);
-  const uint64_t kept =
-      above + static_cast<uint64_t>(cf < ties ? cf : static_cast<int64_t>(ties)) * wf;
-  const uint64_t r = min(kept - 1, static_cast<uint64_t>(p.u * static_cast<double>(kept)));
+  const Mass wf = fixed_weight(key_logit(kf), mx);
+  const Mass kept = above + static_cast<Mass>(cf < ties ? cf : static_cast<int64_t>(ties)) * wf;
+  Mass r = mass_from_double(floor(p.u * mass_to_double(kept)));
+  if (r >= kept) r = kept - 1;
   uint32_t kd = kf;
-  uint64_t before = above;
+  Mass before = above;
   if (above > r) {  // among the ids with key > kf: weight(key > kd) <= r < weight(key >= kd)
     kd = select_key<T, true>(row, vocab, inv_t, mx, r + 1, Eligible{kf + 1, 0.0f}, sh);
     before = sh.above;
   }
-  const uint64_t wd = fixed_weight(key_logit(kd), mx);
+  const Mass wd = fixed_weight(key_logit(kd), mx);
   const int j = wd > 0 ? static_cast<int>((r - before) / wd) : 0;
   return nth_with_key(row, vocab, inv_t, kd, j, sh);
 }
@@ -395,12 +416,12 @@ __global__ void __launch_bounds__(kThreads, 1)
     double part = 0;
     for (int i = threadIdx.x; i < vocab; i += kThreads) part += expf(scaled(row, i, inv_t) - mx);
     total_all = block_sum_d(part, sh);
-    uint64_t fixed_total = 0;
+    Mass fixed_total = 0;
     int ties = 0;
     mass_above(row, vocab, inv_t, mx, 0, fixed_total, ties, sh);
     // (with a little slack: the candidates' double sum must reach the host's target)
-    const double target = ceil(p.top_p * static_cast<double>(fixed_total) * (1.0 + 1e-6));
-    thr = select_key<T, true>(row, vocab, inv_t, mx, static_cast<uint64_t>(target), Eligible{}, sh);
+    const double target = ceil(p.top_p * mass_to_double(fixed_total) * (1.0 + 1e-6));
+    thr = select_key<T, true>(row, vocab, inv_t, mx, mass_from_double(target), Eligible{}, sh);
   }
   if (threadIdx.x == 0) sh.n_cand = 0;
   __syncthreads();
