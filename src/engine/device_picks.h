@@ -4,9 +4,10 @@
 //     penalty_entries: the host Sampler's arithmetic);
 //   - greedy rows: Backend::argmax of their (penalized) rows;
 //   - draws: Backend::sample with each sequence's one RNG draw, taken on the host in add().
-// Only token ids come to the host. A draw the device leaves (more candidates than it sorts) is
-// sampled on the host from one copy of the step's raw logits, with the sequence's RNG put back
-// where it was, so every token is the one Sampler::sample would give.
+// Only token ids come to the host. A draw the device leaves (-1: on CUDA only with its draws by
+// selects turned off, a test setting) is sampled on the host from one copy of the step's raw
+// logits, with the sequence's RNG put back where it was, so every token is the one
+// Sampler::sample would give.
 #pragma once
 #include <cstdint>
 #include <vector>
