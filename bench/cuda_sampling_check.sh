@@ -52,14 +52,15 @@ done
 python3 - "$O" << 'PY'
 import json, sys
 o = sys.argv[1]
-print("| kv | temperature | top_k | top_p | penalties (rep, freq, pres) | sampled on | output tok/s | "
-      "device draws | penalized on device | host fallbacks |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| kv | temperature | top_k | top_p | penalties (rep, freq, pres) | logprobs (n / every) | "
+      "sampled on | output tok/s | device draws | penalized on device | rows on the host |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for line in open(f"{o}/throughput.jsonl"):
     j = json.loads(line)
     where = "device" if j["greedy_on_device"] else "host (logits copied)"
     pen = f"{j['repetition_penalty']:g}, {j['frequency_penalty']:g}, {j['presence_penalty']:g}"
+    lp = f"{j['logprobs']} / {j['logprobs_every']}" if j.get("logprobs", -1) >= 0 else "-"
     print(f"| {j['kv_cache_dtype']} | {j['temperature']:g} | {j['top_k']} | {j['top_p']:g} | {pen} | "
-          f"{where} | {j['output_tokens_per_second']:.0f} | {j['device_draw_rows']} | "
+          f"{lp} | {where} | {j['output_tokens_per_second']:.0f} | {j['device_draw_rows']} | "
           f"{j['penalized_rows']} | {j['host_fallback_rows']} |")
 PY

@@ -44,6 +44,7 @@ struct BenchArgs {
     p.temperature = 0.0f;
     return p;
   }();
+  int logprobs_every = 1;  // sampling.logprobs for every k-th request only
 };
 
 void check_lengths(const BenchArgs& a) {
@@ -62,6 +63,7 @@ std::vector<GenerationRequest> random_requests(const LlamaModel& model, const Be
       r.prompt_ids.push_back(static_cast<int32_t>(rng() % static_cast<uint64_t>(vocab)));
     }
     r.params = a.sampling;
+    if (k % static_cast<uint64_t>(a.logprobs_every) != 0) r.params.logprobs = -1;
     r.params.seed = a.seed ^ (0x9e3779b97f4a7c15ull * ++k);  // reproducible draws
     r.params.max_tokens = a.output_len;
     r.params.ignore_eos = true;
@@ -130,6 +132,8 @@ void add_path_stats(nlohmann::json& j, const LlamaModel& model, const EngineMetr
   j["repetition_penalty"] = p.repetition_penalty;
   j["frequency_penalty"] = p.frequency_penalty;
   j["presence_penalty"] = p.presence_penalty;
+  j["logprobs"] = p.logprobs;
+  j["logprobs_every"] = a.logprobs_every;
 }
 
 std::string path_stats_text(const nlohmann::json& j) {
@@ -272,6 +276,12 @@ void add_common(CLI::App* cmd, BenchArgs& a) {
       ->capture_default_str();
   cmd->add_option("--presence-penalty", p.presence_penalty,
                   "presence_penalty of every request (0: off)")
+      ->capture_default_str();
+  cmd->add_option("--logprobs", p.logprobs, "logprobs (top n) of the requests (-1: none)")
+      ->capture_default_str();
+  cmd->add_option("--logprobs-every", a.logprobs_every,
+                  "only every k-th request asks for --logprobs")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
 }
 

@@ -22,11 +22,15 @@ void DevicePicks::clear() {
 
 void DevicePicks::add(int32_t row, Sequence& seq) {
   const SamplingParams& p = seq.params();
-  CHECK(picks_without_logits(p));
   Pick k;
   k.seq = &seq;
   k.row = row;
   k.rng_before = seq.rng;
+  if (!picks_without_logits(p)) {  // logprobs: sampled on the host (the RNG untouched here)
+    k.host = true;
+    picks_.push_back(k);
+    return;
+  }
   if (has_penalties(p)) {
     const SamplingContext ctx{std::span<const int32_t>(seq.tokens().data(), seq.prompt_len()),
                               &seq.output_counts()};
@@ -56,8 +60,9 @@ bool DevicePicks::pick(Backend& backend, const Tensor& logits) {
     if (!draws_[k].empty()) drawn_[k] = backend.sample(*src[k], draws_[k]);
   }
   for (size_t i = 0; i < picks_.size(); ++i) {
-    const Pick& k = picks_[i];
-    if (k.draw >= 0 && drawn_[k.pen_row >= 0][static_cast<size_t>(k.draw)] < 0) left_.push_back(i);
+    Pick& k = picks_[i];
+    if (k.draw >= 0 && drawn_[k.pen_row >= 0][static_cast<size_t>(k.draw)] < 0) k.host = true;
+    if (k.host) left_.push_back(i);
   }
   return !left_.empty();
 }
@@ -75,20 +80,24 @@ void DevicePicks::sample_left_on_host(const std::vector<float>& logits, ThreadPo
       const SamplingContext ctx{std::span<const int32_t>(seq.tokens().data(), seq.prompt_len()),
                                 &seq.output_counts()};
       seq.rng = k.rng_before;
-      drawn_[k.pen_row >= 0][static_cast<size_t>(k.draw)] =
-          sampler.sample(row, seq.params(), ctx, seq.rng).token;
+      k.on_host = sampler.sample(row, seq.params(), ctx, seq.rng);
     }
   });
 }
 
-int32_t DevicePicks::token(size_t i) const {
+SampleResult DevicePicks::result(size_t i) const {
   const Pick& k = picks_.at(i);
-  const int src = k.pen_row >= 0 ? 1 : 0;
-  const int32_t r = src ? k.pen_row : k.row;
-  const int32_t t = k.draw < 0 ? argmax_[src].at(static_cast<size_t>(r))
-                               : drawn_[src].at(static_cast<size_t>(k.draw));
-  CHECK(t >= 0 && t < vocab_);
-  return t;
+  SampleResult res;
+  if (k.host) {
+    res = k.on_host;
+  } else {
+    const int src = k.pen_row >= 0 ? 1 : 0;
+    const int32_t r = src ? k.pen_row : k.row;
+    res.token = k.draw < 0 ? argmax_[src].at(static_cast<size_t>(r))
+                           : drawn_[src].at(static_cast<size_t>(k.draw));
+  }
+  CHECK(res.token >= 0 && res.token < vocab_);
+  return res;
 }
 
 }  // namespace densekv

@@ -4,10 +4,11 @@
 //     penalty_entries: the host Sampler's arithmetic);
 //   - greedy rows: Backend::argmax of their (penalized) rows;
 //   - draws: Backend::sample with each sequence's one RNG draw, taken on the host in add().
-// Only token ids come to the host. A draw the device leaves (-1: on CUDA only with its draws by
-// selects turned off, a test setting) is sampled on the host from one copy of the step's raw
-// logits, with the sequence's RNG put back where it was, so every token is the one
-// Sampler::sample would give.
+// Only token ids come to the host, except for rows left to the host: rows that ask for logprobs
+// (of the raw logits) and draws the device leaves (-1: on CUDA only with its draws by selects
+// turned off, a test setting). Those are sampled on the host from one copy of the step's raw
+// logits, with the sequence's RNG where it was before the step, so every token (and logprob) is
+// the one Sampler::sample would give, while the step's other rows stay on the device.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -24,15 +25,15 @@ class DevicePicks {
   explicit DevicePicks(int vocab) : vocab_(vocab) {}
   // Empties the list for a new step (the scratch stays).
   void clear();
-  // Adds sampled row `row` of the step's logits, of `seq` (picks_without_logits): takes the
-  // sequence's RNG draw as sample() would.
+  // Adds sampled row `row` of the step's logits, of `seq`: a row that picks_without_logits
+  // takes the sequence's RNG draw as sample() would; any other is left to the host.
   void add(int32_t row, Sequence& seq);
   // After the forward: the device's picks from `logits` ([rows, vocab]). Returns true when some
-  // draws were left to the host: then call sample_left_on_host with the logits on the host.
+  // rows are left to the host: then call sample_left_on_host with the logits on the host.
   bool pick(Backend& backend, const Tensor& logits);
   void sample_left_on_host(const std::vector<float>& logits, ThreadPool& pool);
-  // The token of the i-th added row.
-  int32_t token(size_t i) const;
+  // The token (and logprobs, for a row that asks) of the i-th added row.
+  SampleResult result(size_t i) const;
 
   size_t draws() const { return draws_[0].size() + draws_[1].size(); }
   size_t penalized() const { return pen_rows_.size(); }
@@ -44,6 +45,8 @@ class DevicePicks {
     int32_t row = 0;        // of the step's logits
     int32_t pen_row = -1;   // of the penalized rows, or -1 (none: the raw row)
     int32_t draw = -1;      // index into draws_[pen_row >= 0], or -1 (greedy: argmax)
+    bool host = false;      // left to the host (logprobs, or a draw the device left)
+    SampleResult on_host;   // ... its result
     SamplerRng rng_before;  // the sequence's RNG before add() (for a draw left to the host)
   };
   int vocab_;
@@ -55,7 +58,7 @@ class DevicePicks {
   PenaltyIndex index_;
   bool greedy_[2] = {false, false};
   std::vector<int32_t> argmax_[2], drawn_[2];
-  std::vector<size_t> left_;  // picks whose draw came back -1
+  std::vector<size_t> left_;  // picks left to the host
 };
 
 }  // namespace densekv

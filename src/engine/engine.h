@@ -30,10 +30,10 @@ struct EngineConfig {
   double kv_memory_gb = 0;
   double gpu_memory_utilization = 0;
   // Steps whose sampled rows are all greedy without penalties or logprobs
-  // (greedy_without_logits, sampler.h), or, on a backend that samples on the device, rows without
-  // logprobs (picks_without_logits: Backend::penalize, argmax, sample), take the tokens from the
-  // backend and copy only the ids to the host, not [rows, vocab] fp32 logits (DevicePicks). Off:
-  // every step copies the logits.
+  // (greedy_without_logits, sampler.h), and every step on a backend that samples on the device
+  // (Backend::penalize, argmax, sample), take the tokens from the backend and copy only the ids
+  // to the host, not [rows, vocab] fp32 logits (DevicePicks); there rows that ask for logprobs
+  // are sampled on the host from one copy of the logits. Off: every step copies the logits.
   bool greedy_on_device = true;
   // Tests: CHECK the KV block invariants after every step (slow for big pools).
   bool check_invariants = false;
@@ -49,7 +49,7 @@ struct EngineMetrics {
   int64_t steps = 0;
   int64_t greedy_device_steps = 0;  // steps sampled on the device (greedy_on_device)
   int64_t device_draw_rows = 0;     // ... rows of them drawn by Backend::sample
-  int64_t host_fallback_rows = 0;   // ... of which the host sampled (too many candidates)
+  int64_t host_fallback_rows = 0;   // ... rows of them the host sampled (logprobs)
   int64_t penalized_rows = 0;       // rows picked on the device with penalties (Backend::penalize)
   int peak_running = 0;             // most sequences running in one step
 };

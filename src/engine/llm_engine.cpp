@@ -353,10 +353,10 @@ void LlmEngine::step() {
     sc.kv = &c.seq->kv;
     batch.push_back(sc);
   }
-  // The chunks that reached their sequence's end sample. When every one of them is greedy
-  // without penalties or logprobs (greedy_without_logits), or, on a backend that samples on the
-  // device, has no logprobs (picks_without_logits), their tokens are picked where the logits are
-  // (DevicePicks) and only the ids come to the host.
+  // The chunks that reached their sequence's end sample. On a backend that samples on the device,
+  // or when every one of them is greedy without penalties or logprobs (greedy_without_logits),
+  // their tokens are picked where the logits are (DevicePicks) and only the ids come to the host;
+  // rows that ask for logprobs are sampled on the host from one copy of the logits.
   std::vector<size_t> sampling;
   bool on_device = cfg_.greedy_on_device;
   const bool device_sampling = model_.backend().supports_device_sampling();
@@ -364,8 +364,7 @@ void LlmEngine::step() {
     if (!so.chunks[i].samples()) continue;
     sampling.push_back(i);
     const SamplingParams& p = so.chunks[i].seq->params();
-    on_device =
-        on_device && (greedy_without_logits(p) || (device_sampling && picks_without_logits(p)));
+    on_device = on_device && (device_sampling || greedy_without_logits(p));
   }
   picks_.clear();
   try {
@@ -377,7 +376,7 @@ void LlmEngine::step() {
     if (sampling.empty()) {
       // Partial prefill chunks only: nothing to sample.
     } else if (!on_device || picks_.pick(model_.backend(), logits)) {
-      // On the host: every row, or the draws the device left (from one copy of the logits).
+      // On the host: every row, or the rows left to the host (from one copy of the logits).
       logits_host_.resize(static_cast<size_t>(logits.numel()));
       model_.backend().download_f32(logits, logits_host_.data());
     }
@@ -390,12 +389,12 @@ void LlmEngine::step() {
 
   std::vector<SampleResult> sampled(sampling.size());
   if (on_device && !sampling.empty()) {
-    ++greedy_device_steps_;
+    if (picks_.left_to_host() < sampling.size()) ++greedy_device_steps_;
     device_draw_rows_ += static_cast<int64_t>(picks_.draws());
     penalized_rows_ += static_cast<int64_t>(picks_.penalized());
     host_fallback_rows_ += static_cast<int64_t>(picks_.left_to_host());
     if (picks_.left_to_host() > 0) picks_.sample_left_on_host(logits_host_, sample_pool_);
-    for (size_t j = 0; j < sampling.size(); ++j) sampled[j].token = picks_.token(j);
+    for (size_t j = 0; j < sampling.size(); ++j) sampled[j] = picks_.result(j);
   } else {
     // In parallel: each sequence has its own RNG and nothing else is shared, so the tokens do not
     // depend on the threads.

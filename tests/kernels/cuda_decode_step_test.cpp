@@ -177,6 +177,13 @@ void expect_same_tokens_on_and_off(
     check(m_on, m_off);
     for (size_t i = 0; i < reqs.size(); ++i) {
       EXPECT_EQ(got[i].token_ids, want[i].token_ids) << f << " request " << i;
+      ASSERT_EQ(got[i].logprobs.size(), want[i].logprobs.size()) << f << " request " << i;
+      for (size_t k = 0; k < got[i].logprobs.size(); ++k) {
+        const TokenLogprobs &g = got[i].logprobs[k], &w = want[i].logprobs[k];
+        EXPECT_EQ(g.token_id, w.token_id);
+        EXPECT_EQ(g.logprob, w.logprob) << f << " request " << i << " token " << k;
+        EXPECT_EQ(g.top, w.top) << f << " request " << i << " token " << k;
+      }
     }
   }
 }
@@ -284,6 +291,31 @@ TEST(CudaSample, EnginePenaltiesOnDeviceEqualHostSampler) {
                                   EXPECT_GT(on.device_draw_rows, 0);
                                   EXPECT_EQ(on.host_fallback_rows, 0);
                                   EXPECT_EQ(off.penalized_rows, 0);
+                                });
+}
+
+// Rows that ask for logprobs are sampled on the host from one copy of the step's logits while
+// the step's other rows (greedy, draws, penalties) stay on the device: the same tokens and
+// logprobs as the host sampler for every row.
+TEST(CudaSample, LogprobsRowsOnTheHostTheRestOnTheDevice) {
+  if (!std::filesystem::exists(kModel + "/config.json")) GTEST_SKIP() << "missing " << kModel;
+  DENSEKV_REQUIRE_CUDA(gpu);
+  auto model = load_llama(*gpu, kModel);
+  auto reqs = densekv::testing::random_requests(18, model->config().vocab_size, 50, 25, 12);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    SamplingParams& p = reqs[i].params;
+    p.seed = 900 + i;
+    p.temperature = i % 2 ? 0.0f : 0.8f;
+    if (i % 3 == 0) p.logprobs = static_cast<int>(i % 4);  // 0, 3, 2, 1, ...
+    if (i % 4 == 1) p.repetition_penalty = 1.2f;
+    if (i % 5 == 2) p.top_p = 0.9f;
+  }
+  expect_same_tokens_on_and_off(*model, reqs,
+                                [](const EngineMetrics& on, const EngineMetrics& off) {
+                                  EXPECT_GT(on.host_fallback_rows, 0);
+                                  EXPECT_GT(on.device_draw_rows, 0);
+                                  EXPECT_GT(on.greedy_device_steps, 0);
+                                  EXPECT_EQ(off.greedy_device_steps, 0);
                                 });
 }
 

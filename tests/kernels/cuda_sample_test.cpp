@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <random>
 #include <span>
 #include <unordered_map>
@@ -16,7 +17,10 @@
 #ifdef DENSEKV_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
 #endif
+#include "core/thread_pool.h"
+#include "engine/device_picks.h"
 #include "engine/sampler.h"
+#include "engine/sequence.h"
 #include "kernel_test_util.h"
 
 using namespace densekv;
@@ -289,6 +293,56 @@ TEST(CudaSample, PenalizedRowsEqualHostSampler) {
   }
   std::printf("  %d penalized rows, %d entries: equal to the host's\n", rows_checked,
               entries_checked);
+}
+
+// One step's rows through DevicePicks with rows that ask for logprobs among greedy, drawing and
+// penalized rows: the logprobs rows are sampled on the host from a copy of the logits, the others
+// on the device, and every row's token (and logprobs) is Sampler::sample's for the same RNG.
+TEST(CudaSample, DevicePicksMixHostAndDeviceRows) {
+  DENSEKV_REQUIRE_CUDA(gpu);
+  std::mt19937 rng(21);
+  const int vocab = 32000, rows = 16;
+  const std::vector<float> host = lm_logits(rows, vocab, DType::F32, rng);
+  OwnedTensor t = make_owned(*gpu, DType::F32, rows, vocab, &host);
+  std::vector<std::unique_ptr<Sequence>> seqs;
+  for (int r = 0; r < rows; ++r) {
+    GenerationRequest req;
+    for (int k = 0; k < 30; ++k) req.prompt_ids.push_back(static_cast<int32_t>(rng() % vocab));
+    SamplingParams& p = req.params;
+    p.temperature = r % 2 ? 0.0f : 0.9f;
+    if (r % 3 == 0) p.logprobs = r % 4;
+    if (r % 4 == 1) p.repetition_penalty = 1.3f;
+    if (r % 5 == 2) p.top_k = 40;
+    seqs.push_back(std::make_unique<Sequence>(req, r, 1234 + r, Sequence::Clock::now()));
+  }
+  DevicePicks picks(vocab);
+  std::vector<SamplerRng> before;
+  for (int r = 0; r < rows; ++r) {
+    before.push_back(seqs[r]->rng);
+    picks.add(r, *seqs[r]);
+  }
+  ASSERT_TRUE(picks.pick(*gpu, t.t));  // the logprobs rows
+  EXPECT_EQ(picks.left_to_host(), 6u);
+  ThreadPool pool(2);
+  picks.sample_left_on_host(host, pool);
+  Sampler sampler;
+  for (int r = 0; r < rows; ++r) {
+    const Sequence& q = *seqs[r];
+    const std::span<const float> row(host.data() + static_cast<size_t>(r) * vocab,
+                                     static_cast<size_t>(vocab));
+    const SamplingContext ctx{std::span<const int32_t>(q.tokens().data(), q.prompt_len()),
+                              &q.output_counts()};
+    SamplerRng ref = before[r];
+    const SampleResult want = sampler.sample(row, q.params(), ctx, ref);
+    const SampleResult got = picks.result(r);
+    EXPECT_EQ(got.token, want.token) << "row " << r;
+    EXPECT_EQ(seqs[r]->rng.next_u64(), ref.next_u64()) << "row " << r << ": the RNG";
+    if (q.params().logprobs >= 0) {
+      EXPECT_EQ(got.logprobs.logprob, want.logprobs.logprob) << "row " << r;
+      EXPECT_EQ(got.logprobs.top, want.logprobs.top) << "row " << r;
+      EXPECT_EQ(got.logprobs.top.size(), static_cast<size_t>(q.params().logprobs));
+    }
+  }
 }
 
 }  // namespace
