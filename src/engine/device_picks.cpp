@@ -64,18 +64,22 @@ bool DevicePicks::pick(Backend& backend, const Tensor& logits) {
     if (k.draw >= 0 && drawn_[k.pen_row >= 0][static_cast<size_t>(k.draw)] < 0) k.host = true;
     if (k.host) left_.push_back(i);
   }
+  left_rows_.resize(left_.size() * static_cast<size_t>(vocab_));
+  for (size_t j = 0; j < left_.size(); ++j) {
+    backend.download_f32(logits.slice_rows(picks_[left_[j]].row, 1),
+                         left_rows_.data() + j * static_cast<size_t>(vocab_));
+  }
   return !left_.empty();
 }
 
-void DevicePicks::sample_left_on_host(const std::vector<float>& logits, ThreadPool& pool) {
+void DevicePicks::sample_left_on_host(ThreadPool& pool) {
   // In parallel: each sequence has its own RNG and nothing else is shared.
   pool.parallel_for(static_cast<int64_t>(left_.size()), [&](int64_t b, int64_t e) {
     thread_local Sampler sampler;
     for (int64_t j = b; j < e; ++j) {
       Pick& k = picks_[left_[static_cast<size_t>(j)]];
       Sequence& seq = *k.seq;
-      CHECK(logits.size() >= (static_cast<size_t>(k.row) + 1) * static_cast<size_t>(vocab_));
-      const std::span<const float> row(logits.data() + static_cast<size_t>(k.row) * vocab_,
+      const std::span<const float> row(left_rows_.data() + static_cast<size_t>(j) * vocab_,
                                        static_cast<size_t>(vocab_));
       const SamplingContext ctx{std::span<const int32_t>(seq.tokens().data(), seq.prompt_len()),
                                 &seq.output_counts()};

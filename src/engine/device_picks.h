@@ -6,9 +6,9 @@
 //   - draws: Backend::sample with each sequence's one RNG draw, taken on the host in add().
 // Only token ids come to the host, except for rows left to the host: rows that ask for logprobs
 // (of the raw logits) and draws the device leaves (-1: on CUDA only with its draws by selects
-// turned off, a test setting). Those are sampled on the host from one copy of the step's raw
-// logits, with the sequence's RNG where it was before the step, so every token (and logprob) is
-// the one Sampler::sample would give, while the step's other rows stay on the device.
+// turned off, a test setting). Those rows alone are copied to the host and sampled there, with
+// the sequence's RNG where it was before the step, so every token (and logprob) is the one
+// Sampler::sample would give, while the step's other rows stay on the device.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -28,10 +28,10 @@ class DevicePicks {
   // Adds sampled row `row` of the step's logits, of `seq`: a row that picks_without_logits
   // takes the sequence's RNG draw as sample() would; any other is left to the host.
   void add(int32_t row, Sequence& seq);
-  // After the forward: the device's picks from `logits` ([rows, vocab]). Returns true when some
-  // rows are left to the host: then call sample_left_on_host with the logits on the host.
+  // After the forward: the device's picks from `logits` ([rows, vocab]), and a copy of the rows
+  // left to the host. Returns true when there are such rows: then call sample_left_on_host.
   bool pick(Backend& backend, const Tensor& logits);
-  void sample_left_on_host(const std::vector<float>& logits, ThreadPool& pool);
+  void sample_left_on_host(ThreadPool& pool);
   // The token (and logprobs, for a row that asks) of the i-th added row.
   SampleResult result(size_t i) const;
 
@@ -58,7 +58,8 @@ class DevicePicks {
   PenaltyIndex index_;
   bool greedy_[2] = {false, false};
   std::vector<int32_t> argmax_[2], drawn_[2];
-  std::vector<size_t> left_;  // picks left to the host
+  std::vector<size_t> left_;      // picks left to the host
+  std::vector<float> left_rows_;  // [left_, vocab] their logits rows
 };
 
 }  // namespace densekv

@@ -33,7 +33,7 @@ struct EngineConfig {
   // (greedy_without_logits, sampler.h), and every step on a backend that samples on the device
   // (Backend::penalize, argmax, sample), take the tokens from the backend and copy only the ids
   // to the host, not [rows, vocab] fp32 logits (DevicePicks); there rows that ask for logprobs
-  // are sampled on the host from one copy of the logits. Off: every step copies the logits.
+  // are copied to the host alone and sampled there. Off: every step copies the logits.
   bool greedy_on_device = true;
   // Tests: CHECK the KV block invariants after every step (slow for big pools).
   bool check_invariants = false;

@@ -356,7 +356,7 @@ void LlmEngine::step() {
   // The chunks that reached their sequence's end sample. On a backend that samples on the device,
   // or when every one of them is greedy without penalties or logprobs (greedy_without_logits),
   // their tokens are picked where the logits are (DevicePicks) and only the ids come to the host;
-  // rows that ask for logprobs are sampled on the host from one copy of the logits.
+  // rows that ask for logprobs are copied to the host alone and sampled there.
   std::vector<size_t> sampling;
   bool on_device = cfg_.greedy_on_device;
   const bool device_sampling = model_.backend().supports_device_sampling();
@@ -375,8 +375,9 @@ void LlmEngine::step() {
     }
     if (sampling.empty()) {
       // Partial prefill chunks only: nothing to sample.
-    } else if (!on_device || picks_.pick(model_.backend(), logits)) {
-      // On the host: every row, or the rows left to the host (from one copy of the logits).
+    } else if (on_device) {
+      picks_.pick(model_.backend(), logits);  // (copies the rows it leaves to the host)
+    } else {
       logits_host_.resize(static_cast<size_t>(logits.numel()));
       model_.backend().download_f32(logits, logits_host_.data());
     }
@@ -393,7 +394,7 @@ void LlmEngine::step() {
     device_draw_rows_ += static_cast<int64_t>(picks_.draws());
     penalized_rows_ += static_cast<int64_t>(picks_.penalized());
     host_fallback_rows_ += static_cast<int64_t>(picks_.left_to_host());
-    if (picks_.left_to_host() > 0) picks_.sample_left_on_host(logits_host_, sample_pool_);
+    if (picks_.left_to_host() > 0) picks_.sample_left_on_host(sample_pool_);
     for (size_t j = 0; j < sampling.size(); ++j) sampled[j] = picks_.result(j);
   } else {
     // In parallel: each sequence has its own RNG and nothing else is shared, so the tokens do not

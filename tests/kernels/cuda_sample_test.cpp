@@ -296,7 +296,7 @@ TEST(CudaSample, PenalizedRowsEqualHostSampler) {
 }
 
 // One step's rows through DevicePicks with rows that ask for logprobs among greedy, drawing and
-// penalized rows: the logprobs rows are sampled on the host from a copy of the logits, the others
+// penalized rows: the logprobs rows are copied to the host and sampled there, the others
 // on the device, and every row's token (and logprobs) is Sampler::sample's for the same RNG.
 TEST(CudaSample, DevicePicksMixHostAndDeviceRows) {
   DENSEKV_REQUIRE_CUDA(gpu);
@@ -324,7 +324,7 @@ TEST(CudaSample, DevicePicksMixHostAndDeviceRows) {
   ASSERT_TRUE(picks.pick(*gpu, t.t));  // the logprobs rows
   EXPECT_EQ(picks.left_to_host(), 6u);
   ThreadPool pool(2);
-  picks.sample_left_on_host(host, pool);
+  picks.sample_left_on_host(pool);
   Sampler sampler;
   for (int r = 0; r < rows; ++r) {
     const Sequence& q = *seqs[r];
