@@ -64,18 +64,6 @@ __device__ __forceinline__ float scaled(const T* row, int i, float inv_t) {
   return cuda::to_f32(row[i]) * inv_t;
 }
 
-__device__ double block_sum_d(double v, SampleShared& sh) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  __syncthreads();
-  if (lane == 0) sh.warp_sum[warp] = v;
-  __syncthreads();
-  double s = 0;
-  for (int w = 0; w < kWarps; ++w) s += sh.warp_sum[w];
-  return s;
-}
-
 // Weights w = exp(l - m) in (0, 1] as fixed point with 2^62 units (truncated below 2^-62: exact
 // for every float w >= 2^-38), so that masses are sums of integers, exact whatever their order
 // (deterministic), as 128-bit Mass (at most 2^17 ids x 2^62).
@@ -413,12 +401,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (use_top_k) {
     thr = select_key<T, false>(row, vocab, inv_t, mx, p.top_k, Eligible{}, sh);
   } else if (use_top_p) {
-    double part = 0;
-    for (int i = threadIdx.x; i < vocab; i += kThreads) part += expf(scaled(row, i, inv_t) - mx);
-    total_all = block_sum_d(part, sh);
+    // One pass for the total: the fixed-point sum is exact for every w >= 2^-38, so as a double it
+    // is the host's double sum up to rounding.
     Mass fixed_total = 0;
     int ties = 0;
-    mass_above(row, vocab, inv_t, mx, 0, fixed_total, ties, sh);
+    mass_above(row, vocab, inv_t, mx, 0, fixed_total, ties, sh);  // (no logit has key 0)
+    total_all = mass_to_double(fixed_total) * 0x1p-62;
     // (with a little slack: the candidates' double sum must reach the host's target)
     const double target = ceil(p.top_p * mass_to_double(fixed_total) * (1.0 + 1e-6));
     thr = select_key<T, true>(row, vocab, inv_t, mx, mass_from_double(target), Eligible{}, sh);
