@@ -20,6 +20,10 @@ std::vector<int32_t> Backend::sample(const Tensor&, const std::vector<DeviceDraw
   throw Error("this backend does not sample on the device");
 }
 
+std::vector<RowLogprobs> Backend::logprobs(const Tensor&, const std::vector<LogprobsQuery>&) {
+  throw Error("this backend does not sample on the device");
+}
+
 Tensor Backend::penalize(const Tensor&, const std::vector<int32_t>&, const std::vector<int32_t>&,
                          const std::vector<PenaltyEntry>&) {
   throw Error("this backend does not sample on the device");

@@ -132,6 +132,22 @@ struct DeviceDraw {
   int32_t pad = 0;
 };
 
+// Logprobs where the logits are (Backend::logprobs): of raw logits row `row`, the log_softmax of
+// token `chosen` and the top_n (<= kMaxTopLogprobs) most likely ids, as token_logprobs
+// (engine/sampler.h) gives them on the host.
+constexpr int kMaxTopLogprobs = 20;
+struct LogprobsQuery {
+  int32_t row = 0;
+  int32_t chosen = 0;
+  int32_t top_n = 0;
+};
+struct RowLogprobs {
+  float chosen = 0.0f;                // logprob of the chosen token
+  int32_t n = 0;                      // entries of top
+  int32_t top_ids[kMaxTopLogprobs];   // best first, ties by id
+  float top_values[kMaxTopLogprobs];  // their logprobs
+};
+
 // One id's sampling penalties (Sampler::sample's, as vLLM's apply_penalties), for
 // Backend::penalize: repetition (1: none) divides a positive logit and multiplies a negative one,
 // then frequency (the frequency penalty x the id's count in the output, 0: none) and presence
@@ -249,6 +265,11 @@ class Backend {
   // penalties (Backend::penalize makes penalized rows first), no logprobs.
   virtual bool supports_device_sampling() const { return false; }
   virtual std::vector<int32_t> sample(const Tensor& logits, const std::vector<DeviceDraw>& draws);
+  // Logprobs of logits rows where they are (backends with supports_device_sampling()), one per
+  // query, to host: max + log(sum(exp(l - max))) in double as the host's token_logprobs, so that
+  // the values are the host's up to the order of the sum; the top ids are exactly the host's.
+  virtual std::vector<RowLogprobs> logprobs(const Tensor& logits,
+                                            const std::vector<LogprobsQuery>& queries);
   // Penalized logits where they are (backends with supports_device_sampling()), for argmax and
   // sample: fp32 [src_rows.size(), logits.cols], row r = logits row src_rows[r] with
   // entries[begins[r], begins[r + 1]) applied (apply_penalty; each id at most once per row).

@@ -26,11 +26,6 @@ void DevicePicks::add(int32_t row, Sequence& seq) {
   k.seq = &seq;
   k.row = row;
   k.rng_before = seq.rng;
-  if (!picks_without_logits(p)) {  // logprobs: sampled on the host (the RNG untouched here)
-    k.host = true;
-    picks_.push_back(k);
-    return;
-  }
   if (has_penalties(p)) {
     const SamplingContext ctx{std::span<const int32_t>(seq.tokens().data(), seq.prompt_len()),
                               &seq.output_counts()};
@@ -59,10 +54,23 @@ bool DevicePicks::pick(Backend& backend, const Tensor& logits) {
     if (greedy_[k]) argmax_[k] = backend.argmax(*src[k]);
     if (!draws_[k].empty()) drawn_[k] = backend.sample(*src[k], draws_[k]);
   }
+  lp_queries_.clear();
+  lp_picks_.clear();
   for (size_t i = 0; i < picks_.size(); ++i) {
     Pick& k = picks_[i];
-    if (k.draw >= 0 && drawn_[k.pen_row >= 0][static_cast<size_t>(k.draw)] < 0) k.host = true;
-    if (k.host) left_.push_back(i);
+    const int32_t token = device_token(k);
+    if (token < 0) {
+      k.host = true;
+      left_.push_back(i);
+    } else if (k.seq->params().logprobs >= 0) {
+      lp_queries_.push_back({k.row, token, k.seq->params().logprobs});
+      lp_picks_.push_back(i);
+    }
+  }
+  if (!lp_queries_.empty()) {
+    const std::vector<RowLogprobs> lp = backend.logprobs(logits, lp_queries_);
+    lp_.resize(picks_.size());
+    for (size_t j = 0; j < lp.size(); ++j) lp_[lp_picks_[j]] = lp[j];
   }
   left_rows_.resize(left_.size() * static_cast<size_t>(vocab_));
   for (size_t j = 0; j < left_.size(); ++j) {
@@ -89,16 +97,25 @@ void DevicePicks::sample_left_on_host(ThreadPool& pool) {
   });
 }
 
+int32_t DevicePicks::device_token(const Pick& k) const {
+  const int src = k.pen_row >= 0 ? 1 : 0;
+  return k.draw < 0 ? argmax_[src].at(static_cast<size_t>(src ? k.pen_row : k.row))
+                    : drawn_[src].at(static_cast<size_t>(k.draw));
+}
+
 SampleResult DevicePicks::result(size_t i) const {
   const Pick& k = picks_.at(i);
   SampleResult res;
   if (k.host) {
     res = k.on_host;
   } else {
-    const int src = k.pen_row >= 0 ? 1 : 0;
-    const int32_t r = src ? k.pen_row : k.row;
-    res.token = k.draw < 0 ? argmax_[src].at(static_cast<size_t>(r))
-                           : drawn_[src].at(static_cast<size_t>(k.draw));
+    res.token = device_token(k);
+    if (k.seq->params().logprobs >= 0) {
+      const RowLogprobs& lp = lp_.at(i);
+      res.logprobs.token_id = res.token;
+      res.logprobs.logprob = lp.chosen;
+      for (int j = 0; j < lp.n; ++j) res.logprobs.top.emplace_back(lp.top_ids[j], lp.top_values[j]);
+    }
   }
   CHECK(res.token >= 0 && res.token < vocab_);
   return res;

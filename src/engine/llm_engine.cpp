@@ -356,7 +356,7 @@ void LlmEngine::step() {
   // The chunks that reached their sequence's end sample. On a backend that samples on the device,
   // or when every one of them is greedy without penalties or logprobs (greedy_without_logits),
   // their tokens are picked where the logits are (DevicePicks) and only the ids come to the host;
-  // rows that ask for logprobs are copied to the host alone and sampled there.
+  // rows that ask for logprobs get them there too (Backend::logprobs).
   std::vector<size_t> sampling;
   bool on_device = cfg_.greedy_on_device;
   const bool device_sampling = model_.backend().supports_device_sampling();

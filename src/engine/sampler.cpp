@@ -13,7 +13,7 @@ namespace {
 
 // Below this temperature sampling is greedy (vLLM's _SAMPLING_EPS).
 constexpr float kGreedyTemperature = 1e-5f;
-constexpr int kMaxLogprobs = 20;
+constexpr int kMaxLogprobs = kMaxTopLogprobs;
 
 std::string num(double v) {
   char buf[64];
@@ -84,12 +84,8 @@ bool greedy_without_logits(const SamplingParams& p) {
   return is_greedy(p) && !has_penalties(p) && p.logprobs < 0;
 }
 
-bool picks_without_logits(const SamplingParams& p) {
-  return p.logprobs < 0;
-}
-
 DeviceDraw device_draw(const SamplingParams& p, int32_t row, SamplerRng& rng) {
-  CHECK(picks_without_logits(p) && !is_greedy(p));
+  CHECK(!is_greedy(p));
   DeviceDraw d;
   d.row = row;
   d.temperature = p.temperature;

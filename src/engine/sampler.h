@@ -91,13 +91,10 @@ class Sampler {
 bool greedy_without_logits(const SamplingParams& p);
 void greedy_rng_draw(const SamplingParams& p, SamplerRng& rng);
 
-// True when a backend that samples on the device can pick sample()'s token with no logits on the
-// host: no logprobs (penalties go through Backend::penalize, then argmax or sample).
-bool picks_without_logits(const SamplingParams& p);
 // Greedy (temperature 0, or top_k 1): sample() takes the argmax of the penalized logits.
 bool is_greedy(const SamplingParams& p);
-// The device draw of (penalized, where has_penalties) logits row `row` for a sequence that
-// picks_without_logits and is not greedy: takes the RNG draw sample() would.
+// The device draw of (penalized, where has_penalties) logits row `row` for a sequence that is not
+// greedy: takes the RNG draw sample() would.
 DeviceDraw device_draw(const SamplingParams& p, int32_t row, SamplerRng& rng);
 
 // log_softmax of raw logits: the chosen token's logprob and the top n (best first, ties by id).

@@ -15,6 +15,7 @@
 #include "backend/backend.h"
 #include "core/dtype.h"
 #include "core/errors.h"
+#include "engine/request.h"
 
 namespace densekv::test {
 
@@ -92,6 +93,34 @@ inline double rel_max_err(const std::vector<float>& a, const std::vector<float>&
     ref = std::max(ref, static_cast<double>(std::fabs(b[i])));
   }
   return err / ref;
+}
+
+// Logprobs from the device (Backend::logprobs) against the host's (token_logprobs): the same
+// chosen and top ids exactly, each value equal or one float step apart (the two sum the row's
+// exp in double in different orders).
+inline bool within_one_step(float got, float want) {
+  return got == want || std::nextafter(want, got) == got;
+}
+inline ::testing::AssertionResult same_logprobs(const TokenLogprobs& got,
+                                                const TokenLogprobs& want) {
+  if (got.token_id != want.token_id) {
+    return ::testing::AssertionFailure() << "token " << got.token_id << " vs " << want.token_id;
+  }
+  if (!within_one_step(got.logprob, want.logprob)) {
+    return ::testing::AssertionFailure() << "logprob " << got.logprob << " vs " << want.logprob;
+  }
+  if (got.top.size() != want.top.size()) {
+    return ::testing::AssertionFailure() << got.top.size() << " top vs " << want.top.size();
+  }
+  for (size_t i = 0; i < got.top.size(); ++i) {
+    if (got.top[i].first != want.top[i].first ||
+        !within_one_step(got.top[i].second, want.top[i].second)) {
+      return ::testing::AssertionFailure()
+             << "top " << i << ": (" << got.top[i].first << ", " << got.top[i].second << ") vs ("
+             << want.top[i].first << ", " << want.top[i].second << ")";
+    }
+  }
+  return ::testing::AssertionSuccess();
 }
 
 }  // namespace densekv::test

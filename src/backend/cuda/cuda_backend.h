@@ -67,6 +67,8 @@ class CudaBackend : public Backend {
   }
   std::vector<int32_t> sample(const Tensor& logits,
                               const std::vector<DeviceDraw>& draws) override;  // sample.cu
+  std::vector<RowLogprobs> logprobs(
+      const Tensor& logits, const std::vector<LogprobsQuery>& queries) override;  // logprobs.cu
   Tensor penalize(const Tensor& logits, const std::vector<int32_t>& src_rows,
                   const std::vector<int32_t>& begins,
                   const std::vector<PenaltyEntry>& entries) override;  // penalize.cu

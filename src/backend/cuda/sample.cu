@@ -22,135 +22,26 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/row_select.cuh"
 
 namespace densekv {
 
 namespace {
 
-constexpr int kThreads = 1024;
-constexpr int kWarps = kThreads / 32;
+using namespace row_select;
+
 constexpr int kMaxCandidates = 4096;
-
-// Larger float -> larger key (no NaN in logits).
-__device__ __forceinline__ uint32_t order_key(float v) {
-  const uint32_t b = __float_as_uint(v);
-  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-}
-
-// The host's candidate order: larger l first, then smaller id.
-__device__ __forceinline__ bool before(float la, int ia, float lb, int ib) {
-  return la > lb || (la == lb && ia < ib);
-}
-
-using Mass = unsigned __int128;
 
 struct SampleShared {
   float cand_l[kMaxCandidates];
   int cand_id[kMaxCandidates];
-  unsigned long long hist[4][256];  // select_key: [16-bit piece][digit]
+  SelectShared sel;
   double warp_sum[kWarps];
   Mass warp_mass[kWarps];
-  float warp_max[kWarps];
-  int warp_count[kWarps];
   uint32_t warp_key[kWarps];
   int n_cand;
-  uint32_t prefix;
-  Mass above;
   int token;
 };
-
-template <class T>
-__device__ __forceinline__ float scaled(const T* row, int i, float inv_t) {
-  return cuda::to_f32(row[i]) * inv_t;
-}
-
-// Weights w = exp(l - m) in (0, 1] as fixed point with 2^62 units (truncated below 2^-62: exact
-// for every float w >= 2^-38), so that masses are sums of integers, exact whatever their order
-// (deterministic), as 128-bit Mass (at most 2^17 ids x 2^62).
-__device__ __forceinline__ uint64_t fixed_weight(float l, float mx) {
-  const float a = expf(l - mx) * 2147483648.0f;  // w 2^31: exact
-  const float hi = floorf(a);
-  return (static_cast<uint64_t>(hi) << 31) | static_cast<uint64_t>((a - hi) * 2147483648.0f);
-}
-__device__ __forceinline__ double mass_to_double(Mass m) {
-  return static_cast<double>(static_cast<uint64_t>(m >> 64)) * 18446744073709551616.0 +
-         static_cast<double>(static_cast<uint64_t>(m));
-}
-// x: a non-negative integer below 2^117.
-__device__ __forceinline__ Mass mass_from_double(double x) {
-  const double hi = floor(x / 18446744073709551616.0);
-  return (static_cast<Mass>(static_cast<uint64_t>(hi)) << 64) |
-         static_cast<uint64_t>(x - hi * 18446744073709551616.0);
-}
-// The logit of a key (order_key's inverse).
-__device__ __forceinline__ float key_logit(uint32_t key) {
-  return __uint_as_float((key & 0x80000000u) ? (key & 0x7fffffffu) : ~key);
-}
-
-// Which ids a select or sum counts: key >= lo, and w >= min_p when min_p > 0.
-struct Eligible {
-  uint32_t lo = 0;
-  float min_p = 0.0f;
-  __device__ bool operator()(uint32_t key, float l, float mx) const {
-    return key >= lo && (min_p <= 0.0f || static_cast<double>(expf(l - mx)) >= min_p);
-  }
-};
-
-// The key t with weight(key > t) < target <= weight(key >= t) over the eligible ids (weights: 1
-// per id, or fixed_weight), 8 bits a pass from the top; sh.above = weight(key > t). The smallest
-// key when the eligible weight is below target. The lanes of a warp with the same digit add up
-// first (a weight < 2^32 split in 16-bit halves for the 32-bit warp sums), then one atomic each.
-template <class T, bool kMass>
-__device__ uint32_t select_key(const T* row, int vocab, float inv_t, float mx, Mass target,
-                               Eligible el, SampleShared& sh) {
-  const int lane = threadIdx.x % 32;
-  uint32_t prefix = 0, mask = 0;
-  Mass above = 0;
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    for (int d = threadIdx.x; d < 4 * 256; d += kThreads) (&sh.hist[0][0])[d] = 0;
-    __syncthreads();
-    for (int base = 0; base < vocab; base += kThreads) {
-      const int i = base + static_cast<int>(threadIdx.x);
-      int digit = -1;
-      uint64_t v = 0;
-      if (i < vocab) {
-        const float l = scaled(row, i, inv_t);
-        const uint32_t key = order_key(l);
-        if ((key & mask) == prefix && el(key, l, mx)) {
-          digit = static_cast<int>((key >> shift) & 255);
-          v = kMass ? fixed_weight(l, mx) : 1u;
-        }
-      }
-      const unsigned same = __match_any_sync(0xffffffffu, digit);
-      const bool leader = digit >= 0 && lane == __ffs(same) - 1;
-#pragma unroll
-      for (int k = 0; k < (kMass ? 4 : 1); ++k) {  // 16-bit pieces: warp sums < 2^21
-        const uint32_t piece =
-            __reduce_add_sync(same, static_cast<uint32_t>(v >> (16 * k)) & 0xffffu);
-        if (leader) atomicAdd(&sh.hist[k][digit], static_cast<unsigned long long>(piece));
-      }
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      Mass acc = above;
-      int d = 255;
-      for (; d > 0; --d) {
-        const Mass h = static_cast<Mass>(sh.hist[0][d]) + (static_cast<Mass>(sh.hist[1][d]) << 16) +
-                       (static_cast<Mass>(sh.hist[2][d]) << 32) +
-                       (static_cast<Mass>(sh.hist[3][d]) << 48);
-        if (acc + h >= target) break;
-        acc += h;
-      }
-      sh.prefix = prefix | (static_cast<uint32_t>(d) << shift);
-      sh.above = acc;
-    }
-    __syncthreads();
-    prefix = sh.prefix;
-    above = sh.above;
-    mask |= 255u << shift;
-  }
-  return prefix;
-}
 
 // Sum over the row of fixed weights of the ids with key > k, and the number with key == k.
 template <class T>
@@ -173,38 +64,11 @@ __device__ void mass_above(const T* row, int vocab, float inv_t, float mx, uint3
   }
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   __syncthreads();
-  if (lane == 0) sh.warp_mass[warp] = m, sh.warp_count[warp] = c;
+  if (lane == 0) sh.warp_mass[warp] = m, sh.sel.warp_count[warp] = c;
   __syncthreads();
   mass = 0;
   ties = 0;
-  for (int w = 0; w < kWarps; ++w) mass += sh.warp_mass[w], ties += sh.warp_count[w];
-}
-
-// The j-th id (0-based, in id order) with key k.
-template <class T>
-__device__ int nth_with_key(const T* row, int vocab, float inv_t, uint32_t k, int j,
-                            SampleShared& sh) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  if (threadIdx.x == 0) sh.token = -1;
-  int seen = 0;  // ids with key k before this chunk
-  for (int base = 0; base < vocab; base += kThreads) {
-    const int i = base + static_cast<int>(threadIdx.x);
-    const bool hit = i < vocab && order_key(scaled(row, i, inv_t)) == k;
-    const unsigned ballot = __ballot_sync(0xffffffffu, hit);
-    __syncthreads();  // (the previous chunk's counts are read)
-    if (lane == 0) sh.warp_count[warp] = __popc(ballot);
-    __syncthreads();
-    int before = seen, total = 0;
-    for (int w = 0; w < kWarps; ++w) {
-      if (w < warp) before += sh.warp_count[w];
-      total += sh.warp_count[w];
-    }
-    if (hit && before + __popc(ballot & ((1u << lane) - 1)) == j) sh.token = i;
-    seen += total;
-    if (seen > j) break;  // uniform: every thread has the same seen
-  }
-  __syncthreads();
-  return sh.token;
+  for (int w = 0; w < kWarps; ++w) mass += sh.warp_mass[w], ties += sh.sel.warp_count[w];
 }
 
 // A filtered draw without sorting the candidates (a row that keeps more than the sort holds):
@@ -227,9 +91,9 @@ __device__ int draw_by_selects(const T* row, int vocab, float inv_t, float mx, c
   int ties = 0;
   Mass total = 0;  // the top_p mass is relative to the top_k set, else to every id
   if (use_top_k) {
-    const uint32_t k = select_key<T, false>(row, vocab, inv_t, mx, p.top_k, Eligible{}, sh);
+    const uint32_t k = select_key<T, false>(row, vocab, inv_t, mx, p.top_k, Eligible{}, sh.sel);
     mass_above(row, vocab, inv_t, mx, k, above, ties, sh);
-    const int64_t c = p.top_k - static_cast<int64_t>(sh.above);  // (ids with key > k)
+    const int64_t c = p.top_k - static_cast<int64_t>(sh.sel.above);  // (ids with key > k)
     shorten(k, c);
     total = above + static_cast<Mass>(c) * fixed_weight(key_logit(k), mx);
   } else {
@@ -239,9 +103,9 @@ __device__ int draw_by_selects(const T* row, int vocab, float inv_t, float mx, c
   if (use_top_p) {  // the host keeps the first ids whose running mass reaches top_p x total
     const Mass target =
         mass_from_double(ceil(static_cast<double>(p.top_p) * mass_to_double(total)));
-    const uint32_t k = select_key<T, true>(row, vocab, inv_t, mx, target, Eligible{}, sh);
+    const uint32_t k = select_key<T, true>(row, vocab, inv_t, mx, target, Eligible{}, sh.sel);
     const Mass w = fixed_weight(key_logit(k), mx);
-    const Mass need = target - sh.above;
+    const Mass need = target - sh.sel.above;
     shorten(k, w > 0 ? static_cast<int64_t>((need + w - 1) / w) : INT64_MAX);
   }
   if (use_min_p) {  // every id with w >= min_p: from the smallest such key
@@ -266,12 +130,12 @@ __device__ int draw_by_selects(const T* row, int vocab, float inv_t, float mx, c
   uint32_t kd = kf;
   Mass before = above;
   if (above > r) {  // among the ids with key > kf: weight(key > kd) <= r < weight(key >= kd)
-    kd = select_key<T, true>(row, vocab, inv_t, mx, r + 1, Eligible{kf + 1, 0.0f}, sh);
-    before = sh.above;
+    kd = select_key<T, true>(row, vocab, inv_t, mx, r + 1, Eligible{kf + 1, 0.0f}, sh.sel);
+    before = sh.sel.above;
   }
   const Mass wd = fixed_weight(key_logit(kd), mx);
   const int j = wd > 0 ? static_cast<int>((r - before) / wd) : 0;
-  return nth_with_key(row, vocab, inv_t, kd, j, sh);
+  return nth_with_key(row, vocab, inv_t, kd, j, sh.sel);
 }
 
 // The host's cuts and draw (Sampler::draw) over the n sorted candidates, by one thread; -1 when
@@ -331,13 +195,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const float inv_t = 1.0f / p.temperature;
 
-  float mx = -FLT_MAX;
-  for (int i = threadIdx.x; i < vocab; i += kThreads) mx = fmaxf(mx, scaled(row, i, inv_t));
-  mx = cuda::warp_max(mx);
-  if (lane == 0) sh.warp_max[warp] = mx;
-  __syncthreads();
-  mx = sh.warp_max[0];
-  for (int w = 1; w < kWarps; ++w) mx = fmaxf(mx, sh.warp_max[w]);
+  const float mx = row_max(row, vocab, inv_t, sh.sel);
 
   const bool use_top_k = p.top_k > 0 && p.top_k < vocab;
   const bool use_top_p = p.top_p < 1.0f;
@@ -399,7 +257,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   double total_all = 0;
   uint32_t thr = 0;
   if (use_top_k) {
-    thr = select_key<T, false>(row, vocab, inv_t, mx, p.top_k, Eligible{}, sh);
+    thr = select_key<T, false>(row, vocab, inv_t, mx, p.top_k, Eligible{}, sh.sel);
   } else if (use_top_p) {
     // One pass for the total: the fixed-point sum is exact for every w >= 2^-38, so as a double it
     // is the host's double sum up to rounding.
@@ -409,7 +267,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     total_all = mass_to_double(fixed_total) * 0x1p-62;
     // (with a little slack: the candidates' double sum must reach the host's target)
     const double target = ceil(p.top_p * mass_to_double(fixed_total) * (1.0 + 1e-6));
-    thr = select_key<T, true>(row, vocab, inv_t, mx, mass_from_double(target), Eligible{}, sh);
+    thr = select_key<T, true>(row, vocab, inv_t, mx, mass_from_double(target), Eligible{}, sh.sel);
   }
   if (threadIdx.x == 0) sh.n_cand = 0;
   __syncthreads();
