@@ -20,13 +20,14 @@ using namespace densekv::test;
 namespace {
 
 // Rows with the shapes that decide the top n: LM-like (a normal base and a few peaks), flat (every
-// id tied), ties at the n-th place (a few leaders, then one value at 40 scattered ids), and a row
-// with -inf entries (masked ids).
+// id tied), ties at the n-th place (a few leaders, then one value at 40 or at 5000 scattered ids:
+// the kernel's sort, or its select when more than 2048 ids pass its threshold), nearly flat, and
+// a row with -inf entries (masked ids).
 std::vector<float> rows_of_every_kind(int vocab, DType dt, std::mt19937& rng) {
   std::normal_distribution<float> base(0.0f, 2.0f);
   std::uniform_real_distribution<float> peak(6.0f, 14.0f);
   std::uniform_int_distribution<int> id(0, vocab - 1);
-  const int kinds = 6;
+  const int kinds = 7;
   std::vector<float> v(static_cast<size_t>(kinds) * vocab);
   for (int r = 0; r < kinds; ++r) {
     float* row = v.data() + static_cast<size_t>(r) * vocab;
@@ -40,14 +41,15 @@ std::vector<float> rows_of_every_kind(int vocab, DType dt, std::mt19937& rng) {
         for (int i = 0; i < vocab; ++i) row[i] = 1.5f;
         break;
       case 3:
+      case 6:
         for (int i = 0; i < vocab; ++i) row[i] = base(rng) - 10.0f;
-        for (int k = 0; k < 40; ++k) row[id(rng)] = 5.0f;
+        for (int k = 0; k < (r == 3 ? 40 : 5000); ++k) row[id(rng)] = 5.0f;
         for (int k = 0; k < 3; ++k) row[id(rng)] = 8.0f + static_cast<float>(k);
         break;
       case 4:
         for (int i = 0; i < vocab; ++i) row[i] = base(rng) * 0.01f;  // nearly flat
         break;
-      default:
+      case 5:
         for (int i = 0; i < vocab; ++i) {
           row[i] = i % 7 == 3 ? -std::numeric_limits<float>::infinity() : base(rng);
         }

@@ -1,11 +1,14 @@
 // CUDA backend: logprobs of logits rows on the device (Backend::logprobs), with the numbers of the
 // host's token_logprobs (engine/sampler.cpp): log_z = max + log(sum of exp(l - max)), summed in
 // double, then l - log_z in double rounded to float, for the chosen token and the top n ids in
-// the host's order (l descending, id ascending). One block of 1024 threads per query:
-//   1. the row's max, then the double sum (each thread its ids, then the warps, then the block);
-//   2. top n: a radix select over counts finds the key k of the n-th id in that order; the ids
-//      with key > k (fewer than n) and the first ids with key k in id order are the n, which one
-//      thread sorts.
+// the host's order (l descending, id ascending). One block of 1024 threads per query, two passes
+// over the row (for_row: 16-byte loads, several in flight):
+//   1. each thread's largest logit; sorted, they give the row's max and a threshold t, the n-th
+//      largest of them (at least n ids are >= t, so the top n are among the ids >= t);
+//   2. the double sum, and the ids >= t collected; when they fit (kMaxCandidates) they are sorted
+//      and the first n taken. More (nearly flat rows): a radix select over counts finds the key k
+//      of the n-th id, and the ids with key > k plus the first ids with key k in id order are the
+//      n (more passes).
 // The top ids are exactly the host's; the values differ from the host's only where the two sums'
 // order moves log_z across a float rounding boundary of l - log_z.
 #include <algorithm>
@@ -21,13 +24,39 @@ namespace {
 
 using namespace row_select;
 
+constexpr int kMaxCandidates = 2048;  // >= kThreads: the threads' maxima are sorted here too
+
 struct LogprobsShared {
   SelectShared sel;
+  float cand_l[kMaxCandidates];
+  int cand_id[kMaxCandidates];
   double warp_sum[kWarps];
-  float top_l[kMaxTopLogprobs];
-  int top_id[kMaxTopLogprobs];
-  int n_top;
+  int n_cand;
 };
+
+// The top n (n <= kMaxTopLogprobs) of a row with more than kMaxCandidates ids >= the threshold,
+// into cand[0, n): the ids with key > k (the n-th id's key) and the first with key k in id order.
+template <class T>
+__device__ __noinline__ void top_by_select(const T* row, int vocab, float mx, int n,
+                                           LogprobsShared& sh) {
+  const uint32_t k = select_key<T, false>(row, vocab, 1.0f, mx, n, Eligible{}, sh.sel);
+  const int above = static_cast<int>(sh.sel.above);  // ids with key > k: fewer than n
+  if (threadIdx.x == 0) sh.n_cand = 0;
+  __syncthreads();
+  for_row(row, vocab, [&](int i, float l) {
+    if (order_key(l) > k) {
+      const int slot = atomicAdd(&sh.n_cand, 1);
+      sh.cand_l[slot] = l, sh.cand_id[slot] = i;
+    }
+  });
+  ids_with_key(
+      row, vocab, 1.0f, k, 0, n - above,
+      [&](int rank, int i) {
+        sh.cand_l[above + rank] = cuda::to_f32(row[i]);
+        sh.cand_id[above + rank] = i;
+      },
+      sh.sel);
+}
 
 template <class T>
 __global__ void __launch_bounds__(kThreads, 1)
@@ -36,11 +65,29 @@ __global__ void __launch_bounds__(kThreads, 1)
   __shared__ LogprobsShared sh;
   const LogprobsQuery q = queries[blockIdx.x];
   const T* row = x + q.row * stride;
-  const float mx = row_max(row, vocab, 1.0f, sh.sel);
+  const int n = min(q.top_n, vocab);
+
+  // 1. The threads' maxima (-inf for a thread without ids), sorted: the max and the threshold.
+  float tmax = -INFINITY;
+  for_row(row, vocab, [&](int, float l) { tmax = fmaxf(tmax, l); });
+  sh.cand_l[threadIdx.x] = tmax;
+  sh.cand_id[threadIdx.x] = static_cast<int>(threadIdx.x);
+  sort_candidates(sh.cand_l, sh.cand_id, kThreads);
+  const float mx = sh.cand_l[0];
+  const uint32_t t = n > 0 ? order_key(sh.cand_l[n - 1]) : UINT32_MAX;
+  __syncthreads();  // (everyone has read the maxima)
+  if (threadIdx.x == 0) sh.n_cand = 0;
+  __syncthreads();
+
+  // 2. The sum, and the ids >= t.
   double s = 0;
-  for (int i = threadIdx.x; i < vocab; i += kThreads) {
-    s += exp(static_cast<double>(cuda::to_f32(row[i])) - static_cast<double>(mx));
-  }
+  for_row<1>(row, vocab, [&](int i, float l) {  // (2 groups ahead: spills)
+    s += exp(static_cast<double>(l) - static_cast<double>(mx));
+    if (order_key(l) >= t) {
+      const int slot = atomicAdd(&sh.n_cand, 1);
+      if (slot < kMaxCandidates) sh.cand_l[slot] = l, sh.cand_id[slot] = i;
+    }
+  });
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
   if (threadIdx.x % 32 == 0) sh.warp_sum[threadIdx.x / 32] = s;
@@ -49,40 +96,16 @@ __global__ void __launch_bounds__(kThreads, 1)
   for (int w = 0; w < kWarps; ++w) s += sh.warp_sum[w];
   const double log_z = static_cast<double>(mx) + log(s);
 
-  const int n = min(q.top_n, vocab);
   if (n > 0) {
-    const uint32_t k = select_key<T, false>(row, vocab, 1.0f, mx, n, Eligible{}, sh.sel);
-    const int above = static_cast<int>(sh.sel.above);  // ids with key > k: fewer than n
-    if (threadIdx.x == 0) sh.n_top = 0;
-    __syncthreads();
-    for (int i = threadIdx.x; i < vocab; i += kThreads) {
-      const float l = cuda::to_f32(row[i]);
-      if (order_key(l) > k) {
-        const int slot = atomicAdd(&sh.n_top, 1);
-        sh.top_l[slot] = l, sh.top_id[slot] = i;
-      }
+    int nc = sh.n_cand;
+    if (nc > kMaxCandidates) {
+      top_by_select(row, vocab, mx, n, sh);
+      nc = n;
     }
-    ids_with_key(
-        row, vocab, 1.0f, k, 0, n - above,
-        [&](int rank, int i) {
-          sh.top_l[above + rank] = cuda::to_f32(row[i]);
-          sh.top_id[above + rank] = i;
-        },
-        sh.sel);
-    if (threadIdx.x == 0) {
-      for (int a = 1; a < n; ++a) {  // insertion sort into the host's order
-        const float l = sh.top_l[a];
-        const int id = sh.top_id[a];
-        int b = a;
-        for (; b > 0 && before(l, id, sh.top_l[b - 1], sh.top_id[b - 1]); --b) {
-          sh.top_l[b] = sh.top_l[b - 1], sh.top_id[b] = sh.top_id[b - 1];
-        }
-        sh.top_l[b] = l, sh.top_id[b] = id;
-      }
-      for (int a = 0; a < n; ++a) {
-        out[blockIdx.x].top_ids[a] = sh.top_id[a];
-        out[blockIdx.x].top_values[a] = static_cast<float>(sh.top_l[a] - log_z);
-      }
+    sort_candidates(sh.cand_l, sh.cand_id, nc);
+    if (threadIdx.x < n) {
+      out[blockIdx.x].top_ids[threadIdx.x] = sh.cand_id[threadIdx.x];
+      out[blockIdx.x].top_values[threadIdx.x] = static_cast<float>(sh.cand_l[threadIdx.x] - log_z);
     }
   }
   if (threadIdx.x == 0) {

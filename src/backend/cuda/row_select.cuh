@@ -4,6 +4,7 @@
 // fixed-point masses of the weights w = exp(l - max).
 #pragma once
 #include <cfloat>
+#include <cmath>
 #include <cstdint>
 
 #include "backend/cuda/cuda_common.cuh"
@@ -22,6 +23,62 @@ __device__ __forceinline__ uint32_t order_key(float v) {
 // The host's candidate order: larger l first, then smaller id.
 __device__ __forceinline__ bool before(float la, int ia, float lb, int ib) {
   return la > lb || (la == lb && ia < ib);
+}
+
+// Sorts (l, id)[0, n) into the host's order (before) by a bitonic sort over the next power of two,
+// padded with (-inf, INT32_MAX): the arrays hold at least that many. Ends with a barrier.
+__device__ inline void sort_candidates(float* l, int* id, int n) {
+  int np = 1;
+  while (np < n) np *= 2;
+  for (int i = n + threadIdx.x; i < np; i += kThreads) l[i] = -INFINITY, id[i] = INT32_MAX;
+  __syncthreads();
+  for (int k = 2; k <= np; k *= 2) {
+    for (int j = k / 2; j > 0; j /= 2) {
+      for (int i = threadIdx.x; i < np; i += kThreads) {
+        const int o = i ^ j;
+        if (o > i) {
+          const bool up = (i & k) == 0;  // this run in the host's order
+          const float li = l[i], lo = l[o];
+          const int ii = id[i], io = id[o];
+          if (before(lo, io, li, ii) == up) {
+            l[i] = lo, id[i] = io;
+            l[o] = li, id[o] = ii;
+          }
+        }
+      }
+      __syncthreads();
+    }
+  }
+}
+
+// Calls f(id, l) for each id of this thread's share of the row: groups of 8 consecutive ids by
+// 16-byte loads, kAhead groups in flight (when the row is 16-byte aligned), then the rest one by
+// one. The share depends only on (vocab, alignment): every pass gives a thread the same ids.
+template <int kAhead = 2, class T, class F>
+__device__ __forceinline__ void for_row(const T* row, int vocab, F f) {
+  int done = 0;
+  if (reinterpret_cast<uintptr_t>(row) % 16 == 0) {
+    const int groups = vocab / 8;
+    for (int g0 = threadIdx.x; g0 < groups; g0 += kAhead * kThreads) {
+      float x[kAhead][8];
+#pragma unroll
+      for (int a = 0; a < kAhead; ++a) {
+        if (g0 + a * kThreads < groups) cuda::load8(row + 8 * (g0 + a * kThreads), x[a]);
+      }
+#pragma unroll
+      for (int a = 0; a < kAhead; ++a) {
+        const int g = g0 + a * kThreads;
+        if (g < groups) {
+#pragma unroll
+          for (int e = 0; e < 8; ++e) f(8 * g + e, x[a][e]);
+        }
+      }
+    }
+    done = groups * 8;
+  }
+  for (int i = done + static_cast<int>(threadIdx.x); i < vocab; i += kThreads) {
+    f(i, cuda::to_f32(row[i]));
+  }
 }
 
 using Mass = unsigned __int128;

@@ -291,29 +291,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (threadIdx.x == 0) out[blockIdx.x] = token;
     return;
   }
-  int np = 1;
-  while (np < n) np *= 2;
-  for (int i = n + threadIdx.x; i < np; i += kThreads)
-    sh.cand_l[i] = -INFINITY, sh.cand_id[i] = INT32_MAX;
-  __syncthreads();
-  // Bitonic sort of np entries into the host's order.
-  for (int k = 2; k <= np; k *= 2) {
-    for (int j = k / 2; j > 0; j /= 2) {
-      for (int i = threadIdx.x; i < np; i += kThreads) {
-        const int o = i ^ j;
-        if (o > i) {
-          const bool up = (i & k) == 0;  // this run in the host's order
-          const float li = sh.cand_l[i], lo = sh.cand_l[o];
-          const int ii = sh.cand_id[i], io = sh.cand_id[o];
-          if (before(lo, io, li, ii) == up) {
-            sh.cand_l[i] = lo, sh.cand_id[i] = io;
-            sh.cand_l[o] = li, sh.cand_id[o] = ii;
-          }
-        }
-      }
-      __syncthreads();
-    }
-  }
+  sort_candidates(sh.cand_l, sh.cand_id, n);
   if (threadIdx.x == 0) sh.token = cuts_and_draw(sh, n, vocab, mx, total_all, p);
   __syncthreads();
   if (sh.token >= 0 || !selects) {
