@@ -49,7 +49,7 @@ struct EngineMetrics {
   int64_t steps = 0;
   int64_t greedy_device_steps = 0;  // steps sampled on the device (greedy_on_device)
   int64_t device_draw_rows = 0;     // ... rows of them drawn by Backend::sample
-  int64_t host_fallback_rows = 0;   // ... rows of them the host sampled (logprobs)
+  int64_t host_fallback_rows = 0;   // ... rows of them the host sampled (draws the device left)
   int64_t penalized_rows = 0;       // rows picked on the device with penalties (Backend::penalize)
   int peak_running = 0;             // most sequences running in one step
 };

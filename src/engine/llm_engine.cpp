@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <iterator>
 #include <mutex>
 #include <random>
 #include <string>
@@ -51,9 +52,14 @@ class StreamImpl final : public RequestStream {
     {
       std::lock_guard lk(mu_);
       if (!q_.empty() && q_.back().finish == FinishReason::None) {
+        // Not taken yet: o's tokens join it (appended: a reader that waits for the end must not
+        // make every step copy all the tokens before).
         RequestOutput& b = q_.back();
-        o.token_ids.insert(o.token_ids.begin(), b.token_ids.begin(), b.token_ids.end());
-        o.logprobs.insert(o.logprobs.begin(), b.logprobs.begin(), b.logprobs.end());
+        b.token_ids.insert(b.token_ids.end(), o.token_ids.begin(), o.token_ids.end());
+        b.logprobs.insert(b.logprobs.end(), std::make_move_iterator(o.logprobs.begin()),
+                          std::make_move_iterator(o.logprobs.end()));
+        o.token_ids = std::move(b.token_ids);
+        o.logprobs = std::move(b.logprobs);
         b = std::move(o);
       } else {
         q_.push_back(std::move(o));

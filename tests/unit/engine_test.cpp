@@ -300,6 +300,43 @@ TEST(Engine, LogprobsOfTheChosenTokens) {
   }
 }
 
+// A stream read only after its request finished: the chunks that waited were merged in order
+// (into one, or two where the last arrived after the finish count), with every token and
+// logprob of a stream read while the request runs.
+TEST(Engine, StreamReadAtTheEndHoldsEveryToken) {
+  DENSEKV_TINY_MODEL_OR_SKIP(model, "llama31-tiny");
+  auto reqs = random_requests(1, model->config().vocab_size, 10, 1, 9);
+  reqs[0].params.max_tokens = 24;
+  reqs[0].params.logprobs = 2;
+  auto engine = make_llm_engine(*model, small_config());
+  const RequestOutput want = run_concurrently(*engine, reqs)[0];
+  ASSERT_EQ(want.token_ids.size(), 24u);
+  auto stream = engine->submit(reqs[0]);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (engine->metrics().requests_finished < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  RequestOutput got;
+  int chunks = 0;
+  while (got.finish == FinishReason::None && chunks < 3) {
+    std::optional<RequestOutput> o = stream->next(std::chrono::milliseconds(1000));
+    ASSERT_TRUE(o.has_value());
+    ++chunks;
+    got.token_ids.insert(got.token_ids.end(), o->token_ids.begin(), o->token_ids.end());
+    got.logprobs.insert(got.logprobs.end(), o->logprobs.begin(), o->logprobs.end());
+    got.finish = o->finish;
+  }
+  EXPECT_LE(chunks, 2);
+  EXPECT_EQ(got.finish, want.finish);
+  EXPECT_EQ(got.token_ids, want.token_ids);
+  ASSERT_EQ(got.logprobs.size(), want.logprobs.size());
+  for (size_t i = 0; i < got.logprobs.size(); ++i) {
+    EXPECT_EQ(got.logprobs[i].token_id, want.token_ids[i]);
+    EXPECT_EQ(got.logprobs[i].logprob, want.logprobs[i].logprob);
+    EXPECT_EQ(got.logprobs[i].top, want.logprobs[i].top);
+  }
+}
+
 TEST(Engine, StopsAtEosAndStopTokenIdsAndMaxModelLen) {
   DENSEKV_TINY_MODEL_OR_SKIP(model, "llama31-tiny");
   auto reqs = random_requests(1, model->config().vocab_size, 10, 1, 9);
