@@ -1,7 +1,7 @@
-// Selects over one logits row by a block of kThreads threads (the sample and logprobs kernels):
-// ids ordered by (logit descending, id ascending), the host Sampler's candidate order, through
-// order_key (a larger logit has a larger key), with radix selects over counts or exact
-// fixed-point masses of the weights w = exp(l - max).
+// Block-wide passes over one logits row by kThreads threads (the sample and logprobs kernels): ids
+// ordered by (logit descending, id ascending), the host Sampler's candidate order, through
+// order_key (a larger logit has a larger key); radix selects over counts or exact fixed-point
+// masses of the weights w = exp(l - max); a bitonic sort of candidates; vectorized row passes.
 #pragma once
 #include <cfloat>
 #include <cmath>
