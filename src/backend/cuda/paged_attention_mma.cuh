@@ -197,15 +197,16 @@ __host__ __device__ __forceinline__ void mma_accumulate_values(const uint8_t* vs
   }
 }
 
-// The tile's tokens [r0, r0 + 16) (of n_rows in shared memory) for the warp's NQ groups of 8
-// query rows: row 8q + gid sees the tile's tokens j < lim[q] (its causal limit; decode: n_rows).
+// The tile's tokens [r0, r0 + 16 NC) (NC chunks of 16, of n_rows in shared memory; one online-
+// softmax step for all) for the warp's NQ groups of 8 query rows: row 8q + gid sees the tile's
+// tokens j < lim[q] (its causal limit). The prefill kernel's tile step.
 // A = the query rows (qa[q]: rows 8q..8q+7; NQ = 1 leaves rows 8..15 zero), B = K codes from
 // ldmatrix, dequantized in registers; online softmax in log2 units on the accumulator fragments
 // (one quad of lanes per row); O^T += V^T . P^T with P kept in registers as the B fragment. KC /
 // VC read the tile; VM is the main format's value coding, whose channel order the accumulator
 // uses (VC != VM: 16-bit tail rows of a quantized format, gathered in VM's order). FULL: every
 // row sees all 16 tokens (n_rows >= r0 + 16, lim >= n_rows), so no masks are computed.
-template <class KC, class VC, class VM, int HD, int NQ, bool FULL = false>
+template <class KC, class VC, class VM, int HD, int NQ, bool FULL = false, int NC = 1>
 __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, const uint8_t* vs,
                                                          int r0, int n_rows, const int* lim,
                                                          const uint32_t (*qa)[HD / 16][2],
@@ -213,14 +214,17 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
                                                          MmaWarpState<HD, NQ>& st) {
   const int lane = lane_id(), t = lane & 3;
 
-  // Scores of tokens r0 + 8i + 2t + e for row 8q + gid, log2 units, -inf where not visible.
-  float s[NQ][2][2];
-  {
+  // Scores of chunk n's tokens r0 + 16n + 8i + 2t + e for row 8q + gid, log2 units, -inf where
+  // not visible. The NC chunks' key steps are independent chains (two each: even / odd k-steps).
+  float s[NC][NQ][2][2];
+#pragma unroll
+  for (int n = 0; n < NC; ++n) {
+    const int rn = r0 + 16 * n;
     const KC kc;
     constexpr int CPR = KC::kCpr, P = 16 / KC::kBits;
-    uint32_t w[2][CPR];  // token rows r0 + 8i + gid
-    mma_load_k_words<KC>(ks, r0, lane, w);
-    float c[2][4] = {};
+    uint32_t w[2][CPR];  // token rows rn + 8i + gid
+    mma_load_k_words<KC>(ks, rn, lane, w);
+    float c[2][2][4] = {};  // [token group i][chain]
     typename KC::KAff f{};  // pairs 4 (kk / 2).. (codings with key affines: 4+ pairs per chunk)
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
@@ -231,44 +235,56 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
       for (int i = 0; i < 2; ++i) {
         const uint32_t b0 = kc.kapply(KC::kdecode(w[i][q0 / P], q0 % P), f, q0);
         const uint32_t b1 = kc.kapply(KC::kdecode(w[i][q1 / P], q1 % P), f, q1);
-        mma_16816<typename KC::T>(c[i], qa[0][kk][0], a1, qa[0][kk][1], a3, b0, b1);
+        mma_16816<typename KC::T>(c[i][kk & 1], qa[0][kk][0], a1, qa[0][kk][1], a3, b0, b1);
       }
     }
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
-        const int r = r0 + 8 * i + 2 * t + e;
+        const int r = rn + 8 * i + 2 * t + e;
 #pragma unroll
         for (int q = 0; q < NQ; ++q) {
-          float v = c[i][2 * q + e];
+          float v = c[i][0][2 * q + e] + c[i][1][2 * q + e];
           if constexpr (KC::kPerToken) {
             const float2 fx = kc.kfix(ks, r);  // (scale, offset) of per-token keys
             v = fx.x * (v - fx.y * sumq[q]);
           }
-          s[q][i][e] = FULL || (r < n_rows && r < lim[q]) ? v * sl2 : -INFINITY;
+          s[n][q][i][e] = FULL || (r < n_rows && r < lim[q]) ? v * sl2 : -INFINITY;
         }
       }
     }
   }
 
-  // Online softmax (the quad of lanes t = 0..3 holds row 8q + gid's 16 scores). A row that sees
-  // none of the tokens so far (m = -inf) keeps a zero state.
-  float p[NQ][2][2];
+  // Online softmax (the quad of lanes t = 0..3 holds row 8q + gid's 16 NC scores). A row that
+  // sees none of the tokens so far (m = -inf) keeps a zero state.
+  float p[NC][NQ][2][2];
 #pragma unroll
   for (int q = 0; q < NQ; ++q) {
-    float mx = fmaxf(fmaxf(s[q][0][0], s[q][0][1]), fmaxf(s[q][1][0], s[q][1][1]));
+    float mx = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < NC; ++n) {
+      mx = fmaxf(mx,
+                 fmaxf(fmaxf(s[n][q][0][0], s[n][q][0][1]), fmaxf(s[n][q][1][0], s[n][q][1][1])));
+    }
     mx = fmaxf(mx, shfl_xor(mx, 1));
     mx = fmaxf(mx, shfl_xor(mx, 2));
     const float m_new = fmaxf(st.m[q], mx);
     const bool none = m_new == -INFINITY;
     const float alpha = none ? 1.0f : exp2_approx(st.m[q] - m_new);
+    float sum = 0.0f;
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
+    for (int n = 0; n < NC; ++n) {
 #pragma unroll
-      for (int e = 0; e < 2; ++e) p[q][i][e] = none ? 0.0f : exp2_approx(s[q][i][e] - m_new);
+      for (int i = 0; i < 2; ++i) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          p[n][q][i][e] = none ? 0.0f : exp2_approx(s[n][q][i][e] - m_new);
+          sum += p[n][q][i][e];
+        }
+      }
     }
-    st.l[q] = st.l[q] * alpha + (p[q][0][0] + p[q][0][1]) + (p[q][1][0] + p[q][1][1]);
+    st.l[q] = st.l[q] * alpha + sum;
     st.m[q] = m_new;
     const float alpha_a = shfl_idx(alpha, 8 * t);      // row 2t
     const float alpha_b = shfl_idx(alpha, 8 * t + 4);  // row 2t + 1
@@ -282,13 +298,16 @@ __host__ __device__ __forceinline__ void mma_attend_rows(const uint8_t* ks, cons
   }
 
   using VT = typename VC::T;
-  uint32_t pb0[NQ], pb1[NQ];
 #pragma unroll
-  for (int q = 0; q < NQ; ++q) {
-    pb0[q] = pack2<VT>(p[q][0][0], p[q][0][1]);
-    pb1[q] = pack2<VT>(p[q][1][0], p[q][1][1]);
+  for (int n = 0; n < NC; ++n) {
+    uint32_t pb0[NQ], pb1[NQ];
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) {
+      pb0[q] = pack2<VT>(p[n][q][0][0], p[n][q][0][1]);
+      pb1[q] = pack2<VT>(p[n][q][1][0], p[n][q][1][1]);
+    }
+    mma_accumulate_values<VC, VM, HD, NQ, FULL>(vs, r0 + 16 * n, n_rows, pb0, pb1, st.acc);
   }
-  mma_accumulate_values<VC, VM, HD, NQ, FULL>(vs, r0, n_rows, pb0, pb1, st.acc);
 }
 
 // A decode warp's online-softmax state: this lane's two query heads 2t and 2t + 1 (the score
