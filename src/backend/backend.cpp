@@ -20,6 +20,11 @@ std::vector<int32_t> Backend::sample(const Tensor&, const std::vector<DeviceDraw
   throw Error("this backend does not sample on the device");
 }
 
+void Backend::paged_attention_own_rows(const Tensor&, const KvLayerView&, const BatchView&,
+                                       const Tensor&, const Tensor&, float, const Tensor&) {
+  throw Error("this backend does not attend to rows of the call");
+}
+
 std::vector<RowLogprobs> Backend::logprobs(const Tensor&, const std::vector<LogprobsQuery>&) {
   throw Error("this backend does not sample on the device");
 }

@@ -253,6 +253,20 @@ class Backend {
   // CPU reference: kv_attention_context (kv_paged.h) gives the keys and values token p reads.
   virtual void paged_attention(const Tensor& q, const KvLayerView& kv, const BatchView& batch,
                                float scale, const Tensor& out) = 0;
+  // paged_attention for a quantized format where every token's 16-bit rows (its own block's
+  // positions [(p + 1) / B * B, p]) are rows of this call: own_k, own_v [T, n_kv_heads *
+  // head_dim], the 16-bit keys (after RoPE) and values that kv_write stored, in q's token order.
+  // They are read from there instead of the sequence's tail, which the call's later blocks have
+  // reused by then. So a chunk that crosses blocks can write all its blocks and attend in one call
+  // after its first block (LlamaModel::run), with the numbers of the rounds. Backends where
+  // supports_own_rows(kv) is false do not implement it.
+  virtual bool supports_own_rows(const KvLayerView& kv) const {
+    (void)kv;
+    return false;
+  }
+  virtual void paged_attention_own_rows(const Tensor& q, const KvLayerView& kv,
+                                        const BatchView& batch, const Tensor& own_k,
+                                        const Tensor& own_v, float scale, const Tensor& out);
   // out = silu(gate) * up, where gate_up [T, 2 * I] = [gate | up], out [T, I].
   virtual void swiglu(const Tensor& gate_up, const Tensor& out) = 0;
   // out = a + b

@@ -185,6 +185,7 @@ Tensor LlamaModel::run(const BatchView& bv, const std::vector<int32_t>& rounds, 
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
 
   backend_.gather_rows(weights_.embed, bv.token_ids, x);
+  const bool own_rows = rounds.size() > 3 && backend_.supports_own_rows(cache.layer(0));
   for (int l = 0; l < cfg_.num_layers; ++l) {
     const LayerWeights& w = weights_.layers[l];
     const KvLayerView kv = cache.layer(l);
@@ -192,11 +193,24 @@ Tensor LlamaModel::run(const BatchView& bv, const std::vector<int32_t>& rounds, 
     backend_.matmul(h, w.qkv, w.qkv_bias, qkv);
     backend_.rope(qkv.slice_cols(0, q_dim + kv_dim), static_cast<int>(hd), bv.positions,
                   inv_freq_);  // q and k heads are adjacent columns
-    for (size_t r = 0; r + 1 < rounds.size(); ++r) {
+    // Rounds (one KV block of each sequence at a time): each round's writes, then its attention.
+    // Where the backend reads a token's 16-bit rows from the call (supports_own_rows), the rounds
+    // after the first (blocks that begin in this chunk) write first and attend in one call.
+    const size_t n_rounds = rounds.size() - 1;
+    const size_t attend_alone = own_rows ? 1 : n_rounds;
+    for (size_t r = 0; r < n_rounds; ++r) {
       const int r0 = rounds[r], n = rounds[r + 1] - r0;
       const BatchView rv = bv.tokens(r0, n);
       backend_.kv_write(kv, k.slice_rows(r0, n), v.slice_rows(r0, n), rv);
-      backend_.paged_attention(q.slice_rows(r0, n), kv, rv, scale, attn.slice_rows(r0, n));
+      if (r < attend_alone) {
+        backend_.paged_attention(q.slice_rows(r0, n), kv, rv, scale, attn.slice_rows(r0, n));
+      }
+    }
+    if (attend_alone < n_rounds) {
+      const int r0 = rounds[1], n = rounds[n_rounds] - r0;
+      backend_.paged_attention_own_rows(q.slice_rows(r0, n), kv, bv.tokens(r0, n),
+                                        k.slice_rows(r0, n), v.slice_rows(r0, n), scale,
+                                        attn.slice_rows(r0, n));
     }
     backend_.matmul(attn, w.o, Tensor{}, x, /*accumulate=*/true);
     backend_.rmsnorm(x, w.mlp_norm, cfg_.rms_norm_eps, h);

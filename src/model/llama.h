@@ -5,8 +5,9 @@
 // then logits = rmsnorm(x) @ lm_head^T. A batch mixes sequences at any stage: a prefill chunk
 // (start_pos = tokens already cached) and a decode step (one new token) are the same thing.
 // With a quantized KV format, kv_write + paged_attention run in rounds so that each round's
-// tokens of a sequence lie in one KV block (BatchLayout::rounds, docs/kv-formats.md); the
-// returned rows are in batch order regardless.
+// tokens of a sequence lie in one KV block (BatchLayout::rounds, docs/kv-formats.md); on a backend
+// that supports_own_rows, the rounds after the first write their blocks and then attend in one
+// call (paged_attention_own_rows). The returned rows are in batch order regardless.
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -323,16 +323,29 @@ class CudaPrefill : public ::testing::TestWithParam<AttnCase> {
       auto co = make_owned(*cpu_, DType::F32, n, qd);
       const BatchView gb = gpu_->upload_batch(lay);
       const BatchView cb = cpu_->upload_batch(lay);
+      // own_rows_: the GPU attends the rounds after the first in one call after all writes, as
+      // LlamaModel::run does (paged_attention_own_rows); the CPU reference keeps the rounds.
+      const bool own =
+          own_rows_ && attend && gpu_->supports_own_rows(gs.kv) && lay.rounds.size() > 3;
       for (size_t r = 0; r + 1 < lay.rounds.size(); ++r) {
         const int r0 = lay.rounds[r], m = lay.rounds[r + 1] - r0;
         if (m == 0) continue;
         gpu_->kv_write(gs.kv, gk.t.slice_rows(r0, m), gv.t.slice_rows(r0, m), gb.tokens(r0, m));
         cpu_->kv_write(cs.kv, ck.t.slice_rows(r0, m), cv.t.slice_rows(r0, m), cb.tokens(r0, m));
         if (!attend) continue;
-        gpu_->paged_attention(gq.t.slice_rows(r0, m), gs.kv, gb.tokens(r0, m), scale,
-                              go.t.slice_rows(r0, m));
+        if (!own || r == 0) {
+          gpu_->paged_attention(gq.t.slice_rows(r0, m), gs.kv, gb.tokens(r0, m), scale,
+                                go.t.slice_rows(r0, m));
+        }
         cpu_->paged_attention(cq.t.slice_rows(r0, m), cs.kv, cb.tokens(r0, m), scale,
                               co.t.slice_rows(r0, m));
+      }
+      if (own) {
+        const int r0 = lay.rounds[1], m = lay.rounds.back() - r0;
+        gpu_->paged_attention_own_rows(gq.t.slice_rows(r0, m), gs.kv, gb.tokens(r0, m),
+                                       gk.t.slice_rows(r0, m), gv.t.slice_rows(r0, m), scale,
+                                       go.t.slice_rows(r0, m));
+        ++own_calls_;
       }
       if (!attend) return;
       const auto got = download(*gpu_, go.t), want = download(*cpu_, co.t);
@@ -354,6 +367,8 @@ class CudaPrefill : public ::testing::TestWithParam<AttnCase> {
 
   std::unique_ptr<Backend> gpu_, cpu_;
   DType act_ = DType::BF16;
+  bool own_rows_ = false;
+  int own_calls_ = 0;
   std::mt19937 rng_{5};
 };
 
@@ -375,6 +390,24 @@ TEST_P(CudaPrefill, ChunkAfterCachedPrefix) {
 TEST_P(CudaPrefill, PrefillMixedWithDecodeTokens) {
   // decode tokens (chunk 1) around prefill chunks in one call, one with a long context
   run_chunks({100, 0, 3000, 500, 17}, {1, 130, 1, 20, 1}, kTol);
+}
+
+// Chunks that cross several blocks, written first and attended in one call after their first
+// block (Backend::paged_attention_own_rows: the 16-bit rows from the call, not the tails), with
+// a cached prefix, decode tokens in the same call, and fp16 activations: the CPU's rounds.
+TEST_P(CudaPrefill, ChunksAcrossBlocksAttendedAfterTheirWrites) {
+  own_rows_ = true;
+  run_chunks({0, 0, 100}, {200, 300, 250}, kTol);
+  run_chunks({100, 3000, 17, 64}, {300, 1, 190, 128}, kTol);
+  act_ = DType::F16;
+  gpu_->set_model_dtype(DType::F16);
+  run_chunks({30, 0}, {260, 129}, kTol);
+  const KvFormat f = GetParam().format;
+  if (kv_format_is_quantized(f) && f != KvFormat::K4V2) {
+    EXPECT_EQ(own_calls_, 3) << "paged_attention_own_rows did not run";
+  } else {
+    EXPECT_EQ(own_calls_, 0);
+  }
 }
 
 TEST_P(CudaPrefill, Fp16ActivationsAndTail) {

@@ -54,6 +54,11 @@ class CudaBackend : public Backend {
                 const BatchView& batch) override;
   void paged_attention(const Tensor& q, const KvLayerView& kv, const BatchView& batch, float scale,
                        const Tensor& out) override;
+  // With the prefill kernel on, for the quantized formats but k4v2 (whose tails hold rotated rows).
+  bool supports_own_rows(const KvLayerView& kv) const override;
+  void paged_attention_own_rows(const Tensor& q, const KvLayerView& kv, const BatchView& batch,
+                                const Tensor& own_k, const Tensor& own_v, float scale,
+                                const Tensor& out) override;
   void swiglu(const Tensor& gate_up, const Tensor& out) override;
   void add(const Tensor& a, const Tensor& b, const Tensor& out) override;
   std::vector<int32_t> argmax(const Tensor& x) override;
@@ -101,6 +106,8 @@ class CudaBackend : public Backend {
   // Host copy (upload_batch's pinned staging) of a device index array of the current batch, or
   // nullptr when `dev` does not point into it.
   const int32_t* host_batch(const int32_t* dev) const;
+  void attention(const Tensor& q, const KvLayerView& kv, const BatchView& batch,
+                 const Tensor* own_k, const Tensor* own_v, float scale, const Tensor& out);
   void decode_attention(const cuda::AttnArgs& a, KvFormat format, int hd, int n_tokens,
                         int max_context, DType act);
   void prefill_attention(const cuda::AttnArgs& a, KvFormat format, int hd,

@@ -204,6 +204,29 @@ const int32_t* CudaBackend::host_batch(const int32_t* dev) const {
 
 void CudaBackend::paged_attention(const Tensor& q, const KvLayerView& kv, const BatchView& batch,
                                   float scale, const Tensor& out) {
+  attention(q, kv, batch, nullptr, nullptr, scale, out);
+}
+
+bool CudaBackend::supports_own_rows(const KvLayerView& kv) const {
+  return prefill_mma_ && kv_format_is_quantized(kv.format) && kv.format != KvFormat::K4V2;
+}
+
+void CudaBackend::paged_attention_own_rows(const Tensor& q, const KvLayerView& kv,
+                                           const BatchView& batch, const Tensor& own_k,
+                                           const Tensor& own_v, float scale, const Tensor& out) {
+  CHECK_MSG(supports_own_rows(kv), "paged_attention_own_rows: not for this format or kernel");
+  const DType tail_dtype = kv.tail_format == KvFormat::BF16 ? DType::BF16 : DType::F16;
+  CHECK(own_k.dtype == tail_dtype && own_v.dtype == tail_dtype);
+  CHECK(own_k.rows == q.rows && own_v.rows == q.rows && own_k.stride == own_v.stride);
+  CHECK(own_k.cols == static_cast<int64_t>(kv.n_kv_heads) * kv.head_dim &&
+        own_v.cols == own_k.cols);
+  CHECK(cuda::aligned(own_k.data, 16) && cuda::aligned(own_v.data, 16) && own_k.stride % 8 == 0);
+  attention(q, kv, batch, &own_k, &own_v, scale, out);
+}
+
+void CudaBackend::attention(const Tensor& q, const KvLayerView& kv, const BatchView& batch,
+                            const Tensor* own_k, const Tensor* own_v, float scale,
+                            const Tensor& out) {
   const int hd = kv.head_dim;
   CHECK(q.dtype == out.dtype && (q.dtype == DType::BF16 || q.dtype == DType::F16));
   CHECK(q.cols % hd == 0 && q.rows == batch.n_tokens && out.rows == q.rows && out.cols == q.cols);
@@ -239,6 +262,11 @@ void CudaBackend::paged_attention(const Tensor& q, const KvLayerView& kv, const 
     a.tail_bf16 = kv.tail_format == KvFormat::BF16;
     a.tails = batch.tails;
     CHECK(a.tail_base != nullptr && a.tails != nullptr);
+    if (own_k != nullptr) {
+      a.own_k = own_k->data;
+      a.own_v = own_v->data;
+      a.own_stride = own_k->stride;
+    }
   }
   a.positions = batch.positions;
   a.seq_of_token = batch.seq_of_token;
@@ -271,6 +299,9 @@ void CudaBackend::paged_attention(const Tensor& q, const KvLayerView& kv, const 
       }
     }
   }
+  // (Own rows: only the prefill kernel reads them, and the decode runs above are tokens of a
+  // sequence's last, partly filled block, whose tail is current.)
+  CHECK_MSG(own_k == nullptr, "paged_attention_own_rows: no prefill plan for the call");
   decode_attention(a, kv.format, hd, batch.n_tokens, batch.max_context, q.dtype);
 }
 

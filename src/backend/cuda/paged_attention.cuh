@@ -67,6 +67,11 @@ struct AttnArgs {
   const int32_t* seq_of_token = nullptr;  // [T]
   const int32_t* block_tables = nullptr;  // [n_seqs, max_blocks]
   const int32_t* tails = nullptr;         // [n_seqs] quantized: each sequence's tail
+  // Prefill kernel, quantized: the tail rows from these rows of the call (act dtype, row stride
+  // own_stride elements) instead of the tails (Backend::paged_attention_own_rows).
+  const void* own_k = nullptr;
+  const void* own_v = nullptr;
+  int64_t own_stride = 0;
   int max_blocks = 0;
 
   int n_heads = 0, n_kv_heads = 0;

@@ -666,6 +666,25 @@ __device__ __forceinline__ void mma_load_tail(uint8_t* smem, const AttnArgs& a, 
                         rows * HD * 2, rows * kCpr16, kCpr16);
 }
 
+// The same from the call's own rows (AttnArgs::own_k / own_v): rows [row0, row0 + rows) of kv head
+// `kvh`.
+template <int HD>
+__device__ __forceinline__ void mma_load_own_rows(uint8_t* smem, const AttnArgs& a, int row0,
+                                                  int kvh, int rows) {
+  constexpr int kTail16 = 64 * HD * 2;
+  constexpr int kCpr16 = HD * 2 / 16;
+  const int64_t stride = a.own_stride * 2;  // bytes
+  const int64_t base = row0 * stride + static_cast<int64_t>(kvh) * HD * 2;
+  const auto* k = static_cast<const uint8_t*>(a.own_k) + base;
+  const auto* v = static_cast<const uint8_t*>(a.own_v) + base;
+  for (int i = threadIdx.x; i < rows * kCpr16; i += kAttnThreads) {
+    const int64_t src = (i / kCpr16) * stride + (i % kCpr16) * 16;
+    const int dst = swizzle_chunk(i, kCpr16) * 16;
+    cp_async16(smem + dst, k + src);
+    cp_async16(smem + kTail16 + dst, v + src);
+  }
+}
+
 // A decode block's query rows, 8 channels per thread: thread i holds channels [8 (i % (HD / 8)),
 // + 8) of head h0 + i / (HD / 8) as raw 16-bit values (one 16-byte load where q's address and
 // stride allow it; zeros for heads past n_h). Loaded before the tile copies are issued, so that

@@ -275,7 +275,11 @@ __global__ void __launch_bounds__(kAttnThreads, 2) prefill_attention_mma_kernel(
   __syncthreads();
   if constexpr (Q) {
     if (b.tail_rows > 0 && b.n_sealed >= tile0 && b.n_sealed < tile1) {
-      mma_load_tail<HD>(smem, a, seq, kvh, b.tail_rows);
+      if (a.own_k != nullptr) {  // the block's rows are this call's, from position 64 (p0 / 64)
+        mma_load_own_rows<HD>(smem, a, b.tok0 - b.p0 % kQBlock, kvh, b.tail_rows);
+      } else {
+        mma_load_tail<HD>(smem, a, seq, kvh, b.tail_rows);
+      }
       cp_async_commit();
       cp_async_wait<0>();
       __syncthreads();
