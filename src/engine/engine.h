@@ -32,8 +32,8 @@ struct EngineConfig {
   // Steps whose sampled rows are all greedy without penalties or logprobs
   // (greedy_without_logits, sampler.h), and every step on a backend that samples on the device
   // (Backend::penalize, argmax, sample), take the tokens from the backend and copy only the ids
-  // to the host, not [rows, vocab] fp32 logits (DevicePicks); there rows that ask for logprobs
-  // are copied to the host alone and sampled there. Off: every step copies the logits.
+  // to the host, not [rows, vocab] fp32 logits (DevicePicks; logprobs by Backend::logprobs).
+  // Off: every step copies the logits.
   bool greedy_on_device = true;
   // Tests: CHECK the KV block invariants after every step (slow for big pools).
   bool check_invariants = false;

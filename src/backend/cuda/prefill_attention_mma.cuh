@@ -18,9 +18,8 @@
 //   neighbours read the same block from the tail, exactly as kv_attention_context.
 // The per-tile math is mma_attend_rows (two groups of 8 rows; the codings of kv_fragments.cuh):
 // a whole tile as four 16-token chunks with one softmax step, the causal edge 16 tokens at a time,
-// skipping tokens past a warp's largest limit. k4v2
-// rotates q in and the output back. With splits > 1 the blocks write partial states that the
-// decode path's combine kernel merges.
+// skipping tokens past a warp's largest limit. k4v2 rotates q in and the output back. With
+// splits > 1 the blocks write partial states that the decode path's combine kernel merges.
 #pragma once
 #include <cstdint>
 
@@ -275,7 +274,7 @@ __global__ void __launch_bounds__(kAttnThreads, 2) prefill_attention_mma_kernel(
   __syncthreads();
   if constexpr (Q) {
     if (b.tail_rows > 0 && b.n_sealed >= tile0 && b.n_sealed < tile1) {
-      if (a.own_k != nullptr) {  // the block's rows are this call's, from position 64 (p0 / 64)
+      if (a.own_k != nullptr) {  // the call's rows, from its block's first (position p0 - p0 % 64)
         mma_load_own_rows<HD>(smem, a, b.tok0 - b.p0 % kQBlock, kvh, b.tail_rows);
       } else {
         mma_load_tail<HD>(smem, a, seq, kvh, b.tail_rows);
