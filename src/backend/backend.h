@@ -239,6 +239,16 @@ class Backend {
   // CPU reference: kv_store_token (kv_paged.h).
   virtual void kv_write(const KvLayerView& kv, const Tensor& k, const Tensor& v,
                         const BatchView& batch) = 0;
+  // kv_write of tokens that may fill several blocks of a sequence (each block's tokens
+  // consecutive in the batch, as in BatchLayout::rounds taken together): the blocks they fill are
+  // sealed from the call's rows (and, for a block begun before the call, its tail's rows), with
+  // kv_write's numbers; only the rows of the blocks left partly filled go to the tail, whose other
+  // rows are unspecified afterwards. So the caller attends with paged_attention_own_rows. The
+  // default is kv_write, which passes every token through the tail in order and leaves the same.
+  virtual void kv_write_blocks(const KvLayerView& kv, const Tensor& k, const Tensor& v,
+                               const BatchView& batch) {
+    kv_write(kv, k, v, batch);
+  }
   // Causal attention of q [T, n_heads * head_dim] over each sequence's cached context (which
   // already includes this batch's tokens, see kv_write). GQA: head h reads kv head
   // h / (n_heads / n_kv_heads). out like q. Token t at position p attends to positions [0, p]:

@@ -195,21 +195,22 @@ Tensor LlamaModel::run(const BatchView& bv, const std::vector<int32_t>& rounds, 
                   inv_freq_);  // q and k heads are adjacent columns
     // Rounds (one KV block of each sequence at a time): each round's writes, then its attention.
     // Where the backend reads a token's 16-bit rows from the call (supports_own_rows), the rounds
-    // after the first (blocks that begin in this chunk) write first and attend in one call.
+    // after the first (blocks that begin in this chunk) are written in one call and attended in
+    // one call.
     const size_t n_rounds = rounds.size() - 1;
-    const size_t attend_alone = own_rows ? 1 : n_rounds;
-    for (size_t r = 0; r < n_rounds; ++r) {
+    const size_t alone = own_rows ? 1 : n_rounds;
+    for (size_t r = 0; r < alone; ++r) {
       const int r0 = rounds[r], n = rounds[r + 1] - r0;
       const BatchView rv = bv.tokens(r0, n);
       backend_.kv_write(kv, k.slice_rows(r0, n), v.slice_rows(r0, n), rv);
-      if (r < attend_alone) {
-        backend_.paged_attention(q.slice_rows(r0, n), kv, rv, scale, attn.slice_rows(r0, n));
-      }
+      backend_.paged_attention(q.slice_rows(r0, n), kv, rv, scale, attn.slice_rows(r0, n));
     }
-    if (attend_alone < n_rounds) {
+    if (alone < n_rounds) {
       const int r0 = rounds[1], n = rounds[n_rounds] - r0;
-      backend_.paged_attention_own_rows(q.slice_rows(r0, n), kv, bv.tokens(r0, n),
-                                        k.slice_rows(r0, n), v.slice_rows(r0, n), scale,
+      const BatchView rv = bv.tokens(r0, n);
+      const Tensor kr = k.slice_rows(r0, n), vr = v.slice_rows(r0, n);
+      backend_.kv_write_blocks(kv, kr, vr, rv);
+      backend_.paged_attention_own_rows(q.slice_rows(r0, n), kv, rv, kr, vr, scale,
                                         attn.slice_rows(r0, n));
     }
     backend_.matmul(attn, w.o, Tensor{}, x, /*accumulate=*/true);

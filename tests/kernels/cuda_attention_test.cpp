@@ -245,7 +245,8 @@ class CudaPrefill : public ::testing::TestWithParam<AttnCase> {
     cpu_ = make_backend("cpu", 2);
   }
 
-  void run_chunks(const std::vector<int>& prefix, const std::vector<int>& chunk, double tol) {
+  void run_chunks(const std::vector<int>& prefix, const std::vector<int>& chunk, double tol,
+                  bool attend_chunk = true) {
     const AttnCase c = GetParam();
     const bool quant = kv_format_is_quantized(c.format);
     const int hd = c.head_dim, kvd = c.n_kv_heads * hd, qd = c.n_heads * hd;
@@ -272,6 +273,30 @@ class CudaPrefill : public ::testing::TestWithParam<AttnCase> {
     Scene gs(*gpu_, c.format, c.n_kv_heads, hd, bs, total_blocks, n_seqs, tail);
     Scene cs(*cpu_, c.format, c.n_kv_heads, hd, bs, total_blocks, n_seqs, tail);
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+
+    // The cache holds the reference's bytes: every block sealed by position to[s], bit for bit,
+    // and the tail rows of the partly filled last block (the rows kv_write_blocks leaves defined).
+    auto expect_same_cache = [&](const std::vector<int>& to) {
+      if (!quant) return;
+      const size_t bb = gs.kv.block_bytes, tb = gs.kv.tail_block_bytes;
+      const auto gp = raw_bytes(*gpu_, gs.kv.base, bb * total_blocks);
+      const auto cp = raw_bytes(*cpu_, cs.kv.base, bb * total_blocks);
+      const auto gt = raw_bytes(*gpu_, gs.kv.tail_base, tb * n_seqs);
+      const auto ct = raw_bytes(*cpu_, cs.kv.tail_base, tb * n_seqs);
+      const size_t row = static_cast<size_t>(hd) * 2;  // 16-bit tail rows
+      for (int s = 0; s < n_seqs; ++s) {
+        for (int i = 0; i < to[s] / bs; ++i) {
+          const size_t o = static_cast<size_t>(tables[s][i]) * bb;
+          EXPECT_TRUE(std::equal(gp.begin() + o, gp.begin() + o + bb, cp.begin() + o))
+              << case_name(c) << ": sealed block " << i << " of sequence " << s << " differs";
+        }
+        for (int sec = 0; sec < 2 * c.n_kv_heads; ++sec) {  // (K or V, kv head)
+          const size_t o = s * tb + sec * bs * row, n = (to[s] % bs) * row;
+          EXPECT_TRUE(std::equal(gt.begin() + o, gt.begin() + o + n, ct.begin() + o))
+              << case_name(c) << ": tail rows of sequence " << s << " differ";
+        }
+      }
+    };
 
     // One forward over positions [from[s], to[s]) of every sequence, in rounds; attention only
     // when `attend`.
@@ -323,30 +348,42 @@ class CudaPrefill : public ::testing::TestWithParam<AttnCase> {
       auto co = make_owned(*cpu_, DType::F32, n, qd);
       const BatchView gb = gpu_->upload_batch(lay);
       const BatchView cb = cpu_->upload_batch(lay);
-      // own_rows_: the GPU attends the rounds after the first in one call after all writes, as
-      // LlamaModel::run does (paged_attention_own_rows); the CPU reference keeps the rounds.
+      // own_rows_: as LlamaModel::run, the GPU writes the rounds after the first in one
+      // kv_write_blocks call and attends them in one call (paged_attention_own_rows); a forward
+      // without attention writes all its rounds in one kv_write_blocks call. The CPU reference
+      // keeps the rounds.
       const bool own =
           own_rows_ && attend && gpu_->supports_own_rows(gs.kv) && lay.rounds.size() > 3;
-      for (size_t r = 0; r + 1 < lay.rounds.size(); ++r) {
+      const size_t n_rounds = lay.rounds.size() - 1;
+      const size_t alone = own_rows_ ? (attend ? (own ? 1 : n_rounds) : 0) : n_rounds;
+      for (size_t r = 0; r < n_rounds; ++r) {
         const int r0 = lay.rounds[r], m = lay.rounds[r + 1] - r0;
         if (m == 0) continue;
-        gpu_->kv_write(gs.kv, gk.t.slice_rows(r0, m), gv.t.slice_rows(r0, m), gb.tokens(r0, m));
+        if (r < alone) {
+          gpu_->kv_write(gs.kv, gk.t.slice_rows(r0, m), gv.t.slice_rows(r0, m), gb.tokens(r0, m));
+        }
         cpu_->kv_write(cs.kv, ck.t.slice_rows(r0, m), cv.t.slice_rows(r0, m), cb.tokens(r0, m));
         if (!attend) continue;
-        if (!own || r == 0) {
+        if (r < alone) {
           gpu_->paged_attention(gq.t.slice_rows(r0, m), gs.kv, gb.tokens(r0, m), scale,
                                 go.t.slice_rows(r0, m));
         }
         cpu_->paged_attention(cq.t.slice_rows(r0, m), cs.kv, cb.tokens(r0, m), scale,
                               co.t.slice_rows(r0, m));
       }
-      if (own) {
-        const int r0 = lay.rounds[1], m = lay.rounds.back() - r0;
-        gpu_->paged_attention_own_rows(gq.t.slice_rows(r0, m), gs.kv, gb.tokens(r0, m),
-                                       gk.t.slice_rows(r0, m), gv.t.slice_rows(r0, m), scale,
-                                       go.t.slice_rows(r0, m));
-        ++own_calls_;
+      if (alone < n_rounds) {
+        const int r0 = lay.rounds[alone], m = lay.rounds.back() - r0;
+        gpu_->kv_write_blocks(gs.kv, gk.t.slice_rows(r0, m), gv.t.slice_rows(r0, m),
+                              gb.tokens(r0, m));
+        ++block_writes_;
+        if (own) {
+          gpu_->paged_attention_own_rows(gq.t.slice_rows(r0, m), gs.kv, gb.tokens(r0, m),
+                                         gk.t.slice_rows(r0, m), gv.t.slice_rows(r0, m), scale,
+                                         go.t.slice_rows(r0, m));
+          ++own_calls_;
+        }
       }
+      expect_same_cache(to);
       if (!attend) return;
       const auto got = download(*gpu_, go.t), want = download(*cpu_, co.t);
       const double err = rel_max_err(got, want);
@@ -357,18 +394,20 @@ class CudaPrefill : public ::testing::TestWithParam<AttnCase> {
                   lay.max_context, err);
     };
     forward(std::vector<int>(n_seqs, 0), prefix, false);
-    forward(prefix, lens, true);
+    forward(prefix, lens, attend_chunk);
 #ifdef DENSEKV_HAVE_CUDA
     auto* cuda = dynamic_cast<CudaBackend*>(gpu_.get());
     ASSERT_NE(cuda, nullptr);
-    EXPECT_GT(cuda->prefill_launches(), 0) << "the prefill kernel never ran";
+    if (attend_chunk) {
+      EXPECT_GT(cuda->prefill_launches(), 0) << "the prefill kernel never ran";
+    }
 #endif
   }
 
   std::unique_ptr<Backend> gpu_, cpu_;
   DType act_ = DType::BF16;
   bool own_rows_ = false;
-  int own_calls_ = 0;
+  int own_calls_ = 0, block_writes_ = 0;
   std::mt19937 rng_{5};
 };
 
@@ -408,6 +447,19 @@ TEST_P(CudaPrefill, ChunksAcrossBlocksAttendedAfterTheirWrites) {
   } else {
     EXPECT_EQ(own_calls_, 0);
   }
+}
+
+// kv_write_blocks without attention: whole prompts written in one call each time, then chunks
+// that begin inside a block (whose first rows are in the tail) or fill it with one token; the
+// sealed blocks and the tail rows in use are the CPU rounds' bytes (run_chunks checks them).
+TEST_P(CudaPrefill, ChunksWrittenInOneCall) {
+  own_rows_ = true;
+  run_chunks({130, 64, 0, 63, 7}, {300, 1, 200, 1, 57}, kTol, /*attend_chunk=*/false);
+  run_chunks({100, 3000}, {28, 129}, kTol, /*attend_chunk=*/false);
+  act_ = DType::F16;
+  gpu_->set_model_dtype(DType::F16);
+  run_chunks({30, 0}, {260, 129}, kTol, /*attend_chunk=*/false);
+  EXPECT_EQ(block_writes_, 6);
 }
 
 TEST_P(CudaPrefill, Fp16ActivationsAndTail) {

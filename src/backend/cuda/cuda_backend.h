@@ -52,6 +52,8 @@ class CudaBackend : public Backend {
             const Tensor& inv_freq) override;
   void kv_write(const KvLayerView& kv, const Tensor& k, const Tensor& v,
                 const BatchView& batch) override;
+  void kv_write_blocks(const KvLayerView& kv, const Tensor& k, const Tensor& v,
+                       const BatchView& batch) override;
   void paged_attention(const Tensor& q, const KvLayerView& kv, const BatchView& batch, float scale,
                        const Tensor& out) override;
   // With the prefill kernel on, for the quantized formats but k4v2 (whose tails hold rotated rows).

@@ -36,26 +36,49 @@ __global__ void kv_write_plain_kernel(const TA* k, int64_t k_stride, const TA* v
   }
 }
 
+// The arrays of one write call. sealed_in_call(t): token t's block ends at a later (or the same)
+// token of this call, which holds its position's row B - 1 (a block's tokens are consecutive).
+template <class TA>
+struct KvWriteArgs {
+  const TA* k;  // [n_tokens, n_kv_heads * HD] (keys after RoPE, unrotated)
+  const TA* v;
+  int64_t k_stride, v_stride;
+  const int32_t* positions;
+  const int32_t* seq_of_token;
+  const int32_t* slots;
+  const int32_t* tails;
+  int n_tokens, n_kv_heads;
+  uint8_t* tail_base;
+  size_t tail_block_bytes;
+  bool rotate;  // k4v2: Hadamard-rotated rows
+
+  __device__ bool sealed_in_call(int t) const {
+    const int p = positions[t], te = t + (cuda::kQBlock - 1 - p % cuda::kQBlock);
+    return te < n_tokens && seq_of_token[te] == seq_of_token[t] && positions[te] == p + (te - t);
+  }
+};
+
 // Block per (token, kv head): the head's K and V rows (rotated for k4v2) -> tail row p % 64.
+// skip_sealed: not the rows of a block that this call seals (kv_write_blocks: no later
+// attention reads them from the tail, and a later block of the call may be using its rows).
 template <class TA, class TT, int HD>
-__global__ void kv_write_tail_kernel(const TA* k, int64_t k_stride, const TA* v, int64_t v_stride,
-                                     const int32_t* positions, const int32_t* seq_of_token,
-                                     const int32_t* tails, uint8_t* tail_base,
-                                     size_t tail_block_bytes, int n_kv_heads, bool rotate) {
+__global__ void kv_write_tail_kernel(KvWriteArgs<TA> a, bool skip_sealed) {
   __shared__ float rows[2][HD];
   const int t = blockIdx.x, h = blockIdx.y;
+  if (skip_sealed && a.sealed_in_call(t)) return;
   for (int i = threadIdx.x; i < 2 * HD; i += blockDim.x) {
-    const TA* src = i < HD ? k + t * k_stride : v + t * v_stride;
+    const TA* src = i < HD ? a.k + t * a.k_stride : a.v + t * a.v_stride;
     rows[i / HD][i % HD] = cuda::to_f32(src[h * HD + i % HD]);
   }
   __syncthreads();
-  if (rotate) cuda::hadamard_rows_smem<HD>(&rows[0][0], 2);
-  const int row = positions[t] % cuda::kQBlock;
-  uint8_t* tail = tail_base + static_cast<size_t>(tails[seq_of_token[t]]) * tail_block_bytes;
+  if (a.rotate) cuda::hadamard_rows_smem<HD>(&rows[0][0], 2);
+  const int row = a.positions[t] % cuda::kQBlock;
+  uint8_t* tail =
+      a.tail_base + static_cast<size_t>(a.tails[a.seq_of_token[t]]) * a.tail_block_bytes;
   for (int i = threadIdx.x; i < 2 * HD; i += blockDim.x) {
     const int which = i / HD;
     TT* dst = reinterpret_cast<TT*>(tail) +
-              ((static_cast<size_t>(which) * n_kv_heads + h) * cuda::kQBlock + row) * HD;
+              ((static_cast<size_t>(which) * a.n_kv_heads + h) * cuda::kQBlock + row) * HD;
     dst[i % HD] = cuda::from_f32<TT>(rows[which][i % HD]);
   }
 }
@@ -125,42 +148,17 @@ SectionDesc section_desc(const KvSection& s) {
   return d;
 }
 
-// Block per (token, kv head, K or V): when the token wrote row 63 of its tail, quantizes the
-// tail's 64 rows of that head into section `which` of main block slots[t] / 64.
 constexpr int kSealThreads = 128;
+constexpr int kSealWindow = 8;  // tokens a seal block looks at (grid.x = ceil(tokens / 8))
 
-template <class TT, int HD>
-__global__ void __launch_bounds__(kSealThreads)
-    kv_seal_kernel(const int32_t* positions, const int32_t* seq_of_token, const int32_t* slots,
-                   const int32_t* tails, const uint8_t* tail_base, size_t tail_block_bytes,
-                   uint8_t* base, size_t block_bytes, int n_kv_heads, size_t k_bytes,
-                   size_t v_bytes, SectionDesc kd, SectionDesc vd) {
+// Quantizes the 64 rows x of one kv head into a section (`out`: its codes, then meta at
+// s.meta_offset), with the rounding rules of kv_format.cpp bit for bit. All threads; x is read
+// only.
+template <int HD>
+__device__ void seal_section(const float (*x)[HD], uint8_t (*codes)[HD], uint8_t* out,
+                             const SectionDesc& s) {
   constexpr int B = cuda::kQBlock;
-  const int t = blockIdx.x, h = blockIdx.y, which = blockIdx.z;
-  if (positions[t] % B != B - 1) return;
-  __shared__ float x[B][HD];
-  __shared__ uint8_t codes[B][HD];
-  const SectionDesc s = which == 0 ? kd : vd;
-  const TT* src = reinterpret_cast<const TT*>(
-                      tail_base + static_cast<size_t>(tails[seq_of_token[t]]) * tail_block_bytes) +
-                  (static_cast<size_t>(which) * n_kv_heads + h) * B * HD;
-  // The 64 rows as 16-byte loads, all issued before the first is used: one round of memory
-  // latency instead of one per element (the scalar loop took ~34 us a launch on the H100).
-  constexpr int kLoads = B * HD / 8 / kSealThreads;
-  float v[kLoads][8];
-#pragma unroll
-  for (int j = 0; j < kLoads; ++j) cuda::load8(src + (j * kSealThreads + threadIdx.x) * 8, v[j]);
-#pragma unroll
-  for (int j = 0; j < kLoads; ++j) {
-    const int e = (j * kSealThreads + threadIdx.x) * 8;
-#pragma unroll
-    for (int i = 0; i < 8; ++i) x[e / HD][e % HD + i] = v[j][i];
-  }
-  uint8_t* out = base + static_cast<size_t>(slots[t] / B) * block_bytes +
-                 (which == 0 ? h * k_bytes : n_kv_heads * k_bytes + h * v_bytes);
   uint8_t* meta = out + s.meta_offset;
-  __syncthreads();
-
   const auto coding = static_cast<KvCoding>(s.coding);
   if (coding == KvCoding::Fp8PerToken) {
     for (int r = threadIdx.x; r < B; r += blockDim.x) {
@@ -227,56 +225,138 @@ __global__ void __launch_bounds__(kSealThreads)
   }
 }
 
-template <int HD>
-void launch_quantized_write(const KvLayerView& kv, const Tensor& k, const Tensor& v,
-                            const BatchView& batch, cudaStream_t stream) {
-  const KvFormatInfo info = kv_format_info(kv.format, HD, kv.block_size);
-  const dim3 grid_w(k.rows, kv.n_kv_heads);
-  const bool tail_bf16 = kv.tail_format == KvFormat::BF16;
-  CHECK(tail_bf16 || kv.tail_format == KvFormat::F16);
-  DENSEKV_DISPATCH_DTYPE(k.dtype, TA, {
-    if (tail_bf16) {
-      kv_write_tail_kernel<TA, __nv_bfloat16, HD><<<grid_w, 128, 0, stream>>>(
-          k.ptr<TA>(), k.stride, v.ptr<TA>(), v.stride, batch.positions, batch.seq_of_token,
-          batch.tails, static_cast<uint8_t*>(kv.tail_base), kv.tail_block_bytes, kv.n_kv_heads,
-          info.rotated);
-    } else {
-      kv_write_tail_kernel<TA, __half, HD><<<grid_w, 128, 0, stream>>>(
-          k.ptr<TA>(), k.stride, v.ptr<TA>(), v.stride, batch.positions, batch.seq_of_token,
-          batch.tails, static_cast<uint8_t*>(kv.tail_base), kv.tail_block_bytes, kv.n_kv_heads,
-          info.rotated);
-    }
-  });
-  CUDA_CHECK_LAUNCH();
-  const dim3 grid_s(k.rows, kv.n_kv_heads, 2);
-  auto seal = [&](auto* kernel) {
-    kernel<<<grid_s, kSealThreads, 0, stream>>>(
-        batch.positions, batch.seq_of_token, batch.slots, batch.tails,
-        static_cast<const uint8_t*>(kv.tail_base), kv.tail_block_bytes,
-        static_cast<uint8_t*>(kv.base), kv.block_bytes, kv.n_kv_heads, info.k.bytes, info.v.bytes,
-        section_desc(info.k), section_desc(info.v));
-  };
-  if (tail_bf16) {
-    seal(&kv_seal_kernel<__nv_bfloat16, HD>);
-  } else {
-    seal(&kv_seal_kernel<__half, HD>);
+// Block per (window of kSealWindow tokens, kv head, K or V): every token of the window that
+// holds row 63 of its block seals the block: its 64 rows of that head are quantized into section
+// `which` of main block slots[t] / 64. The rows come from the sequence's tail, or with from_call
+// (kv_write_blocks) those of the block's tokens in this call from k / v (rotated and rounded to
+// the tail's type as kv_write_tail_kernel stores them) and only the earlier ones from the tail.
+template <class TA, class TT, int HD>
+__global__ void __launch_bounds__(kSealThreads)
+    kv_seal_kernel(KvWriteArgs<TA> a, bool from_call, uint8_t* base, size_t block_bytes,
+                   size_t k_bytes, size_t v_bytes, SectionDesc kd, SectionDesc vd) {
+  constexpr int B = cuda::kQBlock;
+  static_assert(kSealWindow <= 32 && B <= kSealThreads, "one warp finds the window's ends");
+  const int h = blockIdx.y, which = blockIdx.z, t0 = blockIdx.x * kSealWindow;
+  __shared__ float x[B][HD];
+  __shared__ uint8_t codes[B][HD];
+  __shared__ uint32_t ends;
+  if (threadIdx.x < 32) {
+    const int t = t0 + threadIdx.x;
+    const bool end = threadIdx.x < kSealWindow && t < a.n_tokens && a.positions[t] % B == B - 1;
+    const uint32_t m = __ballot_sync(0xffffffffu, end);
+    if (threadIdx.x == 0) ends = m;
   }
-  CUDA_CHECK_LAUNCH();
+  __syncthreads();
+  const SectionDesc s = which == 0 ? kd : vd;
+  const TA* rows = which == 0 ? a.k : a.v;
+  const int64_t stride = which == 0 ? a.k_stride : a.v_stride;
+  for (uint32_t m = ends; m != 0; m &= m - 1) {
+    const int t = t0 + __ffs(m) - 1, p = a.positions[t], seq = a.seq_of_token[t];
+    // The block's rows in this call: tokens t - j at positions p - j (consecutive, so a count).
+    const int j = threadIdx.x;
+    const bool in_call = from_call && j < B && t - j >= 0 && a.seq_of_token[t - j] == seq &&
+                         a.positions[t - j] == p - j;
+    const int first = B - __syncthreads_count(in_call);  // rows [first, B) from the call
+    const TT* tail = reinterpret_cast<const TT*>(a.tail_base + static_cast<size_t>(a.tails[seq]) *
+                                                                   a.tail_block_bytes) +
+                     (static_cast<size_t>(which) * a.n_kv_heads + h) * B * HD;
+    // 16-byte loads, all issued before the first is used: one round of memory latency.
+    constexpr int kLoads = B * HD / 8 / kSealThreads;
+    float v[kLoads][8];
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) {
+      const int e = (i * kSealThreads + threadIdx.x) * 8, r = e / HD;
+      if (r < first) {
+        cuda::load8(tail + e, v[i]);
+      } else {
+        cuda::load8(rows + (t - (B - 1 - r)) * stride + h * HD + e % HD, v[i]);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) {
+      const int e = (i * kSealThreads + threadIdx.x) * 8;
+#pragma unroll
+      for (int c = 0; c < 8; ++c) x[e / HD][e % HD + c] = v[i][c];
+    }
+    __syncthreads();
+    if (first < B) {  // the call's rows as the tail holds them
+      if (a.rotate) cuda::hadamard_rows_smem<HD>(&x[first][0], B - first);
+      for (int e = first * HD + threadIdx.x; e < B * HD; e += kSealThreads) {
+        x[e / HD][e % HD] = cuda::to_f32(cuda::from_f32<TT>(x[e / HD][e % HD]));
+      }
+      __syncthreads();
+    }
+    uint8_t* out = base + static_cast<size_t>(a.slots[t] / B) * block_bytes +
+                   (which == 0 ? h * k_bytes : a.n_kv_heads * k_bytes + h * v_bytes);
+    seal_section<HD>(x, codes, out, s);
+    __syncthreads();  // x and codes are free for the next block
+  }
 }
 
-}  // namespace
+// kv_write (blocks = false): every row to the tail, then the tails that filled are sealed from
+// it. kv_write_blocks: the filled blocks sealed from the call's rows, then the rows of the blocks
+// left partly filled to the tail.
+template <int HD>
+void launch_quantized_write(const KvLayerView& kv, const Tensor& k, const Tensor& v,
+                            const BatchView& batch, bool blocks, cudaStream_t stream) {
+  const KvFormatInfo info = kv_format_info(kv.format, HD, kv.block_size);
+  const bool tail_bf16 = kv.tail_format == KvFormat::BF16;
+  CHECK(tail_bf16 || kv.tail_format == KvFormat::F16);
+  if (blocks) {  // the seal's 16-byte loads of k / v rows
+    const size_t es = dtype_size(k.dtype);
+    for (const Tensor* x : {&k, &v}) {
+      CHECK_MSG(reinterpret_cast<uintptr_t>(x->data) % 16 == 0 && x->stride * es % 16 == 0,
+                "kv_write_blocks needs 16-byte aligned K/V rows");
+    }
+  }
+  const dim3 grid_w(k.rows, kv.n_kv_heads);
+  const dim3 grid_s((k.rows + kSealWindow - 1) / kSealWindow, kv.n_kv_heads, 2);
+  DENSEKV_DISPATCH_DTYPE(k.dtype, TA, {
+    const KvWriteArgs<TA> a{k.ptr<TA>(),
+                            v.ptr<TA>(),
+                            k.stride,
+                            v.stride,
+                            batch.positions,
+                            batch.seq_of_token,
+                            batch.slots,
+                            batch.tails,
+                            static_cast<int>(k.rows),
+                            kv.n_kv_heads,
+                            static_cast<uint8_t*>(kv.tail_base),
+                            kv.tail_block_bytes,
+                            info.rotated};
+    auto run = [&](auto tt) {
+      using TT = decltype(tt);
+      auto seal = [&] {
+        kv_seal_kernel<TA, TT, HD><<<grid_s, kSealThreads, 0, stream>>>(
+            a, blocks, static_cast<uint8_t*>(kv.base), kv.block_bytes, info.k.bytes, info.v.bytes,
+            section_desc(info.k), section_desc(info.v));
+        CUDA_CHECK_LAUNCH();
+      };
+      if (blocks) seal();
+      kv_write_tail_kernel<TA, TT, HD><<<grid_w, 128, 0, stream>>>(a, blocks);
+      CUDA_CHECK_LAUNCH();
+      if (!blocks) seal();
+    };
+    if (tail_bf16) {
+      run(__nv_bfloat16{});
+    } else {
+      run(__half{});
+    }
+  });
+}
 
-void CudaBackend::kv_write(const KvLayerView& kv, const Tensor& k, const Tensor& v,
-                           const BatchView& batch) {
+void write_kv(const KvLayerView& kv, const Tensor& k, const Tensor& v, const BatchView& batch,
+              bool blocks, cudaStream_t stream) {
   const int hd = kv.head_dim;
   CHECK(k.cols == static_cast<int64_t>(kv.n_kv_heads) * hd && v.cols == k.cols);
   CHECK(k.rows == v.rows && k.dtype == v.dtype && hd % 8 == 0 && k.rows == batch.n_tokens);
   if (k.rows == 0) return;
   if (kv_format_is_quantized(kv.format)) {
     if (hd == 64) {
-      launch_quantized_write<64>(kv, k, v, batch, stream_);
+      launch_quantized_write<64>(kv, k, v, batch, blocks, stream);
     } else if (hd == 128) {
-      launch_quantized_write<128>(kv, k, v, batch, stream_);
+      launch_quantized_write<128>(kv, k, v, batch, blocks, stream);
     } else {
       throw InvalidArgumentError(
           "the CUDA KV write of quantized formats supports head_dim 64 "
@@ -287,12 +367,24 @@ void CudaBackend::kv_write(const KvLayerView& kv, const Tensor& k, const Tensor&
   }
   const int threads = std::min(256, (2 * kv.n_kv_heads * hd / 8 + 31) / 32 * 32);
   DENSEKV_DISPATCH_DTYPE(k.dtype, TA, DENSEKV_DISPATCH_DTYPE(kv_format_dtype(kv.format), E, {
-                           kv_write_plain_kernel<TA, E><<<k.rows, threads, 0, stream_>>>(
+                           kv_write_plain_kernel<TA, E><<<k.rows, threads, 0, stream>>>(
                                k.ptr<TA>(), k.stride, v.ptr<TA>(), v.stride, batch.slots,
                                static_cast<uint8_t*>(kv.base), kv.block_bytes, kv.block_size,
                                kv.n_kv_heads, hd);
                          }));
   CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void CudaBackend::kv_write(const KvLayerView& kv, const Tensor& k, const Tensor& v,
+                           const BatchView& batch) {
+  write_kv(kv, k, v, batch, /*blocks=*/false, stream_);
+}
+
+void CudaBackend::kv_write_blocks(const KvLayerView& kv, const Tensor& k, const Tensor& v,
+                                  const BatchView& batch) {
+  write_kv(kv, k, v, batch, /*blocks=*/true, stream_);
 }
 
 }  // namespace densekv
