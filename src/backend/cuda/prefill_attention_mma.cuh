@@ -84,7 +84,8 @@ __host__ __device__ __forceinline__ int prefill_tile_limit(int p, int tile, int 
 // tokens in shared memory up to the largest limit of the warp: a tile the warp sees past its
 // first 48 tokens as four chunks of 16 tokens side by side with one online-softmax step (their
 // score mmas are independent chains; one chunk a step was 12-19% slower after 4096 cached tokens
-// on the H100), otherwise (the causal edge) 16 tokens at a time.
+// on the H100), without masks when all its rows see all 64 tokens (FULL), otherwise (the causal
+// edge) 16 tokens at a time.
 template <class KC, class VC, class VM, int HD>
 __host__ __device__ __forceinline__ void mma_prefill_tile(const uint8_t* ks, const uint8_t* vs,
                                                           int n_rows, const int (&lim)[2],
@@ -92,9 +93,17 @@ __host__ __device__ __forceinline__ void mma_prefill_tile(const uint8_t* ks, con
                                                           const float (&sumq)[2], float sl2,
                                                           MmaWarpState<HD, 2>& st) {
   float wl = static_cast<float>(lim[0] > lim[1] ? lim[0] : lim[1]);  // exact: <= 64
+  float ws = static_cast<float>(lim[0] < lim[1] ? lim[0] : lim[1]);
 #pragma unroll
-  for (int o = 1; o < 32; o *= 2) wl = fmaxf(wl, shfl_xor(wl, o));
+  for (int o = 1; o < 32; o *= 2) {
+    wl = fmaxf(wl, shfl_xor(wl, o));
+    ws = fminf(ws, shfl_xor(ws, o));
+  }
   const int end = static_cast<int>(wl) < n_rows ? static_cast<int>(wl) : n_rows;
+  if (n_rows == 64 && ws >= 64.0f) {  // every row sees the whole tile: no masks (FULL)
+    mma_attend_rows<KC, VC, VM, HD, 2, true, 4>(ks, vs, 0, n_rows, lim, qa, sumq, sl2, st);
+    return;
+  }
   if (end > 48) {
     mma_attend_rows<KC, VC, VM, HD, 2, false, 4>(ks, vs, 0, n_rows, lim, qa, sumq, sl2, st);
     return;
