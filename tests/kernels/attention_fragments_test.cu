@@ -171,7 +171,8 @@ void check(KvFormat f, std::mt19937& rng) {
     for (int cb = 0; cb < VCPR; cb += 2) {
       uint32_t w[32][4];
       int off[32];
-      for (int l = 0; l < 32; ++l) off[l] = v_ldsm_offset(r0, l, cb, VCPR);
+      constexpr bool kAOrder = VC::kBits == 16;
+      for (int l = 0; l < 32; ++l) off[l] = v_ldsm_offset(r0, l, cb, VCPR, kAOrder);
       for (int l = 0; l < 32; ++l) ldsm(vs.data(), off, VCPR >= 2 ? 4 : 2, true, l, w[l]);
       for (int l = 0; l < 32; ++l) {
         const int gid = l / 4, t = l % 4;
@@ -181,7 +182,8 @@ void check(KvFormat f, std::mt19937& rng) {
             const int ta = r0 + 8 * half + 2 * t;
             const auto a = vc.vaff(vs.data(), ta, VC::vgroup(c, gid));
             for (int e = 0; e < VP; ++e) {
-              const uint32_t raw = vc.vapply(VC::vdecode(w[l][2 * j + half], e), a);
+              const uint32_t raw =
+                  vc.vapply(VC::vdecode(w[l][v_ldsm_word(j, half, VCPR, kAOrder)], e), a);
               const int ch = VC::vchan(c, gid, e);
               for (int hi = 0; hi < 2; ++hi) {
                 const float got = elem<VC>(raw, hi);

@@ -41,10 +41,20 @@ __host__ __device__ constexpr int k_ldsm_offset(int row0, int lane, int cb, int 
   return swizzle_chunk((row0 + (lane & 7)) * cpr + chunk, cpr) * 16;
 }
 // ... for the V view (.trans): x4 (cpr >= 2) = (rows 0-7, chunk cb), (rows 8-15, cb), (0-7,
-// cb + 1), (8-15, cb + 1); x2 (cpr 1) = rows 0-7, rows 8-15; rows relative to row0.
-__host__ __device__ constexpr int v_ldsm_offset(int row0, int lane, int cb, int cpr) {
-  const int row = row0 + (lane & 7) + ((lane >> 3) & 1) * 8;
-  return swizzle_chunk(row * cpr + (cpr >= 2 ? cb + (lane >> 4) : 0), cpr) * 16;
+// cb + 1), (8-15, cb + 1), or with `a_order` (16-bit rows, used as loaded) (rows 0-7, cb), (0-7,
+// cb + 1), (8-15, cb), (8-15, cb + 1): then the four words are one mma's A fragment in register
+// order (the first order cost ~240 register moves per bf16 prefill tile and warp; the quantized
+// codings decode the words into new registers, and their decode kernels spill with this order);
+// x2 (cpr 1) = rows 0-7, rows 8-15; rows relative to row0.
+__host__ __device__ constexpr int v_ldsm_offset(int row0, int lane, int cb, int cpr, bool a_order) {
+  if (cpr < 2) return swizzle_chunk((row0 + (lane & 7) + ((lane >> 3) & 1) * 8) * cpr, cpr) * 16;
+  const int m = lane >> 3;  // the matrix this lane addresses
+  const int half = a_order ? m >> 1 : m & 1, j = a_order ? m & 1 : m >> 1;
+  return swizzle_chunk((row0 + (lane & 7) + half * 8) * cpr + cb + j, cpr) * 16;
+}
+// The word of that load holding chunk cb + j, rows 8 half .. 8 half + 7.
+__host__ __device__ constexpr int v_ldsm_word(int j, int half, int cpr, bool a_order) {
+  return cpr < 2 ? half : a_order ? 2 * half + j : 2 * j + half;
 }
 
 // ---- Warp-level primitives. On the device: the instructions. In host code (only the fragment

@@ -159,13 +159,14 @@ __host__ __device__ __forceinline__ void mma_accumulate_values(const uint8_t* vs
   if constexpr (std::is_same_v<VC, VM>) {
     VC vc;
     constexpr int CPR = VC::kCpr;
+    constexpr bool kAOrder = VC::kBits == 16;
 #pragma unroll
     for (int cb = 0; cb < CPR; cb += 2) {
       uint32_t w[4];
       if constexpr (CPR >= 2) {
-        ldsm_x4_t(w, vs + v_ldsm_offset(r0, lane, cb, CPR));
+        ldsm_x4_t(w, vs + v_ldsm_offset(r0, lane, cb, CPR, kAOrder));
       } else {
-        ldsm_x2_t(w, vs + v_ldsm_offset(r0, lane, 0, CPR));
+        ldsm_x2_t(w, vs + v_ldsm_offset(r0, lane, 0, CPR, kAOrder));
       }
 #pragma unroll
       for (int j = 0; j < (CPR >= 2 ? 2 : 1); ++j) {
@@ -174,8 +175,8 @@ __host__ __device__ __forceinline__ void mma_accumulate_values(const uint8_t* vs
         const auto f1 = vc.vaff(vs, r0 + 8 + 2 * t, VC::vgroup(c, gid));
 #pragma unroll
         for (int e = 0; e < EM; ++e) {
-          put(c * EM + e, vc.vapply(VC::vdecode(w[2 * j], e), f0),
-              vc.vapply(VC::vdecode(w[2 * j + 1], e), f1));
+          put(c * EM + e, vc.vapply(VC::vdecode(w[v_ldsm_word(j, 0, CPR, kAOrder)], e), f0),
+              vc.vapply(VC::vdecode(w[v_ldsm_word(j, 1, CPR, kAOrder)], e), f1));
         }
       }
     }
