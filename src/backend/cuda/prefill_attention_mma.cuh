@@ -166,33 +166,68 @@ __host__ __device__ __forceinline__ T act_from_f32(float x) {
   }
 }
 
+// Address of chunk i (8 channels) of the block's rows in q / out [T, n_heads * HD] (row r = i /
+// (HD / 8): token tok0 + r / group, head kvh * group + r % group), nullptr past n_rows.
+template <class T, int HD>
+__host__ __device__ __forceinline__ T* prefill_row_chunk(T* x, int64_t stride,
+                                                         const PrefillBlock& b, int group, int kvh,
+                                                         int i) {
+  const int r = i / (HD / 8);
+  if (r >= b.n_rows) return nullptr;
+  const int64_t tok = b.tok0 + r / group, h = static_cast<int64_t>(kvh) * group + r % group;
+  return x + tok * stride + h * HD + (i % (HD / 8)) * 8;
+}
+
 // Query rows of the block -> qs [64][HD] fp32 (zeros past n_rows); thread `tid` of `n_threads`.
+// On the device (n_threads = kAttnThreads) each thread issues its 16-byte loads before it uses
+// the first (rows 16-byte aligned: launch_prefill_attention_mma checks).
 template <class T, int HD>
 __host__ __device__ __forceinline__ void prefill_load_q(const T* q, int64_t q_stride,
                                                         float (*qs)[HD], const PrefillBlock& b,
                                                         int group, int kvh, int tid,
                                                         int n_threads) {
-  for (int i = tid; i < kPrefillRows * HD; i += n_threads) {
-    const int r = i / HD, c = i % HD;
-    float v = 0.0f;
-    if (r < b.n_rows) {
-      const int64_t tok = b.tok0 + r / group, h = static_cast<int64_t>(kvh) * group + r % group;
-      v = act_to_f32(q[tok * q_stride + h * HD + c]);
-    }
-    qs[r][c] = v;
+  constexpr int kChunks = kPrefillRows * HD / 8;
+#ifdef __CUDA_ARCH__
+  (void)n_threads;
+  constexpr int kPer = kChunks / kAttnThreads;
+  uint4 u[kPer];
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const T* src =
+        prefill_row_chunk<const T, HD>(q, q_stride, b, group, kvh, j * kAttnThreads + tid);
+    u[j] = src != nullptr ? *reinterpret_cast<const uint4*>(src) : make_uint4(0, 0, 0, 0);
   }
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = j * kAttnThreads + tid;
+    const T* e = reinterpret_cast<const T*>(&u[j]);
+#pragma unroll
+    for (int c = 0; c < 8; ++c) qs[i / (HD / 8)][(i % (HD / 8)) * 8 + c] = act_to_f32(e[c]);
+  }
+#else
+  for (int i = tid; i < kChunks; i += n_threads) {
+    const T* src = prefill_row_chunk<const T, HD>(q, q_stride, b, group, kvh, i);
+    for (int c = 0; c < 8; ++c) {
+      qs[i / (HD / 8)][(i % (HD / 8)) * 8 + c] = src != nullptr ? act_to_f32(src[c]) : 0.0f;
+    }
+  }
+#endif
 }
 
-// rows [64][HD] (normalized O) -> out, the block's rows only.
+// rows [64][HD] (normalized O) -> out, the block's rows only, 8 channels per step.
 template <class T, int HD>
 __host__ __device__ __forceinline__ void prefill_store_out(const float (*rows)[HD], T* out,
                                                            int64_t out_stride,
                                                            const PrefillBlock& b, int group,
                                                            int kvh, int tid, int n_threads) {
-  for (int i = tid; i < b.n_rows * HD; i += n_threads) {
-    const int r = i / HD, c = i % HD;
-    const int64_t tok = b.tok0 + r / group, h = static_cast<int64_t>(kvh) * group + r % group;
-    out[tok * out_stride + h * HD + c] = act_from_f32<T>(rows[r][c]);
+  for (int i = tid; i < b.n_rows * (HD / 8); i += n_threads) {
+    T* dst = prefill_row_chunk<T, HD>(out, out_stride, b, group, kvh, i);
+    const float* src = &rows[i / (HD / 8)][(i % (HD / 8)) * 8];
+#ifdef __CUDA_ARCH__
+    store8(dst, src);
+#else
+    for (int c = 0; c < 8; ++c) dst[c] = act_from_f32<T>(src[c]);
+#endif
   }
 }
 
@@ -331,6 +366,10 @@ void launch_prefill_attention_mma(const AttnArgs& a, int head_dim, int n_work,
     auto* kernel = &prefill_attention_mma_kernel<F, HD>;
     const int smem = prefill_smem_bytes<F, HD>();
     mma_check_sections<F, HD>(a);
+    // prefill_load_q / prefill_store_out move 8 channels (16 bytes) at a time
+    CHECK_MSG(reinterpret_cast<uintptr_t>(a.q) % 16 == 0 && a.q_stride % 8 == 0 &&
+                  reinterpret_cast<uintptr_t>(a.out) % 16 == 0 && a.out_stride % 8 == 0,
+              "the prefill kernel needs 16-byte aligned query and output rows");
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     const dim3 grid(n_work, a.n_kv_heads, a.n_splits);
     kernel<<<grid, kAttnThreads, smem, stream>>>(a);
