@@ -43,74 +43,13 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
+#include "bench_timing.h"
 #include "kv/kv_format.h"
 #include "stream_read.h"
 
 using namespace densekv;
 
 namespace {
-
-// Median milliseconds of fn() over `iters` runs (events on the backend's stream), after `warmup`
-// runs.
-template <class Fn>
-double median_ms(cudaStream_t stream, int iters, Fn fn, int warmup = 3) {
-  cudaEvent_t a, b;
-  CUDA_CHECK(cudaEventCreate(&a));
-  CUDA_CHECK(cudaEventCreate(&b));
-  for (int i = 0; i < warmup; ++i) fn();
-  std::vector<float> ms;
-  for (int i = 0; i < iters; ++i) {
-    CUDA_CHECK(cudaEventRecord(a, stream));
-    fn();
-    CUDA_CHECK(cudaEventRecord(b, stream));
-    CUDA_CHECK(cudaEventSynchronize(b));
-    float t = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
-    ms.push_back(t);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
-// Milliseconds per fn() when `calls` of them run back to back: the median over 5 runs.
-template <class Fn>
-double back_to_back_ms(cudaStream_t stream, int calls, Fn fn) {
-  auto run = [&] {
-    for (int i = 0; i < calls; ++i) fn();
-  };
-  return median_ms(stream, 5, run, 1) / calls;
-}
-
-// Milliseconds per fn() when `calls` of them are captured as one CUDA graph on the backend's stream
-// and the graph is replayed (median of 5 replays).
-template <class Fn>
-double graph_ms(CudaBackend& be, int calls, Fn fn) {
-  be.begin_capture();
-  for (int i = 0; i < calls; ++i) fn(i);
-  const std::unique_ptr<BackendGraph> graph = be.end_capture();
-  return back_to_back_ms(be.stream(), 1, [&] { be.replay(*graph); }) / calls;
-}
-
-// A 64 MiB pattern of 16-bit words that are finite, moderate numbers read as fp16 or bf16
-// (scales, zeros and 16-bit rows stay finite; codes are arbitrary bytes).
-std::vector<uint16_t> random_pattern(std::mt19937& rng) {
-  std::vector<uint16_t> p(32u << 20);
-  for (uint16_t& w : p) {
-    const uint32_t r = rng();
-    w = static_cast<uint16_t>(((r & 1) << 15) | ((11 + (r >> 1) % 5) << 10) | ((r >> 4) & 0x3ff));
-  }
-  return p;
-}
-
-// Fills n bytes of device memory by copying the device pattern over it.
-void fill(void* dst, size_t n, const void* pattern, size_t pattern_bytes, cudaStream_t s) {
-  for (size_t off = 0; off < n; off += pattern_bytes) {
-    CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(dst) + off, pattern,
-                               std::min(pattern_bytes, n - off), cudaMemcpyDeviceToDevice, s));
-  }
-}
 
 // A pool of nb blocks for each of n_seqs sequences (plus one 16-bit tail each for quantized
 // formats), filled from the pattern, and the layer view over it.
@@ -221,19 +160,6 @@ void bench_prefill(CudaBackend& be, const Buffer& pattern, size_t pattern_bytes,
   }
 }
 
-// "1,16,64" -> {1, 16, 64}
-std::vector<int> parse_ints(const std::string& s) {
-  std::vector<int> v;
-  size_t i = 0;
-  while (i < s.size()) {
-    size_t j = s.find(',', i);
-    if (j == std::string::npos) j = s.size();
-    v.push_back(std::stoi(s.substr(i, j - i)));
-    i = j + 1;
-  }
-  return v;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -274,33 +200,9 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  // Device-to-device copy bandwidth: 2 GiB, counting bytes read plus written. The source stays
-  // for the streaming reads.
-  double copy_gbs = 0;
-  const size_t read_buf_bytes = size_t(2) << 30;
-  Buffer read_buf(be, read_buf_bytes), sink(be, 16);
-  fill(read_buf.data(), read_buf_bytes, pattern.data(), pattern_bytes, st);
-  {
-    Buffer b(be, read_buf_bytes);
-    const double ms = median_ms(st, 10, [&] {
-      CUDA_CHECK(
-          cudaMemcpyAsync(b.data(), read_buf.data(), read_buf_bytes, cudaMemcpyDeviceToDevice, st));
-    });
-    copy_gbs = 2.0 * read_buf_bytes / (ms * 1e-3) / 1e9;
-    std::printf("device-to-device copy: %.0f GB/s (read + write)\n", copy_gbs);
-  }
-  // Microseconds per streaming read of `bytes`, `calls` of them replayed as one graph, successive
-  // calls reading successive regions of read_buf (beyond 1 GiB: 1 GiB, scaled).
-  auto stream_read_us = [&](double bytes, int calls) {
-    const size_t n = std::min<size_t>(static_cast<size_t>(bytes) / 16 * 16, read_buf_bytes / 2);
-    const size_t regions = read_buf_bytes / n;
-    const auto* base = static_cast<const uint8_t*>(read_buf.data());
-    const double ms = graph_ms(be, calls, [&](int i) {
-      stream_read(base + (i % regions) * n, n, static_cast<unsigned*>(sink.data()), be.sm_count(),
-                  st);
-    });
-    return ms * 1e3 * bytes / static_cast<double>(n);
-  };
+  const ReadRoofline roof(be, pattern, pattern_bytes);
+  const double copy_gbs = roof.copy_gbs;
+  auto stream_read_us = [&](double bytes, int calls) { return roof.read_us(be, bytes, calls); };
 
   FILE* json = json_path.empty() ? nullptr : std::fopen(json_path.c_str(), "w");
   std::printf("%-10s %-6s %5s %6s %10s %12s %8s %6s %10s %10s %8s %7s\n", "format", "gqa", "batch",

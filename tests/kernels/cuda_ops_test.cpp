@@ -9,6 +9,10 @@
 
 #include "kernel_test_util.h"
 
+#ifdef DENSEKV_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
+
 using namespace densekv;
 using namespace densekv::test;
 
@@ -96,6 +100,64 @@ TEST_P(CudaOps, MatmulBiasAccumulateAndF32Out) {
     EXPECT_LT(rel_max_err(download(*gpu_, gf.t), download(*cpu_, co.t)), 1e-4) << s.t;
   }
 }
+
+#ifdef DENSEKV_HAVE_CUDA
+// matmul of 1..4 rows through the matrix-vector kernel (gemv.cu) and through cuBLASLt, each
+// against the CPU: bias (16-bit out), accumulate, fp32 out, x as a column slice, k whose 16-byte
+// chunks do not fill the kernel's unrolled rounds, n not a multiple of its 8 columns per block. A k
+// that is not a multiple of 8 must go to cuBLASLt.
+TEST_P(CudaOps, MatmulOfFewRowsByTheGemvKernel) {
+  auto* cuda = dynamic_cast<CudaBackend*>(gpu_.get());
+  ASSERT_NE(cuda, nullptr);
+  struct Shape {
+    int64_t n, k;
+    bool gemv;
+  };
+  for (Shape s : {Shape{1000, 264, true}, Shape{77, 4104, true}, Shape{40, 260, false}}) {
+    for (int64_t t = 1; t <= CudaBackend::kMaxGemvRows; ++t) {
+      auto wide = random_values(t * 2 * s.k, 1.0f, rng_, at_);
+      auto w = random_values(s.n * s.k, 0.1f, rng_, at_);
+      auto b = random_values(s.n, 0.5f, rng_, at_);
+      auto o0 = random_values(t * s.n, 1.0f, rng_, at_);
+      auto gwide = make_owned(*gpu_, at_, t, 2 * s.k, &wide);
+      auto gw = make_owned(*gpu_, at_, s.n, s.k, &w), gb = make_owned(*gpu_, at_, 1, s.n, &b);
+      auto cwide = make_owned(*cpu_, DType::F32, t, 2 * s.k, &wide);
+      auto cw = make_owned(*cpu_, DType::F32, s.n, s.k, &w);
+      auto cb = make_owned(*cpu_, DType::F32, 1, s.n, &b);
+      const Tensor gx = gwide.t.slice_cols(s.k, s.k), cx = cwide.t.slice_cols(s.k, s.k);
+      auto co = make_owned(*cpu_, DType::F32, t, s.n),
+           ca = make_owned(*cpu_, DType::F32, t, s.n, &o0);
+      auto cf = make_owned(*cpu_, DType::F32, t, s.n);
+      cpu_->matmul(cx, cw.t, cb.t, co.t, false);
+      cpu_->matmul(cx, cw.t, Tensor{}, ca.t, true);
+      cpu_->matmul(cx, cw.t, Tensor{}, cf.t, false);
+      // (gemv rows, columns per block): the kernel in each of its shapes, then cuBLASLt.
+      for (auto [rows, cols] :
+           {std::pair{CudaBackend::kMaxGemvRows, 8}, std::pair{CudaBackend::kMaxGemvRows, 4},
+            std::pair{CudaBackend::kMaxGemvRows, 2}, std::pair{CudaBackend::kMaxGemvRows, 1},
+            std::pair{0, 0}}) {
+        cuda->set_gemv_rows(rows);
+        cuda->set_gemv_cols(cols);
+        const int64_t before = cuda->gemv_launches();
+        auto go = make_owned(*gpu_, at_, t, s.n), ga = make_owned(*gpu_, at_, t, s.n, &o0);
+        auto gf = make_owned(*gpu_, DType::F32, t, s.n);
+        gpu_->matmul(gx, gw.t, gb.t, go.t, false);
+        gpu_->matmul(gx, gw.t, Tensor{}, ga.t, true);
+        gpu_->matmul(gx, gw.t, Tensor{}, gf.t, false);
+        const std::string where = "n " + std::to_string(s.n) + " k " + std::to_string(s.k) +
+                                  " rows " + std::to_string(t) + " gemv rows " +
+                                  std::to_string(rows) + " cols " + std::to_string(cols);
+        EXPECT_EQ(cuda->gemv_launches() - before, rows > 0 && s.gemv ? 3 : 0) << where;
+        EXPECT_LT(rel_max_err(download(*gpu_, go.t), download(*cpu_, co.t)), tol()) << where;
+        EXPECT_LT(rel_max_err(download(*gpu_, ga.t), download(*cpu_, ca.t)), tol()) << where;
+        EXPECT_LT(rel_max_err(download(*gpu_, gf.t), download(*cpu_, cf.t)), 1e-4) << where;
+      }
+      cuda->set_gemv_rows(CudaBackend::kDefaultGemvRows);
+      cuda->set_gemv_cols(0);
+    }
+  }
+}
+#endif
 
 TEST_P(CudaOps, MatmulOnColumnSlices) {
   // x is a column slice of a wider buffer (stride > cols), as q/k/v inside qkv.

@@ -11,6 +11,7 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -91,6 +92,17 @@ class CudaBackend : public Backend {
   // query tokens of one sequence; on by default (verified and timed on the H100). The
   // constructor turns it off when DENSEKV_PREFILL=off.
   void set_prefill_kernel(bool on) { prefill_mma_ = on; }
+  // matmul with at most this many rows of x runs the matrix-vector kernel (gemv.cu) instead of
+  // cuBLASLt, where the shapes allow it (gemv_fits); 0 turns it off. Default kDefaultGemvRows,
+  // DENSEKV_GEMV_ROWS=N sets it (0..kMaxGemvRows).
+  static constexpr int kMaxGemvRows = 4, kDefaultGemvRows = 2;
+  void set_gemv_rows(int rows) { gemv_rows_ = std::clamp(rows, 0, kMaxGemvRows); }
+  int gemv_rows() const { return gemv_rows_; }
+  // Output columns per block of the matrix-vector kernel (1, 2, 4 or 8; its 8 warps split each
+  // column's k evenly); 0: chosen per shape. Tests and bench/gemv_bench.cpp set it.
+  void set_gemv_cols(int cols) { gemv_cols_ = cols; }
+  // How many matmul calls ran the matrix-vector kernel (tests check it was used).
+  int64_t gemv_launches() const { return gemv_launches_; }
   bool prefill_kernel() const { return prefill_mma_; }
   // How many paged_attention calls launched the prefill kernel (tests check it was used).
   int64_t prefill_launches() const { return prefill_launches_; }
@@ -105,6 +117,10 @@ class CudaBackend : public Backend {
 
  private:
   static bool prefill_kernel_from_env();
+  static int gemv_rows_from_env();
+  bool gemv_fits(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out) const;
+  void gemv(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out,
+            bool accumulate);  // gemv.cu
   // Host copy (upload_batch's pinned staging) of a device index array of the current batch, or
   // nullptr when `dev` does not point into it.
   const int32_t* host_batch(const int32_t* dev) const;
@@ -120,12 +136,16 @@ class CudaBackend : public Backend {
 
   int device_ = 0;
   int sm_count_ = 0;
-  // sm_90+: the tensor-core decode kernel is launched as a programmatic dependent of the kernel
-  // before it, and the split merge as one of that kernel (paged_attention.cu; DENSEKV_PDL=off
-  // turns both off).
+  // sm_90+: the tensor-core decode kernel, the matrix-vector kernel, RMSNorm, RoPE, SwiGLU and the
+  // KV writes are launched as programmatic dependents of the kernel before them (cuda_common.cuh
+  // launch_kernel), and the split merge as one of the decode kernel (paged_attention.cu), so that
+  // each is placed while the kernel before it ends; DENSEKV_PDL=off turns it off.
   bool pdl_ = false;
   double peak_gbs_ = 0;  // memory clock x bus width x 2 (DDR), from the device attributes
   bool prefill_mma_ = prefill_kernel_from_env();
+  int gemv_rows_ = gemv_rows_from_env();
+  int gemv_cols_ = 0;
+  int64_t gemv_launches_ = 0;
   int64_t prefill_launches_ = 0;
   DType dtype_ = DType::BF16;
   cudaStream_t stream_ = nullptr;

@@ -132,6 +132,16 @@ struct LaunchConfig {
   LaunchConfig& operator=(const LaunchConfig&) = delete;
 };
 
+// kernel<<<grid, block, smem, stream>>>(args...), as a programmatic dependent of the kernel
+// before it where pdl: such a kernel calls grid_dependency_wait() before it reads what an earlier
+// kernel wrote (and before it writes), then launch_dependents().
+template <class... P, class... A>
+void launch_kernel(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                   bool pdl, A&&... args) {
+  const LaunchConfig lc(grid, block, smem, stream, pdl);
+  CUDA_CHECK(cudaLaunchKernelEx(&lc.cfg, kernel, static_cast<P>(args)...));
+}
+
 // True when p is aligned to `bytes`.
 inline bool aligned(const void* p, size_t bytes) {
   return reinterpret_cast<uintptr_t>(p) % bytes == 0;

@@ -18,6 +18,8 @@ template <class TA, class E>
 __global__ void kv_write_plain_kernel(const TA* k, int64_t k_stride, const TA* v, int64_t v_stride,
                                       const int32_t* slots, uint8_t* base, size_t block_bytes,
                                       int block_size, int n_kv_heads, int head_dim) {
+  cuda::grid_dependency_wait();  // k and v are the kernels before's (launch_kernel)
+  cuda::launch_dependents();
   const int t = blockIdx.x;
   const int slot = slots[t];
   if (slot < 0) return;  // never for a plain format (the forward holds every block)
@@ -64,6 +66,8 @@ struct KvWriteArgs {
 template <class TA, class TT, int HD>
 __global__ void kv_write_tail_kernel(KvWriteArgs<TA> a, bool skip_sealed) {
   __shared__ float rows[2][HD];
+  cuda::grid_dependency_wait();  // k and v are the kernels before's (launch_kernel)
+  cuda::launch_dependents();
   const int t = blockIdx.x, h = blockIdx.y;
   if (skip_sealed && a.sealed_in_call(t)) return;
   for (int i = threadIdx.x; i < 2 * HD; i += blockDim.x) {
@@ -240,6 +244,8 @@ __global__ void __launch_bounds__(kSealThreads)
   __shared__ float x[B][HD];
   __shared__ uint8_t codes[B][HD];
   __shared__ uint32_t ends;
+  cuda::grid_dependency_wait();  // k, v and the tails are the kernels before's (launch_kernel)
+  cuda::launch_dependents();
   if (threadIdx.x < 32) {
     const int t = t0 + threadIdx.x;
     const bool end = threadIdx.x < kSealWindow && t < a.n_tokens && a.positions[t] % B == B - 1;
@@ -298,7 +304,7 @@ __global__ void __launch_bounds__(kSealThreads)
 // left partly filled to the tail.
 template <int HD>
 void launch_quantized_write(const KvLayerView& kv, const Tensor& k, const Tensor& v,
-                            const BatchView& batch, bool blocks, cudaStream_t stream) {
+                            const BatchView& batch, bool blocks, cudaStream_t stream, bool pdl) {
   const KvFormatInfo info = kv_format_info(kv.format, HD, kv.block_size);
   const bool tail_bf16 = kv.tail_format == KvFormat::BF16;
   CHECK(tail_bf16 || kv.tail_format == KvFormat::F16);
@@ -328,14 +334,12 @@ void launch_quantized_write(const KvLayerView& kv, const Tensor& k, const Tensor
     auto run = [&](auto tt) {
       using TT = decltype(tt);
       auto seal = [&] {
-        kv_seal_kernel<TA, TT, HD><<<grid_s, kSealThreads, 0, stream>>>(
-            a, blocks, static_cast<uint8_t*>(kv.base), kv.block_bytes, info.k.bytes, info.v.bytes,
-            section_desc(info.k), section_desc(info.v));
-        CUDA_CHECK_LAUNCH();
+        cuda::launch_kernel(kv_seal_kernel<TA, TT, HD>, grid_s, kSealThreads, 0, stream, pdl, a,
+                            blocks, static_cast<uint8_t*>(kv.base), kv.block_bytes, info.k.bytes,
+                            info.v.bytes, section_desc(info.k), section_desc(info.v));
       };
       if (blocks) seal();
-      kv_write_tail_kernel<TA, TT, HD><<<grid_w, 128, 0, stream>>>(a, blocks);
-      CUDA_CHECK_LAUNCH();
+      cuda::launch_kernel(kv_write_tail_kernel<TA, TT, HD>, grid_w, 128, 0, stream, pdl, a, blocks);
       if (!blocks) seal();
     };
     if (tail_bf16) {
@@ -347,16 +351,16 @@ void launch_quantized_write(const KvLayerView& kv, const Tensor& k, const Tensor
 }
 
 void write_kv(const KvLayerView& kv, const Tensor& k, const Tensor& v, const BatchView& batch,
-              bool blocks, cudaStream_t stream) {
+              bool blocks, cudaStream_t stream, bool pdl) {
   const int hd = kv.head_dim;
   CHECK(k.cols == static_cast<int64_t>(kv.n_kv_heads) * hd && v.cols == k.cols);
   CHECK(k.rows == v.rows && k.dtype == v.dtype && hd % 8 == 0 && k.rows == batch.n_tokens);
   if (k.rows == 0) return;
   if (kv_format_is_quantized(kv.format)) {
     if (hd == 64) {
-      launch_quantized_write<64>(kv, k, v, batch, blocks, stream);
+      launch_quantized_write<64>(kv, k, v, batch, blocks, stream, pdl);
     } else if (hd == 128) {
-      launch_quantized_write<128>(kv, k, v, batch, blocks, stream);
+      launch_quantized_write<128>(kv, k, v, batch, blocks, stream, pdl);
     } else {
       throw InvalidArgumentError(
           "the CUDA KV write of quantized formats supports head_dim 64 "
@@ -367,24 +371,24 @@ void write_kv(const KvLayerView& kv, const Tensor& k, const Tensor& v, const Bat
   }
   const int threads = std::min(256, (2 * kv.n_kv_heads * hd / 8 + 31) / 32 * 32);
   DENSEKV_DISPATCH_DTYPE(k.dtype, TA, DENSEKV_DISPATCH_DTYPE(kv_format_dtype(kv.format), E, {
-                           kv_write_plain_kernel<TA, E><<<k.rows, threads, 0, stream>>>(
-                               k.ptr<TA>(), k.stride, v.ptr<TA>(), v.stride, batch.slots,
-                               static_cast<uint8_t*>(kv.base), kv.block_bytes, kv.block_size,
-                               kv.n_kv_heads, hd);
+                           cuda::launch_kernel(kv_write_plain_kernel<TA, E>, k.rows, threads, 0,
+                                               stream, pdl, k.ptr<TA>(), k.stride, v.ptr<TA>(),
+                                               v.stride, batch.slots,
+                                               static_cast<uint8_t*>(kv.base), kv.block_bytes,
+                                               kv.block_size, kv.n_kv_heads, hd);
                          }));
-  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
 
 void CudaBackend::kv_write(const KvLayerView& kv, const Tensor& k, const Tensor& v,
                            const BatchView& batch) {
-  write_kv(kv, k, v, batch, /*blocks=*/false, stream_);
+  write_kv(kv, k, v, batch, /*blocks=*/false, stream_, pdl_);
 }
 
 void CudaBackend::kv_write_blocks(const KvLayerView& kv, const Tensor& k, const Tensor& v,
                                   const BatchView& batch) {
-  write_kv(kv, k, v, batch, /*blocks=*/true, stream_);
+  write_kv(kv, k, v, batch, /*blocks=*/true, stream_, pdl_);
 }
 
 }  // namespace densekv

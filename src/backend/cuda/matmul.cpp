@@ -1,15 +1,19 @@
 // CUDA backend: out (+)= x @ w^T (+ bias) through cuBLASLt, fp32 accumulation.
 //
+// Up to gemv_rows() rows of x go to the matrix-vector kernel instead (gemv.cu).
+//
 // Row-major out [T, N] = x [T, K] @ w [N, K]^T is, read column-major, out^T [N, T] = w^T^T x^T:
 // cuBLASLt's A = w (column-major [K, N], op T), B = x (column-major [K, T], op N), D = out
 // (column-major [N, T]). The bias (one per output column of the row-major result) is the
 // BIAS epilogue's per-row vector of D. One plan (descriptor, layouts, heuristic algorithm) is
 // cached per shape, stride, dtype and alignment.
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
+#include "core/errors.h"
 
 #define LT_CHECK(expr)                                                                         \
   do {                                                                                         \
@@ -57,6 +61,18 @@ int alignment_of(const void* p) {
 }
 
 }  // namespace
+
+int CudaBackend::gemv_rows_from_env() {
+  const char* e = std::getenv("DENSEKV_GEMV_ROWS");
+  if (e == nullptr || *e == '\0') return kDefaultGemvRows;
+  char* end = nullptr;
+  const long v = std::strtol(e, &end, 10);
+  if (*end != '\0' || v < 0 || v > kMaxGemvRows) {
+    throw InvalidArgumentError("DENSEKV_GEMV_ROWS must be an integer from 0 to " +
+                               std::to_string(kMaxGemvRows) + ", got '" + e + "'");
+  }
+  return static_cast<int>(v);
+}
 
 CudaGemmPlan& CudaBackend::gemm_plan(const Tensor& x, const Tensor& w, const Tensor& bias,
                                      const Tensor& out, bool accumulate) {
@@ -122,7 +138,10 @@ void CudaBackend::matmul(const Tensor& x, const Tensor& w, const Tensor& bias, c
   CHECK_MSG(x.dtype == w.dtype, "matmul: activations and weights must have the same dtype");
   CHECK(out.dtype == DType::F32 || out.dtype == w.dtype);
   CHECK(bias.empty() || bias.cols == out.cols);
+  CHECK_MSG(bias.empty() || out.dtype == w.dtype,
+            "matmul: a bias needs the output in the weights' dtype (cuBLASLt's bias epilogue)");
   if (x.rows == 0) return;
+  if (gemv_fits(x, w, bias, out)) return gemv(x, w, bias, out, accumulate);
   CudaGemmPlan& p = gemm_plan(x, w, bias, out, accumulate);
   if (!bias.empty()) {
     LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias.data,

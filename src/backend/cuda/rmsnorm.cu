@@ -10,6 +10,8 @@ namespace {
 template <class T, class TW>
 __global__ void rmsnorm_kernel(const T* x, int64_t x_stride, const TW* w, float eps, T* out,
                                int64_t out_stride, int64_t cols) {
+  cuda::grid_dependency_wait();  // x is the kernel before's (launch_kernel)
+  cuda::launch_dependents();
   const T* xr = x + blockIdx.x * x_stride;
   T* o = out + blockIdx.x * out_stride;
   float ss = 0.0f;
@@ -31,11 +33,10 @@ void CudaBackend::rmsnorm(const Tensor& x, const Tensor& w, float eps, const Ten
   if (x.rows == 0) return;
   const int threads = static_cast<int>(std::min<int64_t>(1024, (x.cols + 31) / 32 * 32));
   DENSEKV_DISPATCH_DTYPE(x.dtype, T, DENSEKV_DISPATCH_DTYPE(w.dtype, TW, {
-                           rmsnorm_kernel<T, TW><<<x.rows, threads, 0, stream_>>>(
-                               x.ptr<T>(), x.stride, w.ptr<TW>(), eps, out.ptr<T>(), out.stride,
-                               x.cols);
+                           cuda::launch_kernel(rmsnorm_kernel<T, TW>, x.rows, threads, 0, stream_,
+                                               pdl_, x.ptr<T>(), x.stride, w.ptr<TW>(), eps,
+                                               out.ptr<T>(), out.stride, x.cols);
                          }));
-  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace densekv

@@ -11,6 +11,8 @@ namespace {
 template <class T>
 __global__ void rope_kernel(T* x, int64_t stride, int n_heads, int half, const int32_t* positions,
                             const float* inv_freq) {
+  cuda::grid_dependency_wait();  // x is the kernel before's (launch_kernel)
+  cuda::launch_dependents();
   T* row = x + blockIdx.x * stride;
   const float pos = static_cast<float>(positions[blockIdx.x]);
   for (int j = threadIdx.x; j < n_heads * half; j += blockDim.x) {
@@ -34,10 +36,9 @@ void CudaBackend::rope(const Tensor& x, int head_dim, const int32_t* positions,
   const int n_heads = static_cast<int>(x.cols / head_dim), half = head_dim / 2;
   const int threads = std::min(512, (n_heads * half + 31) / 32 * 32);
   DENSEKV_DISPATCH_DTYPE(x.dtype, T, {
-    rope_kernel<T><<<x.rows, threads, 0, stream_>>>(x.ptr<T>(), x.stride, n_heads, half, positions,
-                                                    inv_freq.ptr<float>());
+    cuda::launch_kernel(rope_kernel<T>, x.rows, threads, 0, stream_, pdl_, x.ptr<T>(), x.stride,
+                        n_heads, half, positions, inv_freq.ptr<float>());
   });
-  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace densekv
