@@ -54,7 +54,7 @@ TEST_P(CudaOps, GatherRows) {
 }
 
 TEST_P(CudaOps, RmsNorm) {
-  for (int64_t cols : {64, 256, 4096, 3000}) {
+  for (int64_t cols : {64, 256, 4096, 3000, 1001, 10240}) {  // 1001: not in chunks of 8
     const int64_t rows = 7;
     auto x = random_values(rows * cols, 3.0f, rng_, at_);
     auto w = random_values(cols, 1.5f, rng_, at_);
@@ -174,7 +174,7 @@ TEST_P(CudaOps, MatmulOnColumnSlices) {
 }
 
 TEST_P(CudaOps, Rope) {
-  for (int hd : {64, 128}) {
+  for (int hd : {64, 128, 24}) {  // 24: pairs not in chunks of 8
     const int64_t t = 6, heads = 6;
     auto x = random_values(t * heads * hd, 2.0f, rng_, at_);
     std::vector<float> inv(hd / 2);
@@ -224,6 +224,27 @@ TEST_P(CudaOps, ArgmaxFirstOnTies) {
   auto g16 = make_owned(*gpu_, at_, rows, cols, &x16);
   auto c16 = make_owned(*cpu_, DType::F32, rows, cols, &x16);
   EXPECT_EQ(gpu_->argmax(g16.t), cpu_->argmax(c16.t));
+}
+
+// Rows of a Llama-3 vocabulary, split into slices over many blocks: the largest value appears
+// twice, in different slices (the first wins), and once at element 0; every row as the CPU's.
+TEST_P(CudaOps, ArgmaxOverSlices) {
+  for (int64_t rows : {1, 3, 300}) {
+    const int64_t cols = 128256;
+    std::vector<float> x(rows * cols);
+    std::uniform_real_distribution<float> u(-10.0f, 10.0f);
+    for (float& v : x) v = u(rng_);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = x.data() + r * cols;
+      if (r % 3 == 0) row[5000 + r] = row[120000 - r] = 11.0f;
+      if (r % 3 == 1) row[0] = row[64000] = 12.0f;
+    }
+    auto gx = make_owned(*gpu_, DType::F32, rows, cols, &x);
+    auto cx = make_owned(*cpu_, DType::F32, rows, cols, &x);
+    const std::vector<int32_t> got = gpu_->argmax(gx.t), want = cpu_->argmax(cx.t);
+    EXPECT_EQ(got, want) << rows << " rows";
+    EXPECT_EQ(got[0], 5000);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaOps, ::testing::Values(DType::BF16, DType::F16),
