@@ -135,8 +135,8 @@ void CudaBackend::gemv(const Tensor& x, const Tensor& w, const Tensor& bias, con
                        bool accumulate) {
   CHECK(gemv_fits(x, w, bias, out));
   // Columns per block (H100, bench/gemv_bench.cpp, docs/benchmarks.md): 2 for 1-2 rows (4 warps
-  // per column; on the 8B shapes within 2% of the best column count but for o, 6% slower than
-  // 8), 4 for more.
+  // per column; on the 8B shapes within 2% of the best column count but for the o projections,
+  // 6-7% slower than 8), 4 for more.
   const int cols = gemv_cols_ > 0 ? gemv_cols_ : x.rows <= 2 ? 2 : 4;
   int wpc_log2 = 0;
   while ((kWarps >> wpc_log2) > cols) ++wpc_log2;
