@@ -81,6 +81,19 @@ inline void fill(void* dst, size_t n, const void* pattern, size_t pattern_bytes,
   }
 }
 
+// random_pattern's words on the device: the source fill() copies from.
+struct DevicePattern {
+  Buffer buf;
+  size_t bytes = 0;
+};
+inline DevicePattern upload_pattern(CudaBackend& be, std::mt19937& rng) {
+  const std::vector<uint16_t> host = random_pattern(rng);
+  DevicePattern p{Buffer(be, host.size() * 2), host.size() * 2};
+  be.upload(p.buf.data(), DType::F16, host.data(), DType::F16, host.size());
+  be.synchronize();  // before `host` goes
+  return p;
+}
+
 // "1,16,64" -> {1, 16, 64}
 inline std::vector<int> parse_ints(const std::string& s) {
   std::vector<int> v;

@@ -56,10 +56,9 @@ int main(int argc, char** argv) {
   be.set_model_dtype(DType::BF16);
   const cudaStream_t st = be.stream();
   std::mt19937 rng(7);
-  const std::vector<uint16_t> host_pattern = random_pattern(rng);
-  const size_t pattern_bytes = host_pattern.size() * 2;
-  Buffer pattern(be, pattern_bytes);
-  be.upload(pattern.data(), DType::F16, host_pattern.data(), DType::F16, host_pattern.size());
+  const DevicePattern dev_pattern = upload_pattern(be, rng);
+  const Buffer& pattern = dev_pattern.buf;
+  const size_t pattern_bytes = dev_pattern.bytes;
   const ReadRoofline roof(be, pattern, pattern_bytes);
 
   const Shape shapes[] = {
