@@ -25,6 +25,10 @@ void Backend::paged_attention_own_rows(const Tensor&, const KvLayerView&, const 
   throw Error("this backend does not attend to rows of the call");
 }
 
+void Backend::matmul_swiglu(const Tensor&, const Tensor&, const Tensor&) {
+  throw Error("this backend does not fuse the gate/up matmul with SwiGLU");
+}
+
 std::vector<RowLogprobs> Backend::logprobs(const Tensor&, const std::vector<LogprobsQuery>&) {
   throw Error("this backend does not sample on the device");
 }

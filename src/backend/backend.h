@@ -279,6 +279,14 @@ class Backend {
                                         const Tensor& own_v, float scale, const Tensor& out);
   // out = silu(gate) * up, where gate_up [T, 2 * I] = [gate | up], out [T, I].
   virtual void swiglu(const Tensor& gate_up, const Tensor& out) = 0;
+  // out = swiglu(x @ w^T) in one op, without the [T, 2 * I] product: w [2 * I, K] = [gate; up].
+  // Backends where fuses_swiglu(x, w) is false do not implement it (LlamaModel::run calls matmul
+  // and swiglu instead).
+  virtual bool fuses_swiglu(const Tensor& x, const Tensor& w) const {
+    (void)x, (void)w;
+    return false;
+  }
+  virtual void matmul_swiglu(const Tensor& x, const Tensor& w, const Tensor& out);
   // out = a + b
   virtual void add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;
   // Index of the largest value of each row (first one on ties), to host.

@@ -215,8 +215,12 @@ Tensor LlamaModel::run(const BatchView& bv, const std::vector<int32_t>& rounds, 
     }
     backend_.matmul(attn, w.o, Tensor{}, x, /*accumulate=*/true);
     backend_.rmsnorm(x, w.mlp_norm, cfg_.rms_norm_eps, h);
-    backend_.matmul(h, w.gate_up, Tensor{}, gate_up);
-    backend_.swiglu(gate_up, act);
+    if (backend_.fuses_swiglu(h, w.gate_up)) {
+      backend_.matmul_swiglu(h, w.gate_up, act);
+    } else {
+      backend_.matmul(h, w.gate_up, Tensor{}, gate_up);
+      backend_.swiglu(gate_up, act);
+    }
     backend_.matmul(act, w.down, Tensor{}, x, /*accumulate=*/true);
   }
   Tensor out_in = x;

@@ -159,6 +159,33 @@ TEST_P(CudaOps, MatmulOfFewRowsByTheGemvKernel) {
 }
 #endif
 
+#ifdef DENSEKV_HAVE_CUDA
+// The gate/up matmul and SwiGLU in one launch (1-2 rows, the model's decode steps) against the
+// CPU's matmul then swiglu; 3 rows are not fused.
+TEST_P(CudaOps, MatmulSwigluFusedForFewRows) {
+  auto* cuda = dynamic_cast<CudaBackend*>(gpu_.get());
+  ASSERT_NE(cuda, nullptr);
+  const int64_t inter = 1000, k = 264;
+  for (int64_t t = 1; t <= 3; ++t) {
+    auto x = random_values(t * k, 1.0f, rng_, at_);
+    auto w = random_values(2 * inter * k, 0.2f, rng_, at_);
+    auto gx = make_owned(*gpu_, at_, t, k, &x), gw = make_owned(*gpu_, at_, 2 * inter, k, &w);
+    auto cx = make_owned(*cpu_, DType::F32, t, k, &x);
+    auto cw = make_owned(*cpu_, DType::F32, 2 * inter, k, &w);
+    auto cgu = make_owned(*cpu_, DType::F32, t, 2 * inter);
+    auto co = make_owned(*cpu_, DType::F32, t, inter), go = make_owned(*gpu_, at_, t, inter);
+    cpu_->matmul(cx.t, cw.t, Tensor{}, cgu.t, false);
+    cpu_->swiglu(cgu.t, co.t);
+    ASSERT_EQ(gpu_->fuses_swiglu(gx.t, gw.t), t <= cuda->gemv_rows()) << t;
+    if (t > cuda->gemv_rows()) continue;
+    const int64_t before = cuda->gemv_launches();
+    gpu_->matmul_swiglu(gx.t, gw.t, go.t);
+    EXPECT_EQ(cuda->gemv_launches(), before + 1);
+    EXPECT_LT(rel_max_err(download(*gpu_, go.t), download(*cpu_, co.t)), tol()) << t;
+  }
+}
+#endif
+
 TEST_P(CudaOps, MatmulOnColumnSlices) {
   // x is a column slice of a wider buffer (stride > cols), as q/k/v inside qkv.
   const int64_t t = 9, k = 128, n = 64;

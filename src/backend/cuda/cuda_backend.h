@@ -63,6 +63,9 @@ class CudaBackend : public Backend {
                                 const Tensor& own_k, const Tensor& own_v, float scale,
                                 const Tensor& out) override;
   void swiglu(const Tensor& gate_up, const Tensor& out) override;
+  // The matrix-vector kernel's 2 columns of a block are gate column j and up column j (gemv.cu).
+  bool fuses_swiglu(const Tensor& x, const Tensor& w) const override;
+  void matmul_swiglu(const Tensor& x, const Tensor& w, const Tensor& out) override;
   void add(const Tensor& a, const Tensor& b, const Tensor& out) override;
   std::vector<int32_t> argmax(const Tensor& x) override;
   bool supports_device_sampling() const override { return true; }

@@ -35,19 +35,22 @@ __device__ __forceinline__ void unpack8(const uint4& u, float* f) {
 // column c takes w's row c in groups of 32 16-byte chunks, groups p, p + 2^wpc_log2, ...: lane l
 // the group's chunk l, kUnroll groups in flight (streaming loads: the weights are read once), and
 // the same chunks of each x row (L1). The parts' sums are added in a fixed order (deterministic).
-template <class T, class TO, int M>
+// SWIGLU (2 columns per block, wpc_log2 = 2): block j computes gate column j and up column n + j
+// of w [2n, k] and writes out[., j] = silu(gate) * up (as swiglu.cu, from the fp32 sums).
+template <class T, class TO, int M, bool SWIGLU = false>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_kernel(const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w,
                 int64_t w_stride, const T* __restrict__ bias, TO* out, int64_t out_stride, int n,
                 int k, int wpc_log2, bool accumulate) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int col = blockIdx.x * (kWarps >> wpc_log2) + (warp >> wpc_log2);
+  const int col = SWIGLU ? blockIdx.x + (warp >> wpc_log2) * n
+                         : blockIdx.x * (kWarps >> wpc_log2) + (warp >> wpc_log2);
   const int part = warp & ((1 << wpc_log2) - 1);
   const int chunks = k / 8, step = 32 << wpc_log2;
   float acc[M] = {};
   // Launched as a programmatic dependent (launch_kernel): the first weight loads are issued before
   // the wait for the kernel before, whose output x (and out, when accumulating) is.
-  if (col < n) {
+  if (col < (SWIGLU ? 2 * n : n)) {
     const auto* wrow = reinterpret_cast<const uint4*>(w + col * w_stride);
     uint4 wv[kUnroll];
     auto load_round = [&](int c0) {
@@ -89,6 +92,16 @@ __global__ void __launch_bounds__(kWarps * 32)
       for (int t = 0; t < M; ++t) sums[warp][t] = acc[t];
     }
     __syncthreads();
+    if constexpr (SWIGLU) {
+      if (threadIdx.x != 0) return;
+#pragma unroll
+      for (int t = 0; t < M; ++t) {
+        float g = sums[0][t], u = sums[4][t];
+        for (int p = 1; p < 4; ++p) g += sums[p][t], u += sums[4 + p][t];
+        out[t * out_stride + blockIdx.x] = cuda::from_f32<TO>(g / (1.0f + expf(-g)) * u);
+      }
+      return;
+    }
     if (part != 0) return;
 #pragma unroll
     for (int t = 0; t < M; ++t) {
@@ -105,19 +118,20 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-template <class T, class TO, int M>
+template <class T, class TO, int M, bool SWIGLU = false>
 void launch(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out,
             bool accumulate, int wpc_log2, bool pdl, cudaStream_t stream) {
   if constexpr (M > 1) {
     if (x.rows < M) {
-      return launch<T, TO, M - 1>(x, w, bias, out, accumulate, wpc_log2, pdl, stream);
+      return launch<T, TO, M - 1, SWIGLU>(x, w, bias, out, accumulate, wpc_log2, pdl, stream);
     }
   }
-  const int n = static_cast<int>(w.rows);
-  const auto blocks = static_cast<unsigned>(cuda::ceil_div(n, kWarps >> wpc_log2));
-  cuda::launch_kernel(gemv_kernel<T, TO, M>, blocks, kWarps * 32, 0, stream, pdl, x.ptr<T>(),
-                      x.stride, w.ptr<T>(), w.stride, bias.empty() ? nullptr : bias.ptr<T>(),
-                      out.ptr<TO>(), out.stride, n, static_cast<int>(w.cols), wpc_log2, accumulate);
+  const int n = static_cast<int>(SWIGLU ? w.rows / 2 : w.rows);
+  const auto blocks = static_cast<unsigned>(SWIGLU ? n : cuda::ceil_div(n, kWarps >> wpc_log2));
+  cuda::launch_kernel(gemv_kernel<T, TO, M, SWIGLU>, blocks, kWarps * 32, 0, stream, pdl,
+                      x.ptr<T>(), x.stride, w.ptr<T>(), w.stride,
+                      bias.empty() ? nullptr : bias.ptr<T>(), out.ptr<TO>(), out.stride, n,
+                      static_cast<int>(w.cols), wpc_log2, accumulate);
 }
 
 }  // namespace
@@ -150,6 +164,22 @@ void CudaBackend::gemv(const Tensor& x, const Tensor& w, const Tensor& bias, con
     }
   });
   CUDA_CHECK_LAUNCH();
+  ++gemv_launches_;
+}
+
+bool CudaBackend::fuses_swiglu(const Tensor& x, const Tensor& w) const {
+  const Tensor out = make_tensor(nullptr, w.dtype, x.rows, w.rows / 2);
+  return x.rows <= kMaxGemvRows && w.rows % 2 == 0 && gemv_fits(x, w, Tensor{}, out);
+}
+
+void CudaBackend::matmul_swiglu(const Tensor& x, const Tensor& w, const Tensor& out) {
+  CHECK(fuses_swiglu(x, w) && out.rows == x.rows && out.cols == w.rows / 2 &&
+        out.dtype == w.dtype && x.cols == w.cols);
+  DENSEKV_DISPATCH_DTYPE(w.dtype, T, {
+    if constexpr (sizeof(T) == 2) {
+      launch<T, T, kMaxGemvRows, true>(x, w, Tensor{}, out, false, 2, pdl_, stream_);
+    }
+  });
   ++gemv_launches_;
 }
 
