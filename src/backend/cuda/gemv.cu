@@ -10,10 +10,12 @@ namespace densekv {
 
 namespace {
 
-constexpr int kWarps = 8;   // a block's warps
-constexpr int kUnroll = 8;  // 16-byte weight loads a lane issues before it uses the first
+constexpr int kWarps = 8;          // a block's warps
+constexpr int kUnroll = 8;         // 16-byte weight loads a lane issues before it uses the first
+constexpr int kSwigluWpcLog2 = 2;  // the fused SwiGLU: 4 warps per column, gate and up
 
-// 8 16-bit elements (one 16-byte chunk) to fp32.
+// 8 16-bit elements (one 16-byte chunk) to fp32 (bit operations: cuda::load8's per-element
+// conversion took 5 more registers here).
 template <class T>
 __device__ __forceinline__ void unpack8(const uint4& u, float* f) {
   const uint32_t w[4] = {u.x, u.y, u.z, u.w};
@@ -35,8 +37,9 @@ __device__ __forceinline__ void unpack8(const uint4& u, float* f) {
 // column c takes w's row c in groups of 32 16-byte chunks, groups p, p + 2^wpc_log2, ...: lane l
 // the group's chunk l, kUnroll groups in flight (streaming loads: the weights are read once), and
 // the same chunks of each x row (L1). The parts' sums are added in a fixed order (deterministic).
-// SWIGLU (2 columns per block, wpc_log2 = 2): block j computes gate column j and up column n + j
-// of w [2n, k] and writes out[., j] = silu(gate) * up (as swiglu.cu, from the fp32 sums).
+// SWIGLU (2 columns per block, wpc_log2 = kSwigluWpcLog2): block j computes gate column j and up
+// column n + j of w [2n, k] and writes out[., j] = silu(gate) * up (as swiglu.cu, from the fp32
+// sums).
 template <class T, class TO, int M, bool SWIGLU = false>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_kernel(const T* __restrict__ x, int64_t x_stride, const T* __restrict__ w,
@@ -96,8 +99,9 @@ __global__ void __launch_bounds__(kWarps * 32)
       if (threadIdx.x != 0) return;
 #pragma unroll
       for (int t = 0; t < M; ++t) {
-        float g = sums[0][t], u = sums[4][t];
-        for (int p = 1; p < 4; ++p) g += sums[p][t], u += sums[4 + p][t];
+        constexpr int kParts = kWarps / 2;
+        float g = sums[0][t], u = sums[kParts][t];
+        for (int p = 1; p < kParts; ++p) g += sums[p][t], u += sums[kParts + p][t];
         out[t * out_stride + blockIdx.x] = cuda::from_f32<TO>(g / (1.0f + expf(-g)) * u);
       }
       return;
@@ -163,13 +167,12 @@ void CudaBackend::gemv(const Tensor& x, const Tensor& w, const Tensor& bias, con
       }
     }
   });
-  CUDA_CHECK_LAUNCH();
   ++gemv_launches_;
 }
 
 bool CudaBackend::fuses_swiglu(const Tensor& x, const Tensor& w) const {
   const Tensor out = make_tensor(nullptr, w.dtype, x.rows, w.rows / 2);
-  return x.rows <= kMaxGemvRows && w.rows % 2 == 0 && gemv_fits(x, w, Tensor{}, out);
+  return w.rows % 2 == 0 && gemv_fits(x, w, Tensor{}, out);
 }
 
 void CudaBackend::matmul_swiglu(const Tensor& x, const Tensor& w, const Tensor& out) {
@@ -177,7 +180,7 @@ void CudaBackend::matmul_swiglu(const Tensor& x, const Tensor& w, const Tensor& 
         out.dtype == w.dtype && x.cols == w.cols);
   DENSEKV_DISPATCH_DTYPE(w.dtype, T, {
     if constexpr (sizeof(T) == 2) {
-      launch<T, T, kMaxGemvRows, true>(x, w, Tensor{}, out, false, 2, pdl_, stream_);
+      launch<T, T, kMaxGemvRows, true>(x, w, Tensor{}, out, false, kSwigluWpcLog2, pdl_, stream_);
     }
   });
   ++gemv_launches_;
