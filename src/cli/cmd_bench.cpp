@@ -113,6 +113,25 @@ void print(const nlohmann::json& j, bool json, const std::string& text) {
   }
 }
 
+// Where the engine thread's step went, ms per step (EngineMetrics::schedule_seconds ...).
+void add_step_times(nlohmann::json& j, const EngineMetrics& m) {
+  const double per_step = m.steps > 0 ? 1e3 / static_cast<double>(m.steps) : 0.0;
+  j["step_schedule_ms"] = m.schedule_seconds * per_step;
+  j["step_forward_ms"] = m.forward_seconds * per_step;
+  j["step_wait_ms"] = m.wait_seconds * per_step;
+  j["step_commit_ms"] = m.commit_seconds * per_step;
+}
+
+std::string step_times_text(const nlohmann::json& j) {
+  char text[256];
+  std::snprintf(text, sizeof(text),
+                "engine thread per step: %.3f ms scheduling, %.3f ms in the forward call, %.3f ms "
+                "waiting for the tokens, %.3f ms committing them\n",
+                j["step_schedule_ms"].get<double>(), j["step_forward_ms"].get<double>(),
+                j["step_wait_ms"].get<double>(), j["step_commit_ms"].get<double>());
+  return text;
+}
+
 // Which step paths ran: decode graphs (captures, replays) and greedy argmax on the device.
 void add_path_stats(nlohmann::json& j, const LlamaModel& model, const EngineMetrics& m,
                     const BenchArgs& a) {
@@ -121,6 +140,7 @@ void add_path_stats(nlohmann::json& j, const LlamaModel& model, const EngineMetr
   j["graph_replays"] = model.graph_replays();
   j["greedy_on_device"] = a.engine.greedy_on_device;
   j["greedy_device_steps"] = m.greedy_device_steps;
+  add_step_times(j, m);
   j["device_draw_rows"] = m.device_draw_rows;
   j["host_fallback_rows"] = m.host_fallback_rows;
   j["penalized_rows"] = m.penalized_rows;
@@ -198,7 +218,7 @@ void run_throughput(BenchArgs a) {
                 bandwidth_text(bytes, secs, be).c_str(), a.num_prompts, a.input_len, a.output_len,
                 secs, a.model.kv_cache_dtype.c_str(), m.kv_blocks_total, m.peak_running,
                 static_cast<long long>(m.preemptions), static_cast<long long>(m.steps));
-  print(j, a.json, text + path_stats_text(j));
+  print(j, a.json, text + path_stats_text(j) + step_times_text(j));
 }
 
 void run_latency(BenchArgs a) {
@@ -251,7 +271,7 @@ void run_latency(BenchArgs a) {
                 a.batch_size, a.input_len, a.output_len, a.model.kv_cache_dtype.c_str(), total,
                 ttft * 1e3, tpot * 1e3, tpot > 0 ? a.batch_size / tpot : 0.0,
                 bandwidth_text(step_bytes, tpot, be).c_str());
-  print(j, a.json, text + path_stats_text(j));
+  print(j, a.json, text + path_stats_text(j) + step_times_text(j));
 }
 
 void add_common(CLI::App* cmd, BenchArgs& a) {

@@ -52,6 +52,12 @@ struct EngineMetrics {
   int64_t host_fallback_rows = 0;   // ... rows of them the host sampled (draws the device left)
   int64_t penalized_rows = 0;       // rows picked on the device with penalties (Backend::penalize)
   int peak_running = 0;             // most sequences running in one step
+  // Where the engine thread's steps went (seconds): scheduling and the batch's chunks, the
+  // forward call (the host's layout, uploads and launches; the device starts on them meanwhile),
+  // waiting for the step's tokens (the device's work not yet done when the host got there), and
+  // committing them (appends, finishes, outputs). What the device does while the host schedules
+  // and commits is nothing: schedule + forward + commit bounds its idle time from above.
+  double schedule_seconds = 0, forward_seconds = 0, wait_seconds = 0, commit_seconds = 0;
 };
 
 // A request's outputs in order. next() blocks until a chunk is ready (nullopt on timeout).

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <iterator>
 #include <mutex>
@@ -156,10 +158,14 @@ class LlmEngine final : public Engine {
     metrics_.kv_blocks_total = pool.num_blocks;
     metrics_.kv_tails_total = pool.num_tail_blocks;
     probe();
+    if (const char* f = std::getenv("DENSEKV_STEP_TRACE")) trace_ = std::fopen(f, "w");
     thread_ = std::thread([this] { loop(); });
   }
 
-  ~LlmEngine() override { shutdown(false); }
+  ~LlmEngine() override {
+    shutdown(false);
+    if (trace_ != nullptr) std::fclose(trace_);
+  }
 
   std::shared_ptr<RequestStream> submit(GenerationRequest req) override {
     const int n = static_cast<int>(req.prompt_ids.size());
@@ -265,6 +271,10 @@ class LlmEngine final : public Engine {
   int64_t device_draw_rows_ = 0, host_fallback_rows_ = 0, penalized_rows_ = 0;
   DevicePicks picks_{vocab_};  // the step's rows picked on the device
   int peak_running_ = 0;
+  double schedule_s_ = 0, forward_s_ = 0, wait_s_ = 0, commit_s_ = 0;
+  // DENSEKV_STEP_TRACE=FILE: one line per step (chunks, tokens, times in us), for profiling.
+  std::FILE* trace_ = nullptr;
+  Clock::time_point last_step_end_{};
 
   // Shared with client threads, under mu_.
   std::mutex mu_;
@@ -373,8 +383,11 @@ void LlmEngine::step() {
     on_device = on_device && (device_sampling || greedy_without_logits(p));
   }
   picks_.clear();
+  const Clock::time_point scheduled = Clock::now();
+  Clock::time_point launched = scheduled;
   try {
     Tensor logits = model_.forward(batch, cache_, /*last_only=*/true);
+    launched = Clock::now();
     // While the GPU runs the forward (queued, not waited for): the RNG draws and penalty entries.
     if (on_device) {
       for (size_t i : sampling) picks_.add(static_cast<int32_t>(i), *so.chunks[i].seq);
@@ -421,6 +434,10 @@ void LlmEngine::step() {
   }
 
   const Clock::time_point done = Clock::now();
+  const auto seconds = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
+  schedule_s_ += seconds(scheduled - now);
+  forward_s_ += seconds(launched - scheduled);
+  wait_s_ += seconds(done - launched);
   size_t next_sample = 0;
   for (size_t i = 0; i < so.chunks.size(); ++i) {
     const ScheduledChunk& c = so.chunks[i];
@@ -439,6 +456,28 @@ void LlmEngine::step() {
       emit(seq);
     }
   }
+  const Clock::time_point end = Clock::now();
+  commit_s_ += seconds(end - done);
+  if (trace_ != nullptr) {
+    int decode_rows = 0;
+    int64_t context = 0;
+    for (const ScheduledChunk& c : so.chunks) {
+      decode_rows += c.n == 1;
+      context += c.start + c.n;
+    }
+    const auto us = [](Clock::duration d) {
+      return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+    };
+    std::fprintf(
+        trace_, "%lld %zu %d %d %lld %lld %lld %lld %lld %lld\n", static_cast<long long>(steps_),
+        so.chunks.size(), so.num_tokens, decode_rows, static_cast<long long>(context),
+        static_cast<long long>(last_step_end_.time_since_epoch().count() ? us(now - last_step_end_)
+                                                                         : 0),
+        static_cast<long long>(us(scheduled - now)),
+        static_cast<long long>(us(launched - scheduled)),
+        static_cast<long long>(us(done - launched)), static_cast<long long>(us(end - done)));
+  }
+  last_step_end_ = end;
   if (cfg_.check_invariants) {
     std::vector<const KvSeqBlocks*> held;
     for (const Sequence* s : scheduler_.running()) held.push_back(&s->kv);
@@ -487,6 +526,10 @@ void LlmEngine::publish_metrics() {
   metrics_.host_fallback_rows = host_fallback_rows_;
   metrics_.penalized_rows = penalized_rows_;
   metrics_.peak_running = peak_running_;
+  metrics_.schedule_seconds = schedule_s_;
+  metrics_.forward_seconds = forward_s_;
+  metrics_.wait_seconds = wait_s_;
+  metrics_.commit_seconds = commit_s_;
 }
 
 }  // namespace
