@@ -101,6 +101,20 @@ std::string ServerMetrics::render(const EngineMetrics& m) const {
          double(m.generation_tokens));
   metric(out, "densekv:requests_finished_total", "counter", "Requests the engine finished.",
          double(m.requests_finished));
+  metric(out, "densekv:engine_steps_total", "counter", "Engine steps (forwards) run.",
+         double(m.steps));
+  // The engine thread's time per part of its steps: a device that waits on the host shows as
+  // schedule + forward + commit growing against wait.
+  out +=
+      "# HELP densekv:engine_step_seconds_total Engine thread seconds per part of its steps "
+      "(schedule, forward call, wait for the tokens, commit).\n"
+      "# TYPE densekv:engine_step_seconds_total counter\n";
+  for (auto [phase, secs] :
+       {std::pair{"schedule", m.schedule_seconds}, std::pair{"forward", m.forward_seconds},
+        std::pair{"wait", m.wait_seconds}, std::pair{"commit", m.commit_seconds}}) {
+    out += std::string("densekv:engine_step_seconds_total{phase=\"") + phase + "\"} " + num(secs) +
+           "\n";
+  }
 
   std::lock_guard<std::mutex> lock(mu_);
   ttft_.render("densekv:time_to_first_token_seconds", "Time to first token.", out);

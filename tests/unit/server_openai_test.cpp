@@ -210,16 +210,23 @@ TEST(Metrics, PrometheusText) {
   em.kv_blocks_total = 100;
   em.prefix_hit_tokens = 30;
   em.prefix_query_tokens = 120;
+  em.steps = 40;
+  em.wait_seconds = 1.5;
+  em.commit_seconds = 0.25;
   std::string text = m.render(em);
-  for (const char* line : {"densekv:num_requests_running 2\n", "densekv:num_requests_waiting 1\n",
-                           "densekv:kv_cache_usage_perc 0.25\n", "densekv:kv_blocks_used 25\n",
-                           "densekv:prefix_cache_hit_rate 0.25\n",
-                           "densekv:time_to_first_token_seconds_bucket{le=\"0.02\"} 0\n",
-                           "densekv:time_to_first_token_seconds_bucket{le=\"0.04\"} 1\n",
-                           "densekv:time_to_first_token_seconds_bucket{le=\"+Inf\"} 1\n",
-                           "densekv:time_per_output_token_seconds_count 1\n",
-                           "densekv:request_success_total{finished_reason=\"length\"} 1\n",
-                           "densekv:http_responses_total{status=\"404\"} 1\n"}) {
+  for (const char* line :
+       {"densekv:num_requests_running 2\n", "densekv:num_requests_waiting 1\n",
+        "densekv:kv_cache_usage_perc 0.25\n", "densekv:kv_blocks_used 25\n",
+        "densekv:prefix_cache_hit_rate 0.25\n",
+        "densekv:time_to_first_token_seconds_bucket{le=\"0.02\"} 0\n",
+        "densekv:time_to_first_token_seconds_bucket{le=\"0.04\"} 1\n",
+        "densekv:time_to_first_token_seconds_bucket{le=\"+Inf\"} 1\n",
+        "densekv:time_per_output_token_seconds_count 1\n",
+        "densekv:request_success_total{finished_reason=\"length\"} 1\n",
+        "densekv:http_responses_total{status=\"404\"} 1\n", "densekv:engine_steps_total 40\n",
+        "densekv:engine_step_seconds_total{phase=\"wait\"} 1.5\n",
+        "densekv:engine_step_seconds_total{phase=\"commit\"} 0.25\n",
+        "densekv:engine_step_seconds_total{phase=\"schedule\"} 0\n"}) {
     EXPECT_NE(text.find(line), std::string::npos) << line << "\nin\n" << text;
   }
   // Every sample line is "name{labels} value" after a TYPE line for its family.
