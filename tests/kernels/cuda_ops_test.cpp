@@ -220,6 +220,18 @@ TEST_P(CudaOps, Rope) {
 }
 
 TEST_P(CudaOps, SwigluAndAdd) {
+  // 16-byte chunks (1000), single elements (1001: a row not in whole chunks), and a row of more
+  // chunks than the grid has threads (the grid-stride loop).
+  for (int64_t inter2 : {1001, 140008}) {
+    const int64_t t = 2;
+    auto gu = random_values(t * 2 * inter2, 6.0f, rng_, at_);
+    auto ggu = make_owned(*gpu_, at_, t, 2 * inter2, &gu);
+    auto cgu = make_owned(*cpu_, DType::F32, t, 2 * inter2, &gu);
+    auto go = make_owned(*gpu_, at_, t, inter2), co = make_owned(*cpu_, DType::F32, t, inter2);
+    gpu_->swiglu(ggu.t, go.t);
+    cpu_->swiglu(cgu.t, co.t);
+    EXPECT_LT(rel_max_err(download(*gpu_, go.t), download(*cpu_, co.t)), tol()) << inter2;
+  }
   const int64_t t = 5, inter = 1000;
   auto gu = random_values(t * 2 * inter, 6.0f, rng_, at_);
   auto ggu = make_owned(*gpu_, at_, t, 2 * inter, &gu);
