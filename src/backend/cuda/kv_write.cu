@@ -162,33 +162,56 @@ template <int HD>
 __device__ void seal_section(const float (*x)[HD], uint8_t (*codes)[HD], uint8_t* out,
                              const SectionDesc& s) {
   constexpr int B = cuda::kQBlock;
+  constexpr int PL = HD / 32;  // per-token codings: a warp per row, lane l channels l + 32 j
+  static_assert(HD % 32 == 0, "whole warps per row");
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, n_warps = blockDim.x / 32;
   uint8_t* meta = out + s.meta_offset;
+  auto* meta16 = reinterpret_cast<uint16_t*>(meta);
   const auto coding = static_cast<KvCoding>(s.coding);
+  // A row's values of this lane (lane-strided: no shared-memory bank conflicts), and the row's
+  // min / max over the warp (exact in any order).
+  auto load_row = [&](int r, float* v) {
+#pragma unroll
+    for (int j = 0; j < PL; ++j) v[j] = x[r][lane + 32 * j];
+  };
+  auto warp_min = [](float v) { return -cuda::warp_max(-v); };
   if (coding == KvCoding::Fp8PerToken) {
-    for (int r = threadIdx.x; r < B; r += blockDim.x) {
-      float amax = 0.0f;
-      for (int c = 0; c < HD; ++c) amax = fmaxf(amax, fabsf(x[r][c]));
+    for (int r = warp; r < B; r += n_warps) {
+      float v[PL], amax = 0.0f;
+      load_row(r, v);
+#pragma unroll
+      for (int j = 0; j < PL; ++j) amax = fmaxf(amax, fabsf(v[j]));
+      amax = cuda::warp_max(amax);
       const uint16_t scale_h = f16_round_up(fminf(amax / 448.0f, kF16Max));
       const float scale = f16_value(scale_h);
-      reinterpret_cast<uint16_t*>(meta)[r] = scale_h;
-      for (int c = 0; c < HD; ++c) {
-        out[r * HD + c] = scale == 0.0f ? 0 : f32_to_e4m3_dev(x[r][c] / scale);
+      if (lane == 0) meta16[r] = scale_h;
+#pragma unroll
+      for (int j = 0; j < PL; ++j) {
+        out[r * HD + lane + 32 * j] = scale == 0.0f ? 0 : f32_to_e4m3_dev(v[j] / scale);
       }
     }
     return;
   }
   if (coding == KvCoding::Int8PerToken) {
-    for (int r = threadIdx.x; r < B; r += blockDim.x) {
-      float lo = 0.0f, hi = 0.0f;
-      for (int c = 0; c < HD; ++c) lo = fminf(lo, x[r][c]), hi = fmaxf(hi, x[r][c]);
+    for (int r = warp; r < B; r += n_warps) {
+      float v[PL], lo = 0.0f, hi = 0.0f;
+      load_row(r, v);
+#pragma unroll
+      for (int j = 0; j < PL; ++j) lo = fminf(lo, v[j]), hi = fmaxf(hi, v[j]);
+      lo = warp_min(lo);
+      hi = cuda::warp_max(hi);
       const uint16_t scale_h = f16_round_up(fminf((hi - lo) / 254.0f, kF16Max));
       const float scale = f16_value(scale_h);
       const int zp = scale == 0.0f ? 0 : round_clamp(-lo / scale, 255);
-      reinterpret_cast<uint16_t*>(meta)[r] = scale_h;
-      meta[2 * B + r] = static_cast<uint8_t>(zp);
-      for (int c = 0; c < HD; ++c) {
-        const float q = scale == 0.0f ? 0.0f : rintf(x[r][c] / scale);
-        out[r * HD + c] = static_cast<uint8_t>(round_clamp(q + static_cast<float>(zp), 255));
+      if (lane == 0) {
+        meta16[r] = scale_h;
+        meta[2 * B + r] = static_cast<uint8_t>(zp);
+      }
+#pragma unroll
+      for (int j = 0; j < PL; ++j) {
+        const float q = scale == 0.0f ? 0.0f : rintf(v[j] / scale);
+        out[r * HD + lane + 32 * j] =
+            static_cast<uint8_t>(round_clamp(q + static_cast<float>(zp), 255));
       }
     }
     return;
@@ -200,22 +223,36 @@ __device__ void seal_section(const float (*x)[HD], uint8_t (*codes)[HD], uint8_t
       for (int r = 1; r < B; ++r) lo = fminf(lo, x[r][c]), hi = fmaxf(hi, x[r][c]);
       uint16_t scale_h, zero_h;
       scale_zero(lo, hi, s.bits, scale_h, zero_h);
-      reinterpret_cast<uint16_t*>(meta)[2 * c] = scale_h;
-      reinterpret_cast<uint16_t*>(meta)[2 * c + 1] = zero_h;
+      meta16[2 * c] = scale_h;
+      meta16[2 * c + 1] = zero_h;
       for (int r = 0; r < B; ++r) codes[r][c] = asym_code(x[r][c], scale_h, zero_h, s.bits);
     }
-  } else {  // PerTokenGroup
-    const int groups = HD / s.group;
-    for (int u = threadIdx.x; u < B * groups; u += blockDim.x) {
-      const int r = u / groups, c0 = (u % groups) * s.group;
-      float lo = x[r][c0], hi = x[r][c0];
-      for (int c = c0 + 1; c < c0 + s.group; ++c) lo = fminf(lo, x[r][c]), hi = fmaxf(hi, x[r][c]);
-      uint16_t scale_h, zero_h;
-      scale_zero(lo, hi, s.bits, scale_h, zero_h);
-      reinterpret_cast<uint16_t*>(meta)[2 * u] = scale_h;
-      reinterpret_cast<uint16_t*>(meta)[2 * u + 1] = zero_h;
-      for (int c = c0; c < c0 + s.group; ++c)
-        codes[r][c] = asym_code(x[r][c], scale_h, zero_h, s.bits);
+  } else {  // PerTokenGroup, groups of a multiple of 32 channels: lanes' chunks j of group g
+    const int groups = HD / s.group, per_group = s.group / 32;
+    for (int r = warp; r < B; r += n_warps) {
+      float v[PL];
+      load_row(r, v);
+      for (int g = 0; g < groups; ++g) {
+        float lo = INFINITY, hi = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < PL; ++j) {
+          if (j / per_group == g) lo = fminf(lo, v[j]), hi = fmaxf(hi, v[j]);
+        }
+        lo = warp_min(lo);
+        hi = cuda::warp_max(hi);
+        uint16_t scale_h, zero_h;
+        scale_zero(lo, hi, s.bits, scale_h, zero_h);
+        if (lane == 0) {
+          meta16[2 * (r * groups + g)] = scale_h;
+          meta16[2 * (r * groups + g) + 1] = zero_h;
+        }
+#pragma unroll
+        for (int j = 0; j < PL; ++j) {
+          if (j / per_group == g) {
+            codes[r][lane + 32 * j] = asym_code(v[j], scale_h, zero_h, s.bits);
+          }
+        }
+      }
     }
   }
   __syncthreads();
@@ -241,7 +278,7 @@ __global__ void __launch_bounds__(kSealThreads)
   constexpr int B = cuda::kQBlock;
   static_assert(kSealWindow <= 32 && B <= kSealThreads, "one warp finds the window's ends");
   const int h = blockIdx.y, which = blockIdx.z, t0 = blockIdx.x * kSealWindow;
-  __shared__ float x[B][HD];
+  __shared__ __align__(16) float x[B][HD];
   __shared__ uint8_t codes[B][HD];
   __shared__ uint32_t ends;
   cuda::grid_dependency_wait();  // k, v and the tails are the kernels before's (launch_kernel)
@@ -281,8 +318,9 @@ __global__ void __launch_bounds__(kSealThreads)
 #pragma unroll
     for (int i = 0; i < kLoads; ++i) {
       const int e = (i * kSealThreads + threadIdx.x) * 8;
-#pragma unroll
-      for (int c = 0; c < 8; ++c) x[e / HD][e % HD + c] = v[i][c];
+      auto* d = reinterpret_cast<float4*>(&x[e / HD][e % HD]);
+      d[0] = make_float4(v[i][0], v[i][1], v[i][2], v[i][3]);
+      d[1] = make_float4(v[i][4], v[i][5], v[i][6], v[i][7]);
     }
     __syncthreads();
     if (first < B) {  // the call's rows as the tail holds them
@@ -306,6 +344,9 @@ template <int HD>
 void launch_quantized_write(const KvLayerView& kv, const Tensor& k, const Tensor& v,
                             const BatchView& batch, bool blocks, cudaStream_t stream, bool pdl) {
   const KvFormatInfo info = kv_format_info(kv.format, HD, kv.block_size);
+  for (const KvSection* sec : {&info.k, &info.v}) {  // seal_section: a group in whole warps
+    CHECK(sec->coding != KvCoding::PerTokenGroup || sec->group % 32 == 0);
+  }
   const bool tail_bf16 = kv.tail_format == KvFormat::BF16;
   CHECK(tail_bf16 || kv.tail_format == KvFormat::F16);
   if (blocks) {  // the seal's 16-byte loads of k / v rows
