@@ -158,7 +158,12 @@ class LlmEngine final : public Engine {
     metrics_.kv_blocks_total = pool.num_blocks;
     metrics_.kv_tails_total = pool.num_tail_blocks;
     probe();
-    if (const char* f = std::getenv("DENSEKV_STEP_TRACE")) trace_ = std::fopen(f, "w");
+    if (const char* f = std::getenv("DENSEKV_STEP_TRACE"); f != nullptr && *f != '\0') {
+      trace_ = std::fopen(f, "w");
+      if (trace_ == nullptr) {
+        throw InvalidArgumentError(std::string("DENSEKV_STEP_TRACE: cannot write '") + f + "'");
+      }
+    }
     thread_ = std::thread([this] { loop(); });
   }
 
@@ -249,6 +254,10 @@ class LlmEngine final : public Engine {
   void finish(Sequence* seq, FinishReason reason, const std::string& error = "");
   void emit(Sequence* seq, const std::string& error = "");
   void publish_metrics();
+  // One line of DENSEKV_STEP_TRACE: step, chunks, tokens, decode rows, context (the chunks' ends
+  // summed), then us since the last step's end, scheduling, forward call, waiting, committing.
+  void trace_step(const SchedulerOutput& so, Clock::time_point start, Clock::time_point scheduled,
+                  Clock::time_point launched, Clock::time_point done, Clock::time_point end);
   // Hands the step's outputs to the streams (after publish_metrics, so a client that sees its
   // last chunk also sees metrics that count it).
   void deliver();
@@ -458,31 +467,32 @@ void LlmEngine::step() {
   }
   const Clock::time_point end = Clock::now();
   commit_s_ += seconds(end - done);
-  if (trace_ != nullptr) {
-    int decode_rows = 0;
-    int64_t context = 0;
-    for (const ScheduledChunk& c : so.chunks) {
-      decode_rows += c.n == 1;
-      context += c.start + c.n;
-    }
-    const auto us = [](Clock::duration d) {
-      return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
-    };
-    std::fprintf(
-        trace_, "%lld %zu %d %d %lld %lld %lld %lld %lld %lld\n", static_cast<long long>(steps_),
-        so.chunks.size(), so.num_tokens, decode_rows, static_cast<long long>(context),
-        static_cast<long long>(last_step_end_.time_since_epoch().count() ? us(now - last_step_end_)
-                                                                         : 0),
-        static_cast<long long>(us(scheduled - now)),
-        static_cast<long long>(us(launched - scheduled)),
-        static_cast<long long>(us(done - launched)), static_cast<long long>(us(end - done)));
-  }
+  if (trace_ != nullptr) trace_step(so, now, scheduled, launched, done, end);
   last_step_end_ = end;
   if (cfg_.check_invariants) {
     std::vector<const KvSeqBlocks*> held;
     for (const Sequence* s : scheduler_.running()) held.push_back(&s->kv);
     cache_.blocks().check_invariants(held);
   }
+}
+
+void LlmEngine::trace_step(const SchedulerOutput& so, Clock::time_point start,
+                           Clock::time_point scheduled, Clock::time_point launched,
+                           Clock::time_point done, Clock::time_point end) {
+  int decode_rows = 0;
+  long long context = 0;
+  for (const ScheduledChunk& c : so.chunks) {
+    decode_rows += c.n == 1;
+    context += c.start + c.n;
+  }
+  const auto us = [](Clock::duration d) {
+    return static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+  };
+  const long long gap = last_step_end_ == Clock::time_point{} ? 0 : us(start - last_step_end_);
+  std::fprintf(trace_, "%lld %zu %d %d %lld %lld %lld %lld %lld %lld\n",
+               static_cast<long long>(steps_), so.chunks.size(), so.num_tokens, decode_rows,
+               context, gap, us(scheduled - start), us(launched - scheduled), us(done - launched),
+               us(end - done));
 }
 
 void LlmEngine::emit(Sequence* seq, const std::string& error) {
