@@ -152,7 +152,9 @@ SectionDesc section_desc(const KvSection& s) {
   return d;
 }
 
-constexpr int kSealThreads = 128;
+// 512: the per-channel pass splits a channel's 64 rows over 4 threads (head_dim 128), the
+// per-token codings take a warp per 4 rows.
+constexpr int kSealThreads = 512;
 constexpr int kSealWindow = 8;  // tokens a seal block looks at (grid.x = ceil(tokens / 8))
 
 // Quantizes the 64 rows x of one kv head into a section (`out`: its codes, then meta at
@@ -217,16 +219,26 @@ __device__ void seal_section(const float (*x)[HD], uint8_t (*codes)[HD], uint8_t
     return;
   }
   // b-bit asymmetric: codes to shared memory, then packed rows.
-  if (coding == KvCoding::PerChannel) {
-    for (int c = threadIdx.x; c < HD; c += blockDim.x) {
-      float lo = x[0][c], hi = x[0][c];
-      for (int r = 1; r < B; ++r) lo = fminf(lo, x[r][c]), hi = fmaxf(hi, x[r][c]);
-      uint16_t scale_h, zero_h;
-      scale_zero(lo, hi, s.bits, scale_h, zero_h);
+  if (coding == KvCoding::PerChannel) {  // thread (part, c): rows [r0, r1) of channel c
+    constexpr int kParts = kSealThreads / HD;
+    static_assert(kParts * HD == kSealThreads && B % kParts == 0, "whole parts of the rows");
+    __shared__ float part_lo[kParts][HD], part_hi[kParts][HD];
+    const int c = threadIdx.x % HD, part = threadIdx.x / HD;
+    const int r0 = part * (B / kParts), r1 = r0 + B / kParts;
+    float lo = x[r0][c], hi = x[r0][c];
+    for (int r = r0 + 1; r < r1; ++r) lo = fminf(lo, x[r][c]), hi = fmaxf(hi, x[r][c]);
+    part_lo[part][c] = lo;
+    part_hi[part][c] = hi;
+    __syncthreads();
+#pragma unroll
+    for (int p = 0; p < kParts; ++p) lo = fminf(lo, part_lo[p][c]), hi = fmaxf(hi, part_hi[p][c]);
+    uint16_t scale_h, zero_h;
+    scale_zero(lo, hi, s.bits, scale_h, zero_h);
+    if (part == 0) {
       meta16[2 * c] = scale_h;
       meta16[2 * c + 1] = zero_h;
-      for (int r = 0; r < B; ++r) codes[r][c] = asym_code(x[r][c], scale_h, zero_h, s.bits);
     }
+    for (int r = r0; r < r1; ++r) codes[r][c] = asym_code(x[r][c], scale_h, zero_h, s.bits);
   } else {  // PerTokenGroup, groups of a multiple of 32 channels: lanes' chunks j of group g
     const int groups = HD / s.group, per_group = s.group / 32;
     for (int r = warp; r < B; r += n_warps) {
