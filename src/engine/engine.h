@@ -55,8 +55,8 @@ struct EngineMetrics {
   // Where the engine thread's steps went (seconds): scheduling and the batch's chunks, the
   // forward call (the host's layout, uploads and launches; the device starts on them meanwhile),
   // waiting for the step's tokens (the device's work not yet done when the host got there), and
-  // committing them (appends, finishes, outputs). What the device does while the host schedules
-  // and commits is nothing: schedule + forward + commit bounds its idle time from above.
+  // committing them (appends, finishes, outputs). The device idles while the host schedules and
+  // commits (and between steps); it may already run during the forward call.
   double schedule_seconds = 0, forward_seconds = 0, wait_seconds = 0, commit_seconds = 0;
 };
 
