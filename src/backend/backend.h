@@ -243,8 +243,10 @@ class Backend {
   // consecutive in the batch, as in BatchLayout::rounds taken together): the blocks they fill are
   // sealed from the call's rows (and, for a block begun before the call, its tail's rows), with
   // kv_write's numbers; only the rows of the blocks left partly filled go to the tail, whose other
-  // rows are unspecified afterwards. So the caller attends with paged_attention_own_rows. The
-  // default is kv_write, which passes every token through the tail in order and leaves the same.
+  // rows are unspecified afterwards. So the caller attends with paged_attention_own_rows. A
+  // backend that supports_own_rows leaves a rotated format's k and v rotated in place (rounded to
+  // their dtype, the rows its tail would hold), which paged_attention_own_rows reads. The default
+  // is kv_write, which passes every token through the tail in order and leaves the same.
   virtual void kv_write_blocks(const KvLayerView& kv, const Tensor& k, const Tensor& v,
                                const BatchView& batch) {
     kv_write(kv, k, v, batch);
@@ -265,8 +267,9 @@ class Backend {
                                float scale, const Tensor& out) = 0;
   // paged_attention for a quantized format where every token's 16-bit rows (its own block's
   // positions [(p + 1) / B * B, p]) are rows of this call: own_k, own_v [T, n_kv_heads *
-  // head_dim], the 16-bit keys (after RoPE) and values that kv_write stored, in q's token order.
-  // They are read from there instead of the sequence's tail, which the call's later blocks have
+  // head_dim], the 16-bit keys (after RoPE) and values as the tail would hold them, in q's token
+  // order: the rows passed to kv_write_blocks, as it left them (rotated formats: rotated). They
+  // are read from there instead of the sequence's tail, which the call's later blocks have
   // reused by then. So a chunk that crosses blocks can write all its blocks and attend in one call
   // after its first block (LlamaModel::run), with the numbers of the rounds. Backends where
   // supports_own_rows(kv) is false do not implement it.

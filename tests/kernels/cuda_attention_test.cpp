@@ -376,6 +376,20 @@ class CudaPrefill : public ::testing::TestWithParam<AttnCase> {
         gpu_->kv_write_blocks(gs.kv, gk.t.slice_rows(r0, m), gv.t.slice_rows(r0, m),
                               gb.tokens(r0, m));
         ++block_writes_;
+        // A rotated format's rows are left rotated in place, rounded to the activations' dtype:
+        // the rows its tail holds, which paged_attention_own_rows reads.
+        const KvFormatInfo info = kv_format_info(c.format, hd);
+        if (info.rotated) {
+          for (int i = 0; i < 2; ++i) {
+            const std::vector<float>& x = i == 0 ? k : v;
+            std::vector<float> want(x.begin() + r0 * kvd, x.begin() + (r0 + m) * kvd);
+            kv_rotate_rows(info, want.data(), m * c.n_kv_heads);
+            for (float& e : want) e = round_to(e, act_);
+            EXPECT_EQ(download(*gpu_, (i == 0 ? gk.t : gv.t).slice_rows(r0, m)), want)
+                << case_name(c) << ": the call's rows are not left rotated";
+          }
+          ++rotated_checks_;
+        }
         if (own) {
           gpu_->paged_attention_own_rows(gq.t.slice_rows(r0, m), gs.kv, gb.tokens(r0, m),
                                          gk.t.slice_rows(r0, m), gv.t.slice_rows(r0, m), scale,
@@ -407,7 +421,7 @@ class CudaPrefill : public ::testing::TestWithParam<AttnCase> {
   std::unique_ptr<Backend> gpu_, cpu_;
   DType act_ = DType::BF16;
   bool own_rows_ = false;
-  int own_calls_ = 0, block_writes_ = 0;
+  int own_calls_ = 0, block_writes_ = 0, rotated_checks_ = 0;
   std::mt19937 rng_{5};
 };
 
@@ -442,7 +456,7 @@ TEST_P(CudaPrefill, ChunksAcrossBlocksAttendedAfterTheirWrites) {
   gpu_->set_model_dtype(DType::F16);
   run_chunks({30, 0}, {260, 129}, kTol);
   const KvFormat f = GetParam().format;
-  if (kv_format_is_quantized(f) && f != KvFormat::K4V2) {
+  if (kv_format_is_quantized(f)) {
     EXPECT_EQ(own_calls_, 3) << "paged_attention_own_rows did not run";
   } else {
     EXPECT_EQ(own_calls_, 0);
@@ -460,6 +474,7 @@ TEST_P(CudaPrefill, ChunksWrittenInOneCall) {
   gpu_->set_model_dtype(DType::F16);
   run_chunks({30, 0}, {260, 129}, kTol, /*attend_chunk=*/false);
   EXPECT_EQ(block_writes_, 6);
+  EXPECT_EQ(rotated_checks_, GetParam().format == KvFormat::K4V2 ? 6 : 0);
 }
 
 TEST_P(CudaPrefill, Fp16ActivationsAndTail) {

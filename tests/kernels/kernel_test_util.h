@@ -34,16 +34,19 @@ inline std::unique_ptr<Backend> cuda_backend_or_null(std::string& why) {
   std::unique_ptr<Backend> var = ::densekv::test::cuda_backend_or_null(why_##var); \
   if (!var) GTEST_SKIP() << "no CUDA backend (" << why_##var << ")";
 
-// Random values in [-a, a], rounded to dtype `round_to` (so every backend sees the same numbers).
+// x rounded to a 16-bit dtype (unchanged for F32).
+inline float round_to(float x, DType dt) {
+  if (dt == DType::BF16) return bf16_to_f32(f32_to_bf16(x));
+  if (dt == DType::F16) return f16_to_f32(f32_to_f16(x));
+  return x;
+}
+
+// Random values in [-a, a], rounded to dtype `dt` (so every backend sees the same numbers).
 inline std::vector<float> random_values(size_t n, float a, std::mt19937& rng,
-                                        DType round_to = DType::BF16) {
+                                        DType dt = DType::BF16) {
   std::uniform_real_distribution<float> d(-a, a);
   std::vector<float> v(n);
-  for (float& x : v) {
-    x = d(rng);
-    if (round_to == DType::BF16) x = bf16_to_f32(f32_to_bf16(x));
-    if (round_to == DType::F16) x = f16_to_f32(f32_to_f16(x));
-  }
+  for (float& x : v) x = round_to(d(rng), dt);
   return v;
 }
 

@@ -57,7 +57,8 @@ class CudaBackend : public Backend {
                        const BatchView& batch) override;
   void paged_attention(const Tensor& q, const KvLayerView& kv, const BatchView& batch, float scale,
                        const Tensor& out) override;
-  // With the prefill kernel on, for the quantized formats but k4v2 (whose tails hold rotated rows).
+  // With the prefill kernel on, for the quantized formats (k4v2: kv_write_blocks leaves the call's
+  // K/V rows rotated, as its tails hold them).
   bool supports_own_rows(const KvLayerView& kv) const override;
   void paged_attention_own_rows(const Tensor& q, const KvLayerView& kv, const BatchView& batch,
                                 const Tensor& own_k, const Tensor& own_v, float scale,

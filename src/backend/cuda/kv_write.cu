@@ -42,8 +42,8 @@ __global__ void kv_write_plain_kernel(const TA* k, int64_t k_stride, const TA* v
 // token of this call, which holds its position's row B - 1 (a block's tokens are consecutive).
 template <class TA>
 struct KvWriteArgs {
-  const TA* k;  // [n_tokens, n_kv_heads * HD] (keys after RoPE, unrotated)
-  const TA* v;
+  TA* k;  // [n_tokens, n_kv_heads * HD] (keys after RoPE, unrotated; kv_write_blocks of a
+  TA* v;  // rotated format leaves them rotated: kv_write_tail_kernel)
   int64_t k_stride, v_stride;
   const int32_t* positions;
   const int32_t* seq_of_token;
@@ -61,15 +61,19 @@ struct KvWriteArgs {
 };
 
 // Block per (token, kv head): the head's K and V rows (rotated for k4v2) -> tail row p % 64.
-// skip_sealed: not the rows of a block that this call seals (kv_write_blocks: no later
-// attention reads them from the tail, and a later block of the call may be using its rows).
+// blocks (kv_write_blocks): not the rows of a block that this call seals (no later attention
+// reads them from the tail, and a later block of the call may be using its rows); and a rotated
+// format's rows are written back to k / v rotated, as the tail holds them, for
+// paged_attention_own_rows (the seal kernel before this one has read them unrotated).
 template <class TA, class TT, int HD>
-__global__ void kv_write_tail_kernel(KvWriteArgs<TA> a, bool skip_sealed) {
+__global__ void kv_write_tail_kernel(KvWriteArgs<TA> a, bool blocks) {
   __shared__ float rows[2][HD];
   cuda::grid_dependency_wait();  // k and v are the kernels before's (launch_kernel)
   cuda::launch_dependents();
   const int t = blockIdx.x, h = blockIdx.y;
-  if (skip_sealed && a.sealed_in_call(t)) return;
+  const bool to_tail = !(blocks && a.sealed_in_call(t));
+  const bool back = blocks && a.rotate;
+  if (!to_tail && !back) return;
   for (int i = threadIdx.x; i < 2 * HD; i += blockDim.x) {
     const TA* src = i < HD ? a.k + t * a.k_stride : a.v + t * a.v_stride;
     rows[i / HD][i % HD] = cuda::to_f32(src[h * HD + i % HD]);
@@ -81,9 +85,16 @@ __global__ void kv_write_tail_kernel(KvWriteArgs<TA> a, bool skip_sealed) {
       a.tail_base + static_cast<size_t>(a.tails[a.seq_of_token[t]]) * a.tail_block_bytes;
   for (int i = threadIdx.x; i < 2 * HD; i += blockDim.x) {
     const int which = i / HD;
-    TT* dst = reinterpret_cast<TT*>(tail) +
-              ((static_cast<size_t>(which) * a.n_kv_heads + h) * cuda::kQBlock + row) * HD;
-    dst[i % HD] = cuda::from_f32<TT>(rows[which][i % HD]);
+    const float x = rows[which][i % HD];
+    if (to_tail) {
+      TT* dst = reinterpret_cast<TT*>(tail) +
+                ((static_cast<size_t>(which) * a.n_kv_heads + h) * cuda::kQBlock + row) * HD;
+      dst[i % HD] = cuda::from_f32<TT>(x);
+    }
+    if (back) {
+      TA* dst = (which == 0 ? a.k + t * a.k_stride : a.v + t * a.v_stride) + h * HD;
+      dst[i % HD] = cuda::from_f32<TA>(x);
+    }
   }
 }
 

@@ -208,7 +208,7 @@ void CudaBackend::paged_attention(const Tensor& q, const KvLayerView& kv, const 
 }
 
 bool CudaBackend::supports_own_rows(const KvLayerView& kv) const {
-  return prefill_mma_ && kv_format_is_quantized(kv.format) && kv.format != KvFormat::K4V2;
+  return prefill_mma_ && kv_format_is_quantized(kv.format);
 }
 
 void CudaBackend::paged_attention_own_rows(const Tensor& q, const KvLayerView& kv,
