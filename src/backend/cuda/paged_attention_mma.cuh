@@ -125,6 +125,17 @@ __host__ __device__ __forceinline__ void mma_load_k_words(const uint8_t* ks, int
   }
 }
 
+// A sealed tile's values dequantized once per prefill block (prefill_dequant_tile): V^T in fp16,
+// a row of the tile's 64 tokens (8 swizzled 16-byte chunks) per channel, the rows in the order of
+// the main value coding's n-tiles (row 8 nt + col = that coding's channel of n-tile nt, column
+// col), so that ldmatrix (no transpose) hands each lane the A fragment the coding's own decode
+// makes, and the accumulator keeps that coding's channel order.
+template <int HD>
+struct DqValuesFrag {
+  using T = __half;
+  static constexpr int kBits = 16;
+};
+
 // Values of the tile's tokens [r0, r0 + 16): O^T += V^T P^T for NQ groups of 8 query rows. B =
 // P^T (pb0[q]: tokens r0 + 2t, +1 of row 8q + gid; pb1[q]: r0 + 8 + 2t, +1); A = V^T from pairs
 // of V n-tiles: (b0, b1) of n-tile nt = tokens (r0 + 2t, +1) and (r0 + 8 + 2t, +1) of column gid,
@@ -156,7 +167,21 @@ __host__ __device__ __forceinline__ void mma_accumulate_values(const uint8_t* vs
     }
   };
   constexpr int EM = 16 / VM::kBits;  // n-tiles per chunk of the main coding
-  if constexpr (std::is_same_v<VC, VM>) {
+  if constexpr (std::is_same_v<VC, DqValuesFrag<HD>>) {
+    // matrices: (channel rows 16 m..+7, tokens r0..+7), (rows +8..+15, same), then tokens r0 + 8..
+    const int chunk = r0 / 8 + (lane >> 4);
+#pragma unroll
+    for (int m = 0; m < HD / 16; ++m) {
+      const int row = 16 * m + (lane & 7) + ((lane >> 3) & 1) * 8;
+      uint32_t a[4];
+      ldsm_x4(a, vs + swizzle_chunk(row * 8 + chunk, 8) * 16);
+#pragma unroll
+      for (int q = 0; q < NQ; ++q) {
+        mma_16816<__half>(acc[q][m], a[0] & mask0, a[1] & mask0, a[2] & mask1, a[3] & mask1, pb0[q],
+                          pb1[q]);
+      }
+    }
+  } else if constexpr (std::is_same_v<VC, VM>) {
     VC vc;
     constexpr int CPR = VC::kCpr;
     constexpr bool kAOrder = VC::kBits == 16;

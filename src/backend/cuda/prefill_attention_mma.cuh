@@ -113,6 +113,67 @@ __host__ __device__ __forceinline__ void mma_prefill_tile(const uint8_t* ks, con
   }
 }
 
+// The 4- and 2-bit codings (per-channel keys, per-token-group values) dequantize a sealed tile
+// once per block instead of once per warp (each of the 4 warps used to decode every key and value
+// of the tile for its 16 rows): warp w decodes tokens [16 w, 16 w + 16) exactly as
+// mma_attend_rows would (the same words, affines and half2 FMAs) and stores the fragments as fp16
+// rows in shared memory, keys in PlainFrag's layout with each pair where the coding's lane found
+// it (so the coding's query fragments still match), values as DqValuesFrag's V^T; after a
+// barrier every warp runs the 16-bit path over them, with the same mma inputs as before.
+template <class F>
+constexpr bool kPrefillDequantOnce = F::kQuantized&& F::template K<128>::kBits < 8;
+
+template <class KM, class VM, int HD>
+__device__ __forceinline__ void prefill_dequant_tile(const uint8_t* ks, const uint8_t* vs, int r0,
+                                                     uint8_t* dk, uint8_t* dv) {
+  const int lane = lane_id(), gid = lane >> 2, t = lane & 3;
+  auto sts = [](uint8_t* p, uint32_t x) { *reinterpret_cast<uint32_t*>(p) = x; };
+  {  // keys: token rows r0 + 8 i + gid, pair q -> word t of 16-bit chunk q (HD / 8 per row)
+    constexpr int CPR = KM::kCpr, P = 16 / KM::kBits, C16 = HD / 8;
+    const KM kc;
+    uint32_t w[2][CPR];
+    mma_load_k_words<KM>(ks, r0, lane, w);
+    typename KM::KAff f{};
+#pragma unroll
+    for (int q = 0; q < HD / 8; ++q) {
+      if (q % kKAffPairs == 0) f = kc.kaff(ks, t, q);
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const int r = r0 + 8 * i + gid;
+        sts(dk + swizzle_chunk(r * C16 + q, C16) * 16 + 4 * t,
+            kc.kapply(KM::kdecode(w[i][q / P], q % P), f, q));
+      }
+    }
+  }
+  {  // values: n-tile nt = c EM + e, column gid -> V^T row 8 nt + gid, tokens r0 + 2 t (+ 8)
+    constexpr int CPR = VM::kCpr, EM = 16 / VM::kBits;
+    const VM vc;
+#pragma unroll
+    for (int cb = 0; cb < CPR; cb += 2) {
+      uint32_t w[4];
+      if constexpr (CPR >= 2) {
+        ldsm_x4_t(w, vs + v_ldsm_offset(r0, lane, cb, CPR, false));
+      } else {
+        ldsm_x2_t(w, vs + v_ldsm_offset(r0, lane, 0, CPR, false));
+      }
+#pragma unroll
+      for (int j = 0; j < (CPR >= 2 ? 2 : 1); ++j) {
+        const int c = cb + j;
+        const auto f0 = vc.vaff(vs, r0 + 2 * t, VM::vgroup(c, gid));
+        const auto f1 = vc.vaff(vs, r0 + 8 + 2 * t, VM::vgroup(c, gid));
+#pragma unroll
+        for (int e = 0; e < EM; ++e) {
+          const int row = 8 * (c * EM + e) + gid;
+          sts(dv + swizzle_chunk(row * 8 + r0 / 8, 8) * 16 + 4 * t,
+              vc.vapply(VM::vdecode(w[v_ldsm_word(j, 0, CPR, false)], e), f0));
+          sts(dv + swizzle_chunk(row * 8 + r0 / 8 + 1, 8) * 16 + 4 * t,
+              vc.vapply(VM::vdecode(w[v_ldsm_word(j, 1, CPR, false)], e), f1));
+        }
+      }
+    }
+  }
+}
+
 // The 16-bit tail of a quantized format: keys through the 16-bit coding P16 (its own query
 // fragments), values gathered in the main value coding VM's channel order.
 template <class P16, class VM, int HD>
@@ -247,10 +308,13 @@ __host__ __device__ __forceinline__ void prefill_store_part(const float (*rows)[
   }
 }
 
-// Dynamic shared memory: the KV stages (or the 16-bit tail), then qs [64][HD] and ml [64][2].
+// Dynamic shared memory: the KV stages (and kPrefillDequantOnce's 16-bit tile after them; or the
+// 16-bit tail), then qs [64][HD] and ml [64][2].
 template <class F, int HD>
 __host__ __device__ constexpr int prefill_kv_bytes() {
-  const int stages = kMmaStages<F> * mma_stage_bytes<F, HD>();
+  static_assert(kMmaStages<F> * mma_stage_bytes<F, HD>() % 128 == 0, "the 16-bit tile's swizzle");
+  const int stages =
+      kMmaStages<F> * mma_stage_bytes<F, HD>() + (kPrefillDequantOnce<F> ? 2 * 64 * HD * 2 : 0);
   const int tail = F::kQuantized ? 2 * 64 * HD * 2 : 0;
   return stages > tail ? stages : tail;
 }
@@ -312,7 +376,15 @@ __global__ void __launch_bounds__(kAttnThreads, 2) prefill_attention_mma_kernel(
     const int n_rows = Q ? 64 : min(64, b.n_ctx - tile * 64);
     const int lim[2] = {prefill_tile_limit<Q>(pos[0], tile, b.n_sealed),
                         prefill_tile_limit<Q>(pos[1], tile, b.n_sealed)};
-    mma_prefill_tile<KM, VM, VM, HD>(kd, vd, n_rows, lim, qa, sumq, sl2, st);
+    if constexpr (kPrefillDequantOnce<F>) {
+      uint8_t* dk = smem + S * stage_bytes;  // the 16-bit tile: K, then V^T
+      prefill_dequant_tile<KM, VM, HD>(kd, vd, 16 * warp, dk, dk + 64 * HD * 2);
+      __syncthreads();  // (the next tile's pipeline barrier frees it again)
+      mma_prefill_tile<PlainFrag<__half, HD>, DqValuesFrag<HD>, DqValuesFrag<HD>, HD>(
+          dk, dk + 64 * HD * 2, n_rows, lim, qa, sumq, sl2, st);
+    } else {
+      mma_prefill_tile<KM, VM, VM, HD>(kd, vd, n_rows, lim, qa, sumq, sl2, st);
+    }
   }
   cp_async_wait<0>();
   __syncthreads();
