@@ -20,8 +20,8 @@
 // a whole tile as four 16-token chunks with one softmax step, the causal edge 16 tokens at a time,
 // skipping tokens past a warp's largest limit; the 4- and 2-bit codings decode each sealed tile
 // once per block into an fp16 tile first (prefill_dequant_tile). k4v2 rotates q in and the output
-// back. With
-// splits > 1 the blocks write partial states that the decode path's combine kernel merges.
+// back. With splits > 1 the blocks write partial states that the decode path's combine kernel
+// merges.
 #pragma once
 #include <cstdint>
 
