@@ -136,6 +136,38 @@ struct DqValuesFrag {
   static constexpr int kBits = 16;
 };
 
+// The value fragments of a tile's tokens [r0, r0 + 16) in coding VC, dequantized: emit(nt, b0,
+// b1) for each n-tile nt (16 / kBits per 16-byte chunk), b0 = tokens (r0 + 2t, +1) and b1 =
+// (r0 + 8 + 2t, +1) of the n-tile's column gid (channel VC::vchan). 16-bit rows are loaded in the
+// mma's A register order (v_ldsm_offset's a_order).
+template <class VC, class Emit>
+__host__ __device__ __forceinline__ void mma_decode_values(const uint8_t* vs, int r0, Emit&& emit) {
+  const int lane = lane_id(), gid = lane >> 2, t = lane & 3;
+  const VC vc;
+  constexpr int CPR = VC::kCpr, EM = 16 / VC::kBits;
+  constexpr bool kAOrder = VC::kBits == 16;
+#pragma unroll
+  for (int cb = 0; cb < CPR; cb += 2) {
+    uint32_t w[4];
+    if constexpr (CPR >= 2) {
+      ldsm_x4_t(w, vs + v_ldsm_offset(r0, lane, cb, CPR, kAOrder));
+    } else {
+      ldsm_x2_t(w, vs + v_ldsm_offset(r0, lane, 0, CPR, kAOrder));
+    }
+#pragma unroll
+    for (int j = 0; j < (CPR >= 2 ? 2 : 1); ++j) {
+      const int c = cb + j;
+      const auto f0 = vc.vaff(vs, r0 + 2 * t, VC::vgroup(c, gid));
+      const auto f1 = vc.vaff(vs, r0 + 8 + 2 * t, VC::vgroup(c, gid));
+#pragma unroll
+      for (int e = 0; e < EM; ++e) {
+        emit(c * EM + e, vc.vapply(VC::vdecode(w[v_ldsm_word(j, 0, CPR, kAOrder)], e), f0),
+             vc.vapply(VC::vdecode(w[v_ldsm_word(j, 1, CPR, kAOrder)], e), f1));
+      }
+    }
+  }
+}
+
 // Values of the tile's tokens [r0, r0 + 16): O^T += V^T P^T for NQ groups of 8 query rows. B =
 // P^T (pb0[q]: tokens r0 + 2t, +1 of row 8q + gid; pb1[q]: r0 + 8 + 2t, +1); A = V^T from pairs
 // of V n-tiles: (b0, b1) of n-tile nt = tokens (r0 + 2t, +1) and (r0 + 8 + 2t, +1) of column gid,
@@ -182,29 +214,7 @@ __host__ __device__ __forceinline__ void mma_accumulate_values(const uint8_t* vs
       }
     }
   } else if constexpr (std::is_same_v<VC, VM>) {
-    VC vc;
-    constexpr int CPR = VC::kCpr;
-    constexpr bool kAOrder = VC::kBits == 16;
-#pragma unroll
-    for (int cb = 0; cb < CPR; cb += 2) {
-      uint32_t w[4];
-      if constexpr (CPR >= 2) {
-        ldsm_x4_t(w, vs + v_ldsm_offset(r0, lane, cb, CPR, kAOrder));
-      } else {
-        ldsm_x2_t(w, vs + v_ldsm_offset(r0, lane, 0, CPR, kAOrder));
-      }
-#pragma unroll
-      for (int j = 0; j < (CPR >= 2 ? 2 : 1); ++j) {
-        const int c = cb + j;
-        const auto f0 = vc.vaff(vs, r0 + 2 * t, VC::vgroup(c, gid));
-        const auto f1 = vc.vaff(vs, r0 + 8 + 2 * t, VC::vgroup(c, gid));
-#pragma unroll
-        for (int e = 0; e < EM; ++e) {
-          put(c * EM + e, vc.vapply(VC::vdecode(w[v_ldsm_word(j, 0, CPR, kAOrder)], e), f0),
-              vc.vapply(VC::vdecode(w[v_ldsm_word(j, 1, CPR, kAOrder)], e), f1));
-        }
-      }
-    }
+    mma_decode_values<VC>(vs, r0, put);
   } else {
     // 16-bit rows (a quantized format's tail), gathered element by element in VM's channel order:
     // one tile per sequence, so the scalar loads cost little.

@@ -147,33 +147,12 @@ __device__ __forceinline__ void prefill_dequant_tile(const uint8_t* ks, const ui
       }
     }
   }
-  {  // values: n-tile nt = c EM + e, column gid -> V^T row 8 nt + gid, tokens r0 + 2 t (+ 8)
-    constexpr int CPR = VM::kCpr, EM = 16 / VM::kBits;
-    const VM vc;
-#pragma unroll
-    for (int cb = 0; cb < CPR; cb += 2) {
-      uint32_t w[4];
-      if constexpr (CPR >= 2) {
-        ldsm_x4_t(w, vs + v_ldsm_offset(r0, lane, cb, CPR, false));
-      } else {
-        ldsm_x2_t(w, vs + v_ldsm_offset(r0, lane, 0, CPR, false));
-      }
-#pragma unroll
-      for (int j = 0; j < (CPR >= 2 ? 2 : 1); ++j) {
-        const int c = cb + j;
-        const auto f0 = vc.vaff(vs, r0 + 2 * t, VM::vgroup(c, gid));
-        const auto f1 = vc.vaff(vs, r0 + 8 + 2 * t, VM::vgroup(c, gid));
-#pragma unroll
-        for (int e = 0; e < EM; ++e) {
-          const int row = 8 * (c * EM + e) + gid;
-          sts(dv + swizzle_chunk(row * 8 + r0 / 8, 8) * 16 + 4 * t,
-              vc.vapply(VM::vdecode(w[v_ldsm_word(j, 0, CPR, false)], e), f0));
-          sts(dv + swizzle_chunk(row * 8 + r0 / 8 + 1, 8) * 16 + 4 * t,
-              vc.vapply(VM::vdecode(w[v_ldsm_word(j, 1, CPR, false)], e), f1));
-        }
-      }
-    }
-  }
+  // values: n-tile nt, column gid -> V^T row 8 nt + gid, tokens r0 + 2t (b0) and r0 + 8 + 2t (b1)
+  mma_decode_values<VM>(vs, r0, [&](int nt, uint32_t b0, uint32_t b1) {
+    const int row = 8 * nt + gid;
+    sts(dv + swizzle_chunk(row * 8 + r0 / 8, 8) * 16 + 4 * t, b0);
+    sts(dv + swizzle_chunk(row * 8 + r0 / 8 + 1, 8) * 16 + 4 * t, b1);
+  });
 }
 
 // The 16-bit tail of a quantized format: keys through the 16-bit coding P16 (its own query
