@@ -123,7 +123,7 @@ __host__ __device__ __forceinline__ void mma_prefill_tile(const uint8_t* ks, con
 // it (so the coding's query fragments still match), values as DqValuesFrag's V^T; after a
 // barrier every warp runs the 16-bit path over them, with the same mma inputs as before.
 template <class F>
-constexpr bool kPrefillDequantOnce = F::kQuantized&& F::template K<128>::kBits < 8;
+constexpr bool kPrefillDequantOnce = F::kQuantized ? F::template K<128>::kBits < 8 : false;
 
 template <class KM, class VM, int HD>
 __device__ __forceinline__ void prefill_dequant_tile(const uint8_t* ks, const uint8_t* vs, int r0,
