@@ -54,14 +54,30 @@ using namespace densekv;
 
 namespace {
 
+// Device memory for the pools and tails of every shape of a run, allocated once at the largest
+// shape's size (the engine allocates its KV pool once; torch's caching allocator keeps what it
+// frees). With a pool per shape, freeing one of tens of GB made the next shapes slower: bf16 28/4
+// batch 1-16 x 1k-4k, measured right after bf16 32/8 256 x 32k (34 GB), took up to 1.15x their time
+// with one arena, and the plain read of the same bytes from a buffer of its own up to 1.19x (H100,
+// bench/results/attention_arena_ab_h100.txt).
+struct BenchArena {
+  Buffer pool, tails;
+};
+
 // A pool of nb blocks for each of n_seqs sequences (plus one 16-bit tail each for quantized
-// formats), filled from the pattern, and the layer view over it.
+// formats), filled from the pattern, and the layer view over it; in `arena` where given.
 struct BenchKv {
   KvLayerView kv;
   Buffer pool, tails;
 };
+size_t bench_pool_bytes(KvFormat f, int bs, int n_kv, int hd, int nb, int n_seqs) {
+  return kv_block_bytes(f, bs, n_kv, hd) * size_t(nb) * n_seqs;
+}
+size_t bench_tail_bytes(KvFormat f, int bs, int n_kv, int hd, int n_seqs) {
+  return kv_format_is_quantized(f) ? kv_block_bytes(KvFormat::BF16, bs, n_kv, hd) * n_seqs : 0;
+}
 BenchKv make_bench_kv(CudaBackend& be, KvFormat f, int bs, int n_kv, int hd, int nb, int n_seqs,
-                      const Buffer& pattern, size_t pattern_bytes) {
+                      const Buffer& pattern, size_t pattern_bytes, BenchArena* arena = nullptr) {
   const cudaStream_t st = be.stream();
   BenchKv b;
   KvLayerView& kv = b.kv;
@@ -70,15 +86,21 @@ BenchKv make_bench_kv(CudaBackend& be, KvFormat f, int bs, int n_kv, int hd, int
   kv.n_kv_heads = n_kv;
   kv.head_dim = hd;
   kv.block_bytes = kv_block_bytes(f, bs, n_kv, hd);
-  b.pool = Buffer(be, kv.block_bytes * size_t(nb) * n_seqs);
-  kv.base = b.pool.data();
-  fill(b.pool.data(), b.pool.size(), pattern.data(), pattern_bytes, st);
+  const size_t pool_bytes = bench_pool_bytes(f, bs, n_kv, hd, nb, n_seqs);
+  if (arena == nullptr) b.pool = Buffer(be, pool_bytes);
+  const Buffer& pool = arena ? arena->pool : b.pool;
+  CHECK(pool.size() >= pool_bytes);
+  kv.base = pool.data();
+  fill(kv.base, pool_bytes, pattern.data(), pattern_bytes, st);
   if (kv_format_is_quantized(f)) {
+    const size_t tail_bytes = bench_tail_bytes(f, bs, n_kv, hd, n_seqs);
     kv.tail_format = KvFormat::BF16;
     kv.tail_block_bytes = kv_block_bytes(KvFormat::BF16, bs, n_kv, hd);
-    b.tails = Buffer(be, kv.tail_block_bytes * n_seqs);
-    kv.tail_base = b.tails.data();
-    fill(b.tails.data(), b.tails.size(), pattern.data(), pattern_bytes, st);
+    if (arena == nullptr) b.tails = Buffer(be, tail_bytes);
+    const Buffer& tails = arena ? arena->tails : b.tails;
+    CHECK(tails.size() >= tail_bytes);
+    kv.tail_base = tails.data();
+    fill(kv.tail_base, tail_bytes, pattern.data(), pattern_bytes, st);
   }
   return b;
 }
@@ -246,28 +268,53 @@ int main(int argc, char** argv) {
   const std::vector<int> ctxs = !ctxs_arg.empty() ? parse_ints(ctxs_arg)
                                 : quick           ? std::vector<int>{4096}
                                                   : std::vector<int>{1024, 4096, 16384, 32768};
-  for (KvFormat f : formats) {
+  // A shape's blocks per sequence, the bytes a call must read (sealed sections + tail rows for
+  // quantized formats, 16-bit rows for plain ones), and the copies of the batch (>= 256 MB).
+  struct Shape {
+    int bs, nb, copies, n_seqs;
+    double bytes;
+  };
+  auto shape = [&](KvFormat f, int n_kv, int batch, int ctx) {
     const KvFormatInfo info = kv_format_info(f, hd, kv_format_is_quantized(f) ? 0 : plain_block);
-    const bool quant = info.quantized;
-    const int bs = info.block_size;
+    Shape sh;
+    sh.bs = info.block_size;
+    const int n_ctx = ctx + tail;
+    sh.nb = (n_ctx + sh.bs - 1) / sh.bs;
+    if (info.quantized) {
+      const int sealed = n_ctx / sh.bs, rows = n_ctx % sh.bs;
+      sh.bytes = double(batch) * n_kv *
+                 (double(sealed) * info.head_block_bytes() + double(rows) * hd * 2 * 2);
+    } else {
+      sh.bytes = double(batch) * n_kv * n_ctx * hd * 2 * 2;
+    }
+    sh.copies = std::clamp(static_cast<int>(std::ceil(256e6 / sh.bytes)), 1, 64);
+    sh.n_seqs = batch * sh.copies;
+    return sh;
+  };
+  size_t arena_pool = 0, arena_tails = 0;
+  for (KvFormat f : formats) {
     for (auto [n_heads, n_kv] : gqas) {
       for (int batch : batches) {
         for (int ctx : ctxs) {
+          const Shape sh = shape(f, n_kv, batch, ctx);
+          arena_pool = std::max(arena_pool, bench_pool_bytes(f, sh.bs, n_kv, hd, sh.nb, sh.n_seqs));
+          arena_tails = std::max(arena_tails, bench_tail_bytes(f, sh.bs, n_kv, hd, sh.n_seqs));
+        }
+      }
+    }
+  }
+  BenchArena arena;
+  arena.pool = Buffer(be, arena_pool);
+  if (arena_tails > 0) arena.tails = Buffer(be, arena_tails);
+  for (KvFormat f : formats) {
+    const bool quant = kv_format_is_quantized(f);
+    for (auto [n_heads, n_kv] : gqas) {
+      for (int batch : batches) {
+        for (int ctx : ctxs) {
+          const auto [bs, nb, copies, n_seqs, bytes] = shape(f, n_kv, batch, ctx);
           const int n_ctx = ctx + tail;
-          const int nb = (n_ctx + bs - 1) / bs;
-          // Bytes that must be read: sealed sections + tail rows (quantized), 16-bit rows (plain).
-          double bytes = 0;
-          if (quant) {
-            const int sealed = n_ctx / bs, rows = n_ctx % bs;
-            bytes = double(batch) * n_kv *
-                    (double(sealed) * info.head_block_bytes() + double(rows) * hd * 2 * 2);
-          } else {
-            bytes = double(batch) * n_kv * n_ctx * hd * 2 * 2;
-          }
-          const int copies = std::clamp(static_cast<int>(std::ceil(256e6 / bytes)), 1, 64);
-          const int n_seqs = batch * copies;
           const BenchKv bkv =
-              make_bench_kv(be, f, bs, n_kv, hd, nb, n_seqs, pattern, pattern_bytes);
+              make_bench_kv(be, f, bs, n_kv, hd, nb, n_seqs, pattern, pattern_bytes, &arena);
           const KvLayerView& kv = bkv.kv;
           std::vector<int32_t> ids(size_t(nb) * n_seqs);
           std::iota(ids.begin(), ids.end(), 0);
