@@ -57,9 +57,9 @@ namespace {
 // Device memory for the pools and tails of every shape of a run, allocated once at the largest
 // shape's size (the engine allocates its KV pool once; torch's caching allocator keeps what it
 // frees). With a pool per shape, freeing one of tens of GB made the next shapes slower: bf16 28/4
-// batch 1-16 x 1k-4k, measured right after bf16 32/8 256 x 32k (34 GB), took up to 1.15x their time
-// with one arena, and the plain read of the same bytes from a buffer of its own up to 1.19x (H100,
-// bench/results/attention_arena_ab_h100.txt).
+// batch 1-16 x 1k-4k, measured right after bf16 32/8 256 x 32k (34 GB) was freed, took up to 1.15x
+// the time they take with the arena, and the plain read of the same bytes (from a buffer of its
+// own) up to 1.19x (H100, bench/results/attention_arena_ab_h100.txt).
 struct BenchArena {
   Buffer pool, tails;
 };
