@@ -47,6 +47,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "bench_timing.h"
+#include "core/errors.h"
 #include "kv/kv_format.h"
 #include "stream_read.h"
 
@@ -303,9 +304,21 @@ int main(int argc, char** argv) {
       }
     }
   }
+  // Where the largest shape's pool does not fit beside the others' (a GPU of less memory than the
+  // H100's 80 GB, for the full grid), every shape gets a pool of its own, as before the arena.
   BenchArena arena;
-  arena.pool = Buffer(be, arena_pool);
-  if (arena_tails > 0) arena.tails = Buffer(be, arena_tails);
+  BenchArena* shared = &arena;
+  try {
+    arena.pool = Buffer(be, arena_pool);
+    if (arena_tails > 0) arena.tails = Buffer(be, arena_tails);
+  } catch (const Error& e) {
+    std::fprintf(stderr,
+                 "attention_bench: no room for one %.1f GB pool for every shape (%s); each shape "
+                 "allocates its own, and shapes timed after a large pool is freed may run slower\n",
+                 arena_pool / 1e9, e.what());
+    arena = BenchArena();
+    shared = nullptr;
+  }
   for (KvFormat f : formats) {
     const bool quant = kv_format_is_quantized(f);
     for (auto [n_heads, n_kv] : gqas) {
@@ -313,8 +326,14 @@ int main(int argc, char** argv) {
         for (int ctx : ctxs) {
           const auto [bs, nb, copies, n_seqs, bytes] = shape(f, n_kv, batch, ctx);
           const int n_ctx = ctx + tail;
-          const BenchKv bkv =
-              make_bench_kv(be, f, bs, n_kv, hd, nb, n_seqs, pattern, pattern_bytes, &arena);
+          BenchKv bkv;
+          try {
+            bkv = make_bench_kv(be, f, bs, n_kv, hd, nb, n_seqs, pattern, pattern_bytes, shared);
+          } catch (const Error& e) {  // a pool of its own that does not fit
+            std::fprintf(stderr, "attention_bench: %s %d/%d %d x %d skipped: %s\n",
+                         kv_format_name(f), n_heads, n_kv, batch, ctx, e.what());
+            continue;
+          }
           const KvLayerView& kv = bkv.kv;
           std::vector<int32_t> ids(size_t(nb) * n_seqs);
           std::iota(ids.begin(), ids.end(), 0);
