@@ -209,6 +209,14 @@ TEST_P(CudaAttention, DecodeMixedContextsSplitK) {
   run({500, 300, 64, 1, 449}, {1, 1, 1, 1, 1}, kTol);
 }
 
+TEST_P(CudaAttention, DecodeTailsOfEveryLength) {
+  // 16-bit tails of 1-16, 17-32 and 33-63 rows after 1-7 sealed blocks: the 4- and 2-bit decode
+  // copies a short tail while it computes its last sealed tiles (either unit's stages), a long one
+  // after them
+  run({64 + 16, 128 + 1, 192 + 17, 256 + 32, 320 + 20, 384 + 33, 448 + 63, 128 + 32},
+      {1, 1, 1, 1, 1, 1, 1, 1}, kTol);
+}
+
 TEST_P(CudaAttention, PrefillChunksAreCausal) {
   run({40, 130, 7, 128}, {40, 70, 3, 64}, kTol);
 }

@@ -577,11 +577,21 @@ __host__ __device__ constexpr int mma_stage_bytes() {
 // The decode kernel takes the 4- and 2-bit codings' sealed tiles two at a time (mma_attend_tiles
 // with NT = 2) in 2 units of 2 stages: one unit computed while the next is in flight, so 2 tiles
 // ahead as with 3 single stages (3 tiles ahead, 5 stages: int4_kivi 2-8% slower at batch 16-64
-// x 1k-4k and 16 x 16k on the H100).
+// x 1k-4k and 16 x 16k on the H100). One barrier per unit: unit u's copies are awaited, then the
+// barrier, then unit u + 1 is issued into the stages of unit u - 1 (a barrier more, with u + 1
+// issued before the wait for u: int4_kivi 28/4 16 x 16k and 64 x 4k 2-2.5% slower on the H100).
 template <class F>
 constexpr bool kMmaPairs = F::kQuantized ? F::template K<128>::kBits < 8 : false;
 template <class F>
 constexpr int kMmaDecodeStages = kMmaPairs<F> ? 4 : kMmaStages<F>;
+// The longest 16-bit tail that the decode kernel copies while its last unit of 2 sealed tiles is
+// computed, into the unit's 2 free stages (K rows, then V rows after this many): a multiple of 16
+// rows (a warp's) up to 32 (16 KB at head_dim 128).
+template <class F, int HD>
+__host__ __device__ constexpr int mma_early_tail_rows() {
+  const int rows = 2 * mma_stage_bytes<F, HD>() / (2 * HD * 2) / 16 * 16;
+  return rows < 32 ? rows : 32;
+}
 template <class F, int HD>
 __host__ __device__ constexpr int mma_smem_bytes() {
   const int stages = kMmaDecodeStages<F> * mma_stage_bytes<F, HD>();
@@ -689,16 +699,16 @@ __device__ __forceinline__ uint8_t* mma_pipeline_next(uint8_t* smem, int stage_b
 }
 
 // Issues the copies of the first `rows` 16-bit rows of sequence `seq`'s tail (kv head `kvh`): K
-// at smem, V at smem + 64 * HD * 2, swizzled like 16-bit tiles.
+// at smem, V at smem + v_off (default: 64 * HD * 2, one 16-bit tile), swizzled like 16-bit tiles.
 template <int HD>
 __device__ __forceinline__ void mma_load_tail(uint8_t* smem, const AttnArgs& a, int seq, int kvh,
-                                              int rows) {
+                                              int rows, int v_off = 64 * HD * 2) {
   constexpr int kTail16 = 64 * HD * 2;  // one 16-bit K (or V) tile
   constexpr int kCpr16 = HD * 2 / 16;
   const uint8_t* tl = a.tail_base + static_cast<size_t>(a.tails[seq]) * a.tail_block_bytes;
   copy_section_swizzled(smem, tl + static_cast<size_t>(kvh) * kTail16, rows * HD * 2, rows * kCpr16,
                         kCpr16);
-  copy_section_swizzled(smem + kTail16, tl + static_cast<size_t>(a.n_kv_heads + kvh) * kTail16,
+  copy_section_swizzled(smem + v_off, tl + static_cast<size_t>(a.n_kv_heads + kvh) * kTail16,
                         rows * HD * 2, rows * kCpr16, kCpr16);
 }
 
@@ -808,6 +818,13 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
     }
     cp_async_commit();
   };
+  // A quantized format's 16-bit tail (the last split's), attended after the sealed tiles. The 4-
+  // and 2-bit codings copy a tail of at most kEarlyTail rows while their last unit is computed;
+  // a longer one (and the 8-bit codings' tail) is copied once the sealed tiles are done.
+  constexpr int kEarlyTail = mma_early_tail_rows<F, HD>();
+  const bool has_tail = F::kQuantized && n_sealed < tile1 && n_sealed >= tile0;
+  const bool early_tail = kMmaPairs<F> && has_tail && n_units > 0 && tail_rows <= kEarlyTail;
+  static_assert(stage_bytes % 128 == 0 && kEarlyTail * HD * 2 % 128 == 0, "swizzled at 128 B");
   if constexpr (kMmaPairs<F>) {
     if (n_units > 0) load_unit(0);
   } else {
@@ -825,14 +842,15 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
 
   if constexpr (kMmaPairs<F>) {
     for (int u = 0; u < n_units; ++u) {
-      __syncthreads();  // every warp is done with unit u - 1, whose stages unit u + 1 takes
+      cp_async_wait<0>();  // unit u's group (the only one in flight) is complete
+      __syncthreads();     // ... for every thread, and every warp is done with unit u - 1
       if (u + 1 < n_units) {
-        load_unit(u + 1);
-      } else {
-        cp_async_commit();  // (an empty group: the wait below counts groups)
+        load_unit(u + 1);  // into unit u - 1's stages
+      } else if (early_tail) {
+        mma_load_tail<HD>(smem + 2 * ((u + 1) % 2) * stage_bytes, a, seq, kvh, tail_rows,
+                          kEarlyTail * HD * 2);
+        cp_async_commit();
       }
-      cp_async_wait<1>();  // unit u's group is complete
-      __syncthreads();     // ... for every thread
       const uint8_t* const kd[2] = {smem + 2 * (u % 2) * stage_bytes,
                                     smem + (2 * (u % 2) + 1) * stage_bytes};
       const uint8_t* const vd[2] = {mma_stage_v<F, HD>(kd[0]), mma_stage_v<F, HD>(kd[1])};
@@ -858,17 +876,21 @@ __global__ void __launch_bounds__(kAttnThreads, kMmaMinBlocks<F>)
   if (a.n_splits > 1) launch_dependents();
   cp_async_wait<0>();
   __syncthreads();
-  // A quantized format's 16-bit tail (the last tile of the last split): loaded into the stage
-  // memory once the sealed blocks are done, and attended outside the loop so that its gather
-  // addresses are not held in registers across it.
+  // The tail, attended outside the loop so that its gather addresses are not held in registers
+  // across it: from the last unit's free stages, or loaded into the stage memory now.
   if constexpr (F::kQuantized) {
-    if (n_sealed < tile1 && n_sealed >= tile0) {
+    if (has_tail) {
       uint8_t* kd = smem;
       uint8_t* vd = smem + kTail16;
-      mma_load_tail<HD>(smem, a, seq, kvh, tail_rows);
-      cp_async_commit();
-      cp_async_wait<0>();
-      __syncthreads();
+      if (early_tail) {
+        kd = smem + 2 * (n_units % 2) * stage_bytes;
+        vd = kd + kEarlyTail * HD * 2;
+      } else {
+        mma_load_tail<HD>(smem, a, seq, kvh, tail_rows);
+        cp_async_commit();
+        cp_async_wait<0>();
+        __syncthreads();
+      }
       uint32_t qt[HD / 16][2];
       float sumt = 0.0f;
       const float no_offset[2] = {0.0f, 0.0f};  // 16-bit keys: kfix has no offset
