@@ -9,8 +9,9 @@
 // Per tile:
 //   1. The block copies the tile's raw bytes (sealed quantized sections, or 16-bit rows) to shared
 //      memory with cp.async, ahead of the compute (plain: 2 stages; 8-bit: 4; 4- and 2-bit: 2
-//      pairs of stages, the tiles computed two at a time; the 16-bit tail after the sealed
-//      blocks), 16-byte chunks swizzled (kv_fragments.cuh).
+//      pairs of stages, the tiles computed two at a time; the 16-bit tail copied during the
+//      last pair (up to mma_early_tail_rows rows) or after the sealed blocks), 16-byte chunks
+//      swizzled (kv_fragments.cuh).
 //   2. Each warp takes 16 of the tile's tokens and works alone (its own online softmax and output
 //      accumulator, merged across warps at the end), mma_attend_tiles (one or two tiles):
 //      scores S^T[16 tokens x 8 heads] = K . Q^T with mma.sync m16n8k16 (A = K codes from
